@@ -1,0 +1,10 @@
+"""Benchmark suites behind ``ctrader bench`` and ``bench/`` (pytest-benchmark).
+
+Each suite module exposes ``run(quick: bool) -> list[dict]`` and ``check_regressions(results)
+-> list[str]``. A result dict: ``name, value, unit, baseline_name, baseline_value, ratio, note``;
+every figure is measured beside a baseline taken in the same run, so ratios stay meaningful on
+any machine. Regression checks look only at such ratios, never at absolute times.
+"""
+SUITES = {
+    "rings": "ctrader.benchmarks.rings",
+}

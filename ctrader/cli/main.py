@@ -1,0 +1,60 @@
+"""The ``ctrader`` command line.
+
+Each area registers its own commands from a module in this package (``register(app)``), so this
+file only wires them together and handles the options every command shares.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import List, Optional
+
+import typer
+
+import ctrader
+from ctrader.cli.common import CliState
+
+app = typer.Typer(
+    name="ctrader",
+    help="Low-latency arbitrage trading for Binance Spot.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Modules that add commands; each defines register(app).
+COMMAND_MODULES = [
+    "ctrader.cli.config_cmd",
+    "ctrader.cli.bench_cmd",
+]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Optional[str] = typer.Option(None, "--config", "-c", envvar="CTRADER_CONFIG",
+                                         help="TOML file layered over config/default.toml"),
+    set_: List[str] = typer.Option([], "--set", help="override one key: section.key=value (repeatable)"),
+    log_format: Optional[str] = typer.Option(None, "--log-format", help="text or json"),
+    log_level: Optional[str] = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
+) -> None:
+    overrides = {}
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set expects section.key=value, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    ctx.obj = CliState(config_path=config, overrides=overrides, log_format=log_format, log_level=log_level)
+
+
+@app.command()
+def version() -> None:
+    """Print the ctrader version."""
+    typer.echo(f"ctrader {ctrader.__version__}")
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+if __name__ == "__main__":  # python -m ctrader.cli.main
+    app()
