@@ -5,8 +5,7 @@ Metadata lives in pyproject.toml; this file only declares the compiled hot paths
 import glob
 import os
 
-import subprocess
-import sys
+import runpy
 
 import numpy
 from Cython.Build import cythonize
@@ -16,7 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The C structs in ext/records.h are generated from ctrader/core/records.py on every build, so
 # the Cython view of a record can never drift from the numpy one.
-subprocess.run([sys.executable, os.path.join(HERE, "tools", "gen_records_header.py")], check=True)
+# (Run in-process: under pip's build isolation only this interpreter sees the build deps.)
+runpy.run_path(os.path.join(HERE, "tools", "gen_records_header.py"))["write_header"]()
 
 
 def _extensions():

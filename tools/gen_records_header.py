@@ -78,17 +78,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="fail if the header is out of date")
     args = ap.parse_args()
-    text = render()
     if args.check:
         current = HEADER.read_text() if HEADER.exists() else ""
-        if current != text:
+        if current != render():
             print(f"{HEADER} is out of date: run python tools/gen_records_header.py", file=sys.stderr)
             return 1
         return 0
-    # Rewrite only on change: a fresh mtime would make every build recompile the extensions.
+    write_header()
+    return 0
+
+
+def write_header() -> None:
+    """Write ext/records.h; rewrite only on change, since a fresh mtime recompiles every extension."""
+    text = render()
     if not HEADER.exists() or HEADER.read_text() != text:
         HEADER.write_text(text)
-    return 0
 
 
 if __name__ == "__main__":
