@@ -92,6 +92,7 @@ def write_header() -> None:
     """Write ext/records.h; rewrite only on change, since a fresh mtime recompiles every extension."""
     text = render()
     if not HEADER.exists() or HEADER.read_text() != text:
+        HEADER.parent.mkdir(parents=True, exist_ok=True)
         HEADER.write_text(text)
 
 
