@@ -1,0 +1,72 @@
+"""Byte layout of a ring segment, defined once for Python, numba and Cython.
+
+    +-------------------------------+  offset 0
+    | ctl: uint64 words             |  header line 0: identity (checked on attach)
+    |   [0..7]   identity           |  line 1: producer (head, counters)
+    |   [8..15]  producer           |  one 64-byte line per consumer from word C_BASE
+    |   [16..]   consumers          |
+    +-------------------------------+  64-aligned
+    | seqs: uint64[capacity]        |  slot s holds sequence q when seqs[s] == q + 1
+    +-------------------------------+  64-aligned
+    | payload: capacity * record    |  record_size is a multiple of 64
+    +-------------------------------+
+
+Each producer/consumer field sits in its own cache line so that the producer and every
+consumer write to different lines (no false sharing between writers).
+"""
+from __future__ import annotations
+
+MAGIC = 0x4354524452494E47   # "CTRDRING"
+LAYOUT_VERSION = 1
+
+BROADCAST, LOSSLESS = 1, 2
+KIND_NAMES = {BROADCAST: "broadcast", LOSSLESS: "lossless"}
+
+# Word indices into ctl. Line 0: identity, written once by the owner.
+H_MAGIC = 0
+H_VERSION = 1
+H_KIND = 2
+H_RECORD_SIZE = 3
+H_CAPACITY = 4
+H_MAX_CONSUMERS = 5
+H_FINGERPRINT = 6
+H_OWNER_PID = 7          # byte offset 56: shm.owner_pid reads it to find stale segments
+# Line 1: the producer's.
+H_HEAD = 8               # sequences published so far (next sequence to write)
+H_PRODUCER_PID = 9
+H_PRODUCER_WAITS = 10    # times a lossless producer found the ring full and had to wait
+H_PRODUCER_TIMEOUTS = 11
+# Consumer table: one line each.
+C_BASE = 16
+C_STRIDE = 8
+C_CURSOR = 0             # next sequence this consumer will read
+C_ACTIVE = 1             # 1 while the slot is claimed (broadcast) or declared (lossless)
+C_PID = 2
+C_OVERRUNS = 3           # times the producer lapped this consumer
+C_LOST = 4               # records skipped because of those overruns
+C_TORN = 5               # overruns detected as a torn read (overwritten mid-copy)
+
+IDENTITY_FIELDS = {      # checked on attach: name -> word index
+    "magic": H_MAGIC, "layout version": H_VERSION, "kind": H_KIND, "record size": H_RECORD_SIZE,
+    "capacity": H_CAPACITY, "max consumers": H_MAX_CONSUMERS, "record layout": H_FINGERPRINT,
+}
+
+# Status codes returned by the write kernels.
+OK, TIMEOUT = 0, 1
+
+CACHE_LINE = 64
+
+
+def _align(n: int) -> int:
+    return -(-n // CACHE_LINE) * CACHE_LINE
+
+
+def ctl_words(max_consumers: int) -> int:
+    return C_BASE + C_STRIDE * max_consumers
+
+
+def offsets(capacity: int, record_size: int, max_consumers: int) -> tuple[int, int, int]:
+    """(seqs offset, payload offset, total size) in bytes."""
+    seqs_at = _align(8 * ctl_words(max_consumers))
+    payload_at = _align(seqs_at + 8 * capacity)
+    return seqs_at, payload_at, payload_at + capacity * record_size

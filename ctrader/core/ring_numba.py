@@ -1,0 +1,230 @@
+"""Ring operations as numba kernels, callable inside any ``@njit`` loop.
+
+The segment is seen through three numpy views (``RingViews``, built by ``ring.py``):
+``ctl`` (uint64 header + consumer table), ``seqs`` (one uint64 per slot) and ``payload``
+(uint64 2-D, one row per slot). Records are passed as uint64 rows too
+(``records.view(np.uint64).reshape(n, -1)``), so one kernel moves any record type.
+
+Protocol (a per-slot seqlock, Disruptor style). Slot ``i`` holds sequence ``s`` when
+``seqs[i] == s + 1``; 0 means "empty or being written".
+
+  producer: seqs[i] = 0 (relaxed); release fence; copy payload; seqs[i] = s + 1 (release);
+            head = s + 1 (release)
+  consumer: a = seqs[i] (acquire); if a == want + 1: copy payload; acquire fence;
+            b = seqs[i]; b == a -> the copy is whole, else the producer lapped us mid-copy.
+
+Every shared load or store goes through ``ctrader.core.atomics``: a plain load in a spin loop
+may be hoisted out of the loop by LLVM and spin for ever.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ctrader.core.atomics import (cas, fence_acquire, fence_release, load_acquire, monotonic_ns,
+                                  store_relaxed, store_release)
+from ctrader.core.ring_layout import (BROADCAST, C_ACTIVE, C_BASE, C_CURSOR, C_LOST, C_OVERRUNS,
+                                      C_PID, C_STRIDE, C_TORN, H_CAPACITY, H_HEAD, H_KIND,
+                                      H_MAX_CONSUMERS, H_PRODUCER_WAITS, OK, TIMEOUT)
+from ctrader.core.wait import wait_once
+
+# Sequences and cursors are uint64 in memory but handled as int64 here: mixing the two in numba
+# arithmetic silently promotes to float64.
+@njit(cache=True, nogil=True, inline="always")
+def _ld(arr, i):
+    return np.int64(load_acquire(arr, i))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _get(arr, i):
+    return np.int64(arr[i])
+
+
+# How many empty waits between two clock reads while waiting with a timeout.
+_CLOCK_EVERY = 64
+
+
+# --- producer ----------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True, inline="always")
+def _put(seqs, payload, row, seq, mask):
+    idx = seq & mask
+    store_relaxed(seqs, idx, 0)          # mark "being written" before touching the payload
+    fence_release()                      # ... and keep every payload store after the mark
+    dst = payload[idx]
+    for w in range(dst.shape[0]):
+        dst[w] = row[w]
+    store_release(seqs, idx, seq + 1)    # publish: payload stores happen-before this
+
+
+@njit(cache=True, nogil=True)
+def min_consumer_cursor(ctl, head):
+    """Slowest active consumer's cursor (``head`` when none is active)."""
+    lowest = head
+    for c in range(_get(ctl, H_MAX_CONSUMERS)):
+        base = C_BASE + c * C_STRIDE
+        if _ld(ctl, base + C_ACTIVE) != 0:
+            cur = _ld(ctl, base + C_CURSOR)
+            if cur < lowest:
+                lowest = cur
+    return lowest
+
+
+@njit(cache=True, nogil=True)
+def _room(ctl, state, head, want, wait_kind, wait_param, timeout_ns):
+    """Free slots for up to ``want`` records (lossless), waiting up to ``timeout_ns`` for one.
+
+    ``state[0]`` caches the slowest consumer's cursor so that the common case reads no other
+    process's cache line. Returns the number of slots available now (0 = timed out).
+    """
+    capacity = _get(ctl, H_CAPACITY)
+    free = capacity - (head - state[0])
+    if free >= want:
+        return want
+    state[0] = min_consumer_cursor(ctl, head)
+    free = capacity - (head - state[0])
+    if free > 0:
+        return min(free, want)
+    ctl[H_PRODUCER_WAITS] += np.uint64(1)
+    deadline = monotonic_ns() + timeout_ns
+    attempt = 0
+    while True:
+        wait_once(wait_kind, wait_param, attempt)
+        attempt += 1
+        state[0] = min_consumer_cursor(ctl, head)
+        free = capacity - (head - state[0])
+        if free > 0:
+            return min(free, want)
+        if attempt % _CLOCK_EVERY == 0 and monotonic_ns() > deadline:
+            return 0
+
+
+@njit(cache=True, nogil=True)
+def write_rows(ctl, seqs, payload, rows, state, wait_kind, wait_param, timeout_ns):
+    """Publish every row of ``rows`` (uint64 2-D). Returns OK, or TIMEOUT if a lossless ring
+    stayed full for ``timeout_ns``; in that case ``state[1]`` holds how many rows were written.
+    """
+    mask = _get(ctl, H_CAPACITY) - 1
+    lossless = _get(ctl, H_KIND) != BROADCAST
+    head = _get(ctl, H_HEAD)             # only this producer writes head
+    n = rows.shape[0]
+    done = 0
+    while done < n:
+        chunk = n - done
+        if lossless:
+            chunk = _room(ctl, state, head, chunk, wait_kind, wait_param, timeout_ns)
+            if chunk == 0:
+                state[1] = done
+                return TIMEOUT
+        for k in range(chunk):
+            _put(seqs, payload, rows[done + k], head, mask)
+            head += 1
+        store_release(ctl, H_HEAD, head)
+        done += chunk
+    state[1] = done
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def write_row(ctl, seqs, payload, row, state, wait_kind, wait_param, timeout_ns):
+    """Publish one record (uint64 1-D row). Returns OK or TIMEOUT (lossless ring full)."""
+    head = _get(ctl, H_HEAD)
+    if _get(ctl, H_KIND) != BROADCAST:
+        if _room(ctl, state, head, 1, wait_kind, wait_param, timeout_ns) == 0:
+            return TIMEOUT
+    _put(seqs, payload, row, head, _get(ctl, H_CAPACITY) - 1)
+    store_release(ctl, H_HEAD, head + 1)
+    return OK
+
+
+# --- consumer ----------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def _skip_overrun(ctl, base, cursor, torn):
+    """The producer lapped this consumer: jump to a slot still intact and count what was lost.
+
+    We land a quarter ring behind the head (not at the oldest slot, which the producer is
+    about to overwrite again), so a consumer that is merely slow gets back in step.
+    """
+    capacity = _get(ctl, H_CAPACITY)
+    head = _ld(ctl, H_HEAD)
+    target = head - capacity + (capacity >> 2) if head > capacity else cursor + 1
+    if target <= cursor:
+        target = cursor + 1
+    ctl[base + C_OVERRUNS] += np.uint64(1)
+    ctl[base + C_LOST] += np.uint64(target - cursor)
+    if torn:
+        ctl[base + C_TORN] += np.uint64(1)
+    return target
+
+
+@njit(cache=True, nogil=True)
+def read_rows(ctl, seqs, payload, consumer, out):
+    """Copy up to ``out.shape[0]`` available records into ``out`` (uint64 2-D). Returns how many.
+
+    Never blocks. Overruns (broadcast ring) are skipped and counted in the consumer's
+    ``lost``/``overruns`` fields; the cursor is published once per call.
+    """
+    base = C_BASE + consumer * C_STRIDE
+    mask = _get(ctl, H_CAPACITY) - 1
+    cursor = _get(ctl, base + C_CURSOR)  # only this consumer writes its cursor
+    start = cursor
+    n = 0
+    limit = out.shape[0]
+    while n < limit:
+        idx = cursor & mask
+        got = _ld(seqs, idx)
+        if got == cursor + 1:
+            src = payload[idx]
+            dst = out[n]
+            for w in range(dst.shape[0]):
+                dst[w] = src[w]
+            fence_acquire()              # the copy's loads complete before the re-check
+            if _ld(seqs, idx) == got:
+                n += 1
+                cursor += 1
+            else:
+                cursor = _skip_overrun(ctl, base, cursor, True)
+        elif got > cursor + 1:
+            cursor = _skip_overrun(ctl, base, cursor, False)
+        else:
+            break                        # not published yet (or being written right now)
+    if cursor != start:
+        store_release(ctl, base + C_CURSOR, cursor)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def read_rows_wait(ctl, seqs, payload, consumer, out, wait_kind, wait_param, timeout_ns):
+    """Like ``read_rows`` but waits (with the wait strategy) up to ``timeout_ns`` for data."""
+    n = read_rows(ctl, seqs, payload, consumer, out)
+    if n > 0:
+        return n
+    deadline = monotonic_ns() + timeout_ns
+    attempt = 0
+    while True:
+        wait_once(wait_kind, wait_param, attempt)
+        attempt += 1
+        n = read_rows(ctl, seqs, payload, consumer, out)
+        if n > 0:
+            return n
+        if attempt % _CLOCK_EVERY == 0 and monotonic_ns() > deadline:
+            return 0
+
+
+@njit(cache=True, nogil=True)
+def claim_consumer(ctl, pid):
+    """Take a free consumer slot of a broadcast ring, starting at the head. -1 if none is free."""
+    for c in range(_get(ctl, H_MAX_CONSUMERS)):
+        base = C_BASE + c * C_STRIDE
+        if cas(ctl, base + C_ACTIVE, 0, 1):
+            store_release(ctl, base + C_CURSOR, _ld(ctl, H_HEAD))
+            store_release(ctl, base + C_PID, pid)
+            return c
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def available(ctl, consumer):
+    """Records published but not yet read by ``consumer`` (may exceed capacity if lapped)."""
+    return _ld(ctl, H_HEAD) - _ld(ctl, C_BASE + consumer * C_STRIDE + C_CURSOR)

@@ -1,0 +1,228 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The ring protocol for Python callers, in C.
+
+Same layout (``ctrader/core/ring_layout.py``) and the same per-slot seqlock as the numba kernels
+in ``ctrader/core/ring_numba.py``; read that module's docstring for the protocol. Shared words are
+only touched through ``__atomic_*`` builtins so the C compiler can neither cache nor reorder
+them. Waiting releases the GIL.
+"""
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy
+
+from ctrader.core import ring_layout as L
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    #include <time.h>
+    #include <unistd.h>
+    static inline uint64_t ct_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void ct_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline void ct_store_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    static inline void ct_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+    static inline void ct_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+    static inline void ct_pause(void) { __builtin_ia32_pause(); }
+    static inline int64_t ct_monotonic_ns(void) {
+        struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    }
+    """
+    uint64_t ct_load_acquire(const uint64_t *p) nogil
+    void ct_store_release(uint64_t *p, uint64_t v) nogil
+    void ct_store_relaxed(uint64_t *p, uint64_t v) nogil
+    void ct_fence_acquire() nogil
+    void ct_fence_release() nogil
+    void ct_pause() nogil
+    int64_t ct_monotonic_ns() nogil
+    int sched_yield() nogil
+    int usleep(unsigned int usec) nogil
+
+# Layout constants, read once from the single Python definition.
+cdef int64_t H_KIND = L.H_KIND, H_CAPACITY = L.H_CAPACITY, H_HEAD = L.H_HEAD
+cdef int64_t H_MAX_CONSUMERS = L.H_MAX_CONSUMERS, H_PRODUCER_WAITS = L.H_PRODUCER_WAITS
+cdef int64_t C_BASE = L.C_BASE, C_STRIDE = L.C_STRIDE, C_CURSOR = L.C_CURSOR, C_ACTIVE = L.C_ACTIVE
+cdef int64_t C_OVERRUNS = L.C_OVERRUNS, C_LOST = L.C_LOST, C_TORN = L.C_TORN
+cdef uint64_t BROADCAST = L.BROADCAST
+cdef int SPIN = 0, SPIN_YIELD = 1
+cdef int CLOCK_EVERY = 64
+
+
+cdef inline void wait_once(int kind, int64_t param, int64_t attempt) noexcept nogil:
+    cdef int64_t delay
+    if kind == SPIN or (kind == SPIN_YIELD and attempt < param):
+        ct_pause()
+    elif kind == SPIN_YIELD:
+        sched_yield()
+    else:
+        delay = 1 << (attempt if attempt < 20 else 20)
+        usleep(<unsigned int>(delay if delay < param else (param if param > 0 else 1)))
+
+
+cdef class RingCore:
+    """Raw access to one ring segment; ``ctrader.core.ring`` wraps it in Producer/Consumer."""
+    cdef uint64_t *ctl
+    cdef uint64_t *seqs
+    cdef char *payload
+    cdef int64_t record_size, capacity, mask
+    cdef int64_t cached_min          # producer: slowest consumer's cursor, last time we looked
+    cdef Py_buffer view              # held while we live: the mapping cannot be closed under us
+    cdef bint has_view
+
+    def __cinit__(self, object buffer, int64_t seqs_offset, int64_t payload_offset):
+        PyObject_GetBuffer(buffer, &self.view, PyBUF_WRITABLE)
+        self.has_view = True
+        self.ctl = <uint64_t *>self.view.buf
+        self.seqs = <uint64_t *>(<char *>self.view.buf + seqs_offset)
+        self.payload = <char *>self.view.buf + payload_offset
+        self.record_size = <int64_t>self.ctl[L.H_RECORD_SIZE]
+        self.capacity = <int64_t>self.ctl[H_CAPACITY]
+        self.mask = self.capacity - 1
+        self.cached_min = 0
+
+    def __dealloc__(self):
+        if self.has_view:
+            PyBuffer_Release(&self.view)
+
+    # --- producer ------------------------------------------------------------------------------
+
+    cdef inline void _put(self, const char *src, int64_t seq) noexcept nogil:
+        cdef int64_t idx = seq & self.mask
+        ct_store_relaxed(&self.seqs[idx], 0)           # "being written"
+        ct_fence_release()
+        memcpy(self.payload + idx * self.record_size, src, self.record_size)
+        ct_store_release(&self.seqs[idx], <uint64_t>(seq + 1))
+
+    cdef int64_t _min_cursor(self, int64_t head) noexcept nogil:
+        cdef int64_t lowest = head, cur, c, base
+        for c in range(<int64_t>self.ctl[H_MAX_CONSUMERS]):
+            base = C_BASE + c * C_STRIDE
+            if ct_load_acquire(&self.ctl[base + C_ACTIVE]) != 0:
+                cur = <int64_t>ct_load_acquire(&self.ctl[base + C_CURSOR])
+                if cur < lowest:
+                    lowest = cur
+        return lowest
+
+    cdef int64_t _room(self, int64_t head, int64_t want, int wait_kind, int64_t wait_param,
+                       int64_t timeout_ns) noexcept nogil:
+        cdef int64_t free_slots = self.capacity - (head - self.cached_min)
+        cdef int64_t attempt = 0, deadline
+        if free_slots >= want:
+            return want
+        self.cached_min = self._min_cursor(head)
+        free_slots = self.capacity - (head - self.cached_min)
+        if free_slots > 0:
+            return free_slots if free_slots < want else want
+        self.ctl[H_PRODUCER_WAITS] += 1
+        deadline = ct_monotonic_ns() + timeout_ns
+        while True:
+            wait_once(wait_kind, wait_param, attempt)
+            attempt += 1
+            self.cached_min = self._min_cursor(head)
+            free_slots = self.capacity - (head - self.cached_min)
+            if free_slots > 0:
+                return free_slots if free_slots < want else want
+            if attempt % CLOCK_EVERY == 0 and ct_monotonic_ns() > deadline:
+                return 0
+
+    cdef int64_t _write(self, const char *src, int64_t n, int wait_kind, int64_t wait_param,
+                        int64_t timeout_ns) noexcept nogil:
+        cdef int64_t head = <int64_t>self.ctl[H_HEAD], done = 0, chunk, k
+        cdef bint lossless = self.ctl[H_KIND] != BROADCAST
+        while done < n:
+            chunk = n - done
+            if lossless:
+                chunk = self._room(head, chunk, wait_kind, wait_param, timeout_ns)
+                if chunk == 0:
+                    break
+            for k in range(chunk):
+                self._put(src + (done + k) * self.record_size, head)
+                head += 1
+            ct_store_release(&self.ctl[H_HEAD], <uint64_t>head)
+            done += chunk
+        return done
+
+    def write(self, object records, int wait_kind, int64_t wait_param, int64_t timeout_ns):
+        """Publish the records in a contiguous buffer (bytes, numpy record or array).
+
+        Returns how many were written: fewer than given only when a lossless ring stayed full
+        for ``timeout_ns``.
+        """
+        cdef Py_buffer view
+        cdef int64_t n, done
+        PyObject_GetBuffer(records, &view, PyBUF_SIMPLE)
+        try:
+            if view.len % self.record_size != 0:
+                raise ValueError(f"buffer of {view.len} bytes is not a whole number of "
+                                 f"{self.record_size}-byte records")
+            n = view.len // self.record_size
+            with nogil:
+                done = self._write(<const char *>view.buf, n, wait_kind, wait_param, timeout_ns)
+        finally:
+            PyBuffer_Release(&view)
+        return done
+
+    # --- consumer ------------------------------------------------------------------------------
+
+    cdef int64_t _skip_overrun(self, int64_t base, int64_t cursor, bint torn) noexcept nogil:
+        cdef int64_t head = <int64_t>ct_load_acquire(&self.ctl[H_HEAD])
+        cdef int64_t target = head - self.capacity + (self.capacity >> 2) if head > self.capacity else cursor + 1
+        if target <= cursor:
+            target = cursor + 1
+        self.ctl[base + C_OVERRUNS] += 1
+        self.ctl[base + C_LOST] += <uint64_t>(target - cursor)
+        if torn:
+            self.ctl[base + C_TORN] += 1
+        return target
+
+    cdef int64_t _read(self, int64_t consumer, char *out, int64_t limit) noexcept nogil:
+        cdef int64_t base = C_BASE + consumer * C_STRIDE
+        cdef int64_t cursor = <int64_t>self.ctl[base + C_CURSOR], start = cursor
+        cdef int64_t n = 0, idx
+        cdef uint64_t got
+        while n < limit:
+            idx = cursor & self.mask
+            got = ct_load_acquire(&self.seqs[idx])
+            if got == <uint64_t>(cursor + 1):
+                memcpy(out + n * self.record_size, self.payload + idx * self.record_size, self.record_size)
+                ct_fence_acquire()
+                if ct_load_acquire(&self.seqs[idx]) == got:
+                    n += 1
+                    cursor += 1
+                else:
+                    cursor = self._skip_overrun(base, cursor, True)
+            elif got > <uint64_t>(cursor + 1):
+                cursor = self._skip_overrun(base, cursor, False)
+            else:
+                break
+        if cursor != start:
+            ct_store_release(&self.ctl[base + C_CURSOR], <uint64_t>cursor)
+        return n
+
+    def read(self, int64_t consumer, object out, int wait_kind, int64_t wait_param, int64_t timeout_ns):
+        """Copy available records into the writable buffer ``out`` (a numpy record array).
+
+        Waits up to ``timeout_ns`` (with the GIL released) when nothing is available; 0 means
+        do not wait. Returns the number of records copied.
+        """
+        cdef Py_buffer view
+        cdef int64_t limit, n, attempt = 0, deadline
+        PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
+        try:
+            limit = view.len // self.record_size
+            with nogil:
+                n = self._read(consumer, <char *>view.buf, limit)
+                if n == 0 and timeout_ns > 0 and limit > 0:
+                    deadline = ct_monotonic_ns() + timeout_ns
+                    while True:
+                        wait_once(wait_kind, wait_param, attempt)
+                        attempt += 1
+                        n = self._read(consumer, <char *>view.buf, limit)
+                        if n > 0 or (attempt % CLOCK_EVERY == 0 and ct_monotonic_ns() > deadline):
+                            break
+        finally:
+            PyBuffer_Release(&view)
+        return n
+
+    def head(self):
+        return ct_load_acquire(&self.ctl[H_HEAD])
