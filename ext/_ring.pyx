@@ -44,6 +44,7 @@ cdef int64_t H_MAX_CONSUMERS = L.H_MAX_CONSUMERS, H_PRODUCER_WAITS = L.H_PRODUCE
 cdef int64_t C_BASE = L.C_BASE, C_STRIDE = L.C_STRIDE, C_CURSOR = L.C_CURSOR, C_ACTIVE = L.C_ACTIVE
 cdef int64_t C_OVERRUNS = L.C_OVERRUNS, C_LOST = L.C_LOST, C_TORN = L.C_TORN
 cdef uint64_t BROADCAST = L.BROADCAST
+cdef int64_t SEQ_STRIDE = L.SEQ_STRIDE
 cdef int SPIN = 0, SPIN_YIELD = 1
 cdef int CLOCK_EVERY = 64
 
@@ -88,10 +89,10 @@ cdef class RingCore:
 
     cdef inline void _put(self, const char *src, int64_t seq) noexcept nogil:
         cdef int64_t idx = seq & self.mask
-        ct_store_relaxed(&self.seqs[idx], 0)           # "being written"
+        ct_store_relaxed(&self.seqs[idx * SEQ_STRIDE], 0)           # "being written"
         ct_fence_release()
         memcpy(self.payload + idx * self.record_size, src, self.record_size)
-        ct_store_release(&self.seqs[idx], <uint64_t>(seq + 1))
+        ct_store_release(&self.seqs[idx * SEQ_STRIDE], <uint64_t>(seq + 1))
 
     cdef int64_t _min_cursor(self, int64_t head) noexcept nogil:
         cdef int64_t lowest = head, cur, c, base
@@ -106,7 +107,7 @@ cdef class RingCore:
     cdef int64_t _room(self, int64_t head, int64_t want, int wait_kind, int64_t wait_param,
                        int64_t timeout_ns) noexcept nogil:
         cdef int64_t free_slots = self.capacity - (head - self.cached_min)
-        cdef int64_t attempt = 0, deadline
+        cdef int64_t attempt = 0, deadline, enough
         if free_slots >= want:
             return want
         self.cached_min = self._min_cursor(head)
@@ -114,13 +115,17 @@ cdef class RingCore:
         if free_slots > 0:
             return free_slots if free_slots < want else want
         self.ctl[H_PRODUCER_WAITS] += 1
+        # Full: wait for a useful chunk, not one slot (see ring_numba._room).
+        enough = want if want < (self.capacity >> 3) else (self.capacity >> 3)
+        if enough < 1:
+            enough = 1
         deadline = ct_monotonic_ns() + timeout_ns
         while True:
             wait_once(wait_kind, wait_param, attempt)
             attempt += 1
             self.cached_min = self._min_cursor(head)
             free_slots = self.capacity - (head - self.cached_min)
-            if free_slots > 0:
+            if free_slots >= enough:
                 return free_slots if free_slots < want else want
             if attempt % CLOCK_EVERY == 0 and ct_monotonic_ns() > deadline:
                 return 0
@@ -182,11 +187,11 @@ cdef class RingCore:
         cdef uint64_t got
         while n < limit:
             idx = cursor & self.mask
-            got = ct_load_acquire(&self.seqs[idx])
+            got = ct_load_acquire(&self.seqs[idx * SEQ_STRIDE])
             if got == <uint64_t>(cursor + 1):
                 memcpy(out + n * self.record_size, self.payload + idx * self.record_size, self.record_size)
                 ct_fence_acquire()
-                if ct_load_acquire(&self.seqs[idx]) == got:
+                if ct_load_acquire(&self.seqs[idx * SEQ_STRIDE]) == got:
                     n += 1
                     cursor += 1
                 else:

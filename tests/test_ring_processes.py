@@ -10,7 +10,7 @@ import pytest
 
 from ctrader.core import shm
 from ctrader.core.ring import Ring, RingFullTimeout
-from tests.ring_workers import TEST_RECORD, expected_checksum, fill_row, run_consumer, run_producer
+from ctrader.benchmarks.ring_workers import TEST_RECORD, expected_checksum, fill_row, run_consumer, run_producer
 
 CTX = mp.get_context("spawn")
 pytestmark = pytest.mark.timeout(120)

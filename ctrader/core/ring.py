@@ -50,7 +50,7 @@ class RingFullTimeout(RingError):
 class RingViews:
     """numpy views of a ring segment for the numba kernels in ``ring_numba``."""
     ctl: np.ndarray       # uint64 header and consumer table
-    seqs: np.ndarray      # uint64 per slot
+    seqs: np.ndarray      # uint64, one word per slot every SEQ_STRIDE words
     payload: np.ndarray   # uint64 2-D: one row of record_size / 8 words per slot
 
 
@@ -77,7 +77,7 @@ class Ring:
         words = self.dtype.itemsize // 8
         self.views = RingViews(
             ctl=np.frombuffer(segment.buf, np.uint64, L.ctl_words(self.max_consumers)),
-            seqs=np.frombuffer(segment.buf, np.uint64, self.capacity, seqs_at),
+            seqs=np.frombuffer(segment.buf, np.uint64, self.capacity * L.SEQ_STRIDE, seqs_at),
             payload=np.frombuffer(segment.buf, np.uint64, self.capacity * words, payload_at)
             .reshape(self.capacity, words),
         )

@@ -1,12 +1,12 @@
 """Ring operations as numba kernels, callable inside any ``@njit`` loop.
 
 The segment is seen through three numpy views (``RingViews``, built by ``ring.py``):
-``ctl`` (uint64 header + consumer table), ``seqs`` (one uint64 per slot) and ``payload``
+``ctl`` (uint64 header + consumer table), ``seqs`` (a uint64 per slot, one cache line apart) and ``payload``
 (uint64 2-D, one row per slot). Records are passed as uint64 rows too
 (``records.view(np.uint64).reshape(n, -1)``), so one kernel moves any record type.
 
 Protocol (a per-slot seqlock, Disruptor style). Slot ``i`` holds sequence ``s`` when
-``seqs[i] == s + 1``; 0 means "empty or being written".
+``seqs[i * SEQ_STRIDE] == s + 1`` (written ``seqs[i]`` below); 0 means "empty or being written".
 
   producer: seqs[i] = 0 (relaxed); release fence; copy payload; seqs[i] = s + 1 (release);
             head = s + 1 (release)
@@ -25,7 +25,7 @@ from ctrader.core.atomics import (cas, fence_acquire, fence_release, load_acquir
                                   store_relaxed, store_release)
 from ctrader.core.ring_layout import (BROADCAST, C_ACTIVE, C_BASE, C_CURSOR, C_LOST, C_OVERRUNS,
                                       C_PID, C_STRIDE, C_TORN, H_CAPACITY, H_HEAD, H_KIND,
-                                      H_MAX_CONSUMERS, H_PRODUCER_WAITS, OK, TIMEOUT)
+                                      H_MAX_CONSUMERS, H_PRODUCER_WAITS, OK, SEQ_STRIDE, TIMEOUT)
 from ctrader.core.wait import wait_once
 
 # Sequences and cursors are uint64 in memory but handled as int64 here: mixing the two in numba
@@ -49,12 +49,12 @@ _CLOCK_EVERY = 64
 @njit(cache=True, nogil=True, inline="always")
 def _put(seqs, payload, row, seq, mask):
     idx = seq & mask
-    store_relaxed(seqs, idx, 0)          # mark "being written" before touching the payload
+    at = idx * SEQ_STRIDE
+    store_relaxed(seqs, at, 0)           # mark "being written" before touching the payload
     fence_release()                      # ... and keep every payload store after the mark
-    dst = payload[idx]
-    for w in range(dst.shape[0]):
-        dst[w] = row[w]
-    store_release(seqs, idx, seq + 1)    # publish: payload stores happen-before this
+    for w in range(payload.shape[1]):
+        payload[idx, w] = row[w]
+    store_release(seqs, at, seq + 1)     # publish: payload stores happen-before this
 
 
 @njit(cache=True, nogil=True)
@@ -86,6 +86,9 @@ def _room(ctl, state, head, want, wait_kind, wait_param, timeout_ns):
     if free > 0:
         return min(free, want)
     ctl[H_PRODUCER_WAITS] += np.uint64(1)
+    # Full: wait until a useful chunk is free, not a single slot. Resuming at the first free
+    # slot would have producer and consumer trade the same cache lines record by record.
+    enough = min(want, max(capacity >> 3, 1))
     deadline = monotonic_ns() + timeout_ns
     attempt = 0
     while True:
@@ -93,7 +96,7 @@ def _room(ctl, state, head, want, wait_kind, wait_param, timeout_ns):
         attempt += 1
         state[0] = min_consumer_cursor(ctl, head)
         free = capacity - (head - state[0])
-        if free > 0:
+        if free >= enough:
             return min(free, want)
         if attempt % _CLOCK_EVERY == 0 and monotonic_ns() > deadline:
             return 0
@@ -173,14 +176,12 @@ def read_rows(ctl, seqs, payload, consumer, out):
     limit = out.shape[0]
     while n < limit:
         idx = cursor & mask
-        got = _ld(seqs, idx)
+        got = _ld(seqs, idx * SEQ_STRIDE)
         if got == cursor + 1:
-            src = payload[idx]
-            dst = out[n]
-            for w in range(dst.shape[0]):
-                dst[w] = src[w]
+            for w in range(payload.shape[1]):
+                out[n, w] = payload[idx, w]
             fence_acquire()              # the copy's loads complete before the re-check
-            if _ld(seqs, idx) == got:
+            if _ld(seqs, idx * SEQ_STRIDE) == got:
                 n += 1
                 cursor += 1
             else:

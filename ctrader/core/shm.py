@@ -36,13 +36,16 @@ class Segment:
         return os.path.join(SHM_DIR, self.name)
 
     def close(self) -> None:
-        """Unmap. Views onto the buffer (numpy arrays) must be dropped first."""
+        """Unmap now if nothing else refers to the mapping.
+
+        A numpy view that still exists keeps the mapping alive (closing it under the view
+        would turn the view into a wild pointer); it is unmapped when the last view goes.
+        """
         if self._mmap is not None:
-            self.buf.release()
             try:
+                self.buf.release()
                 self._mmap.close()
             except BufferError:
-                # A numpy view still exports the buffer; the mapping goes when the view does.
                 pass
             self._mmap = None
 

@@ -1,4 +1,4 @@
-"""Producer and consumer bodies run in child processes by the ring tests and benchmarks.
+"""Producer and consumer bodies that ring tests and benchmarks run in child processes.
 
 They live in an importable module (not the test file) because children are started with the
 ``spawn`` method, which imports the target by name.
