@@ -180,7 +180,7 @@ cdef class RingCore:
             self.ctl[base + C_TORN] += 1
         return target
 
-    cdef int64_t _read(self, int64_t consumer, char *out, int64_t limit) noexcept nogil:
+    cdef int64_t _read(self, int64_t consumer, char *out, int64_t limit, bint publish) noexcept nogil:
         cdef int64_t base = C_BASE + consumer * C_STRIDE
         cdef int64_t cursor = <int64_t>self.ctl[base + C_CURSOR], start = cursor
         cdef int64_t n = 0, idx
@@ -200,15 +200,17 @@ cdef class RingCore:
                 cursor = self._skip_overrun(base, cursor, False)
             else:
                 break
-        if cursor != start:
+        if publish and cursor != start:
             ct_store_release(&self.ctl[base + C_CURSOR], <uint64_t>cursor)
         return n
 
-    def read(self, int64_t consumer, object out, int wait_kind, int64_t wait_param, int64_t timeout_ns):
+    def read(self, int64_t consumer, object out, int wait_kind, int64_t wait_param, int64_t timeout_ns,
+             bint publish=True):
         """Copy available records into the writable buffer ``out`` (a numpy record array).
 
         Waits up to ``timeout_ns`` (with the GIL released) when nothing is available; 0 means
-        do not wait. Returns the number of records copied.
+        do not wait. Returns the number of records copied. With ``publish`` false the cursor
+        stays where it was until ``commit`` (lossless rings: handle, then release the slots).
         """
         cdef Py_buffer view
         cdef int64_t limit, n, attempt = 0, deadline
@@ -216,18 +218,23 @@ cdef class RingCore:
         try:
             limit = view.len // self.record_size
             with nogil:
-                n = self._read(consumer, <char *>view.buf, limit)
+                n = self._read(consumer, <char *>view.buf, limit, publish)
                 if n == 0 and timeout_ns > 0 and limit > 0:
                     deadline = ct_monotonic_ns() + timeout_ns
                     while True:
                         wait_once(wait_kind, wait_param, attempt)
                         attempt += 1
-                        n = self._read(consumer, <char *>view.buf, limit)
+                        n = self._read(consumer, <char *>view.buf, limit, publish)
                         if n > 0 or (attempt % CLOCK_EVERY == 0 and ct_monotonic_ns() > deadline):
                             break
         finally:
             PyBuffer_Release(&view)
         return n
+
+    def commit(self, int64_t consumer, int64_t n):
+        """Advance ``consumer``'s cursor by ``n`` records read with ``publish=False``."""
+        cdef uint64_t *cursor = &self.ctl[C_BASE + consumer * C_STRIDE + C_CURSOR]
+        ct_store_release(cursor, cursor[0] + <uint64_t>n)
 
     def head(self):
         return ct_load_acquire(&self.ctl[H_HEAD])

@@ -59,6 +59,22 @@ def test_lossless_producer_never_overwrites_unread_records():
         producer.write(intents[:1])                # room again
 
 
+def test_peek_then_commit_survives_a_consumer_that_dies_before_committing():
+    with Ring.create(_name(), ORDER_INTENT, capacity=8, kind="lossless", consumers=1) as ring:
+        intents = np.zeros(3, ORDER_INTENT)
+        intents["group_id"] = [7, 8, 9]
+        ring.producer().write(intents)
+        out = np.empty(8, ORDER_INTENT)
+        assert ring.consumer(0).peek_batch(out) == 3       # "crashes" before commit
+        again = ring.consumer(0)                           # the restarted consumer
+        assert again.peek_batch(out) == 3 and list(out["group_id"][:3]) == [7, 8, 9]
+        again.commit(2)
+        assert ring.consumer(0).peek_batch(out) == 1 and out["group_id"][0] == 9
+    with Ring.create(_name(), ORDER_INTENT, capacity=8) as bcast:
+        with pytest.raises(RingError, match="lossless"):
+            bcast.consumer().peek_batch(np.empty(1, ORDER_INTENT))
+
+
 def test_attach_checks_layout_kind_and_capacity():
     with Ring.create(_name(), MD_EVENT, capacity=16, kind="lossless", consumers=1) as ring:
         with pytest.raises(RingError, match="record layout mismatch: expected order_intent"):

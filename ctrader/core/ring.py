@@ -277,6 +277,24 @@ class Consumer:
             raise TypeError(f"out has dtype {out.dtype}, the ring carries {_dtype_name(self.ring.dtype)}")
         return self.ring._core.read(self.index, out, self.wait.kind, self.wait.param, int(timeout_s * 1e9))
 
+    def peek_batch(self, out: np.ndarray, timeout_s: float = 0.0) -> int:
+        """Like ``read_batch`` but the records stay claimed until ``commit(n)`` (lossless rings).
+
+        For consumers that must not lose a record when they crash mid-way: peek, make the
+        records durable (journal them), then commit. A consumer restarted after a crash peeks
+        the same records again.
+        """
+        if self.ring.kind != L.LOSSLESS:
+            raise RingError("peek/commit is for lossless rings; a broadcast consumer cannot hold the producer")
+        if out.dtype != self.ring.dtype:
+            raise TypeError(f"out has dtype {out.dtype}, the ring carries {_dtype_name(self.ring.dtype)}")
+        return self.ring._core.read(self.index, out, self.wait.kind, self.wait.param, int(timeout_s * 1e9),
+                                    False)
+
+    def commit(self, n: int) -> None:
+        """Release ``n`` records returned by ``peek_batch``."""
+        self.ring._core.commit(self.index, n)
+
     def poll(self, max_records: int = 1024, timeout_s: float = 0.0) -> np.ndarray:
         """Convenience: a new array with whatever is available (allocates; not for hot loops)."""
         out = np.empty(max_records, self.ring.dtype)
