@@ -141,11 +141,13 @@ def owner_pid(name: str, magic: int) -> int | None:
     return pid if found_magic == magic else None
 
 
-def cleanup_stale(magic: int, prefix: str = PREFIX) -> list[str]:
-    """Remove segments under ``prefix`` whose owner process is gone. Returns the removed names."""
+def cleanup_stale(magics: int | tuple[int, ...], prefix: str = PREFIX) -> list[str]:
+    """Remove segments under ``prefix`` whose header carries one of ``magics`` and whose owner
+    process is gone (a crashed run). Returns the removed names."""
+    magics = (magics,) if isinstance(magics, int) else magics
     removed = []
     for name in list_segments(prefix):
-        pid = owner_pid(name, magic)
+        pid = next((p for p in (owner_pid(name, m) for m in magics) if p is not None), None)
         if pid is not None and not pid_alive(pid):
             try:
                 os.unlink(os.path.join(SHM_DIR, name))

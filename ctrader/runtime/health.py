@@ -1,0 +1,96 @@
+"""A shared-memory table where every child process reports that it is alive.
+
+One 64-byte line per component: pid, last heartbeat (CLOCK_MONOTONIC ns), state and a few
+counters the supervisor shows in its status line. Children write only their own line; the
+supervisor reads them all. Plain Python stores are fine here: nobody spins on these words,
+they are polled a few times a second.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ctrader.core import shm
+
+HEALTH_MAGIC = 0x4354524448454C54   # "CTRDHELT"; shares the ring header's first-line layout
+WORDS = 8                            # one cache line per component
+HEADER_WORDS = 8
+# Word offsets inside a component's line.
+PID, BEAT_NS, STATE, RESTARTS, EVENTS, ERRORS = 0, 1, 2, 3, 4, 5
+STARTING, RUNNING, STOPPED, FAILED = 0, 1, 2, 3
+STATE_NAMES = {STARTING: "starting", RUNNING: "running", STOPPED: "stopped", FAILED: "failed"}
+
+
+class HealthTable:
+    """Owner side: ``HealthTable.create(name, components)``; children use ``HealthTable.attach``."""
+
+    def __init__(self, segment: shm.Segment, components: list[str]) -> None:
+        self.segment = segment
+        self.components = components
+        self.words = np.frombuffer(segment.buf, np.uint64, HEADER_WORDS + WORDS * len(components))
+
+    @classmethod
+    def create(cls, name: str, components: list[str]) -> "HealthTable":
+        seg = shm.create(name, 8 * (HEADER_WORDS + WORDS * len(components)))
+        table = cls(seg, components)
+        table.words[7] = os.getpid()          # owner pid at byte 56, as in ring headers
+        table.words[1] = len(components)
+        table.words[0] = HEALTH_MAGIC
+        return table
+
+    @classmethod
+    def attach(cls, name: str, components: list[str]) -> "HealthTable":
+        return cls(shm.attach(name), components)
+
+    def slot(self, component: str) -> "HealthSlot":
+        return HealthSlot(self.words, HEADER_WORDS + WORDS * self.components.index(component))
+
+    def snapshot(self) -> dict[str, dict]:
+        now = time.monotonic_ns()
+        out = {}
+        for name in self.components:
+            base = HEADER_WORDS + WORDS * self.components.index(name)
+            beat = int(self.words[base + BEAT_NS])
+            out[name] = {"pid": int(self.words[base + PID]),
+                         "state": STATE_NAMES.get(int(self.words[base + STATE]), "?"),
+                         "beat_age_s": (now - beat) / 1e9 if beat else None,
+                         "restarts": int(self.words[base + RESTARTS]),
+                         "events": int(self.words[base + EVENTS]), "errors": int(self.words[base + ERRORS])}
+        return out
+
+    def close(self) -> None:
+        self.words = None
+        self.segment.close()
+        if self.segment.owner:
+            self.segment.unlink()
+
+
+class HealthSlot:
+    """A child's own line: call ``beat()`` from its main loop (cheap: two stores)."""
+
+    def __init__(self, words: np.ndarray, base: int) -> None:
+        self._words = words
+        self._base = base
+
+    def started(self) -> None:
+        self._words[self._base + PID] = os.getpid()
+        self._words[self._base + STATE] = RUNNING
+        self.beat()
+
+    def beat(self, events: int | None = None) -> None:
+        self._words[self._base + BEAT_NS] = time.monotonic_ns()
+        if events is not None:
+            self._words[self._base + EVENTS] = events
+
+    def error(self) -> None:
+        self._words[self._base + ERRORS] += 1
+
+    def stopped(self, failed: bool = False) -> None:
+        self._words[self._base + STATE] = FAILED if failed else STOPPED
+
+    def add_restart(self) -> None:
+        self._words[self._base + RESTARTS] += 1
+        self._words[self._base + STATE] = STARTING
+        self._words[self._base + BEAT_NS] = 0

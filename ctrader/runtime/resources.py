@@ -1,0 +1,81 @@
+"""The shared memory of one run: its rings and its health table, named and sized in one place.
+
+    with RunResources.create(cfg, run_id) as res:   # the supervisor (or single-process mode)
+        ...                                          # children: RunResources.names(run_id)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ctrader.config import Config
+from ctrader.core import ring_layout, shm
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
+from ctrader.core.ring import Ring
+from ctrader.runtime.health import HEALTH_MAGIC, HealthTable
+
+COMPONENTS = ["sim", "feed", "strategy", "executor", "recorder"]
+
+# ring -> (record, kind, capacity key in [rings], consumers). Lossless rings name their
+# consumers: each keeps its cursor across restarts under the same id.
+RING_SPECS = {
+    "md": (MD_EVENT, "broadcast", "md_capacity", 8),
+    "intents": (ORDER_INTENT, "lossless", "intents_capacity", ("executor",)),
+    "exec": (EXEC_EVENT, "lossless", "exec_capacity", ("strategy", "recorder")),
+    "journal": (CANDIDATE, "lossless", "journal_capacity", ("recorder",)),
+}
+
+
+def consumer_id(ring: str, component: str) -> int:
+    """The fixed consumer index of ``component`` on a lossless ring."""
+    return RING_SPECS[ring][3].index(component)
+
+
+def ring_name(run_id: str, ring: str) -> str:
+    return f"{shm.PREFIX}{run_id}.{ring}"
+
+
+def health_name(run_id: str) -> str:
+    return f"{shm.PREFIX}{run_id}.health"
+
+
+def cleanup_stale() -> list[str]:
+    """Remove the rings and health tables of runs whose owner died."""
+    return shm.cleanup_stale((ring_layout.MAGIC, HEALTH_MAGIC))
+
+
+def new_run_id() -> str:
+    return f"r{os.getpid()}"
+
+
+@dataclass
+class RunResources:
+    run_id: str
+    rings: dict[str, Ring]
+    health: HealthTable
+
+    @classmethod
+    def create(cls, cfg: Config, run_id: str, components: list[str] | None = None) -> "RunResources":
+        rings: dict[str, Ring] = {}
+        try:
+            for key, (dtype, kind, capacity_key, consumers) in RING_SPECS.items():
+                count = consumers if isinstance(consumers, int) else len(consumers)
+                rings[key] = Ring.create(ring_name(run_id, key), dtype, getattr(cfg.rings, capacity_key),
+                                         kind, count)
+            health = HealthTable.create(health_name(run_id), components or COMPONENTS)
+        except BaseException:
+            for ring in rings.values():
+                ring.close()
+            raise
+        return cls(run_id, rings, health)
+
+    def close(self) -> None:
+        for ring in self.rings.values():
+            ring.close()
+        self.health.close()
+
+    def __enter__(self) -> "RunResources":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
