@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "ctrader.cli.config_cmd",
     "ctrader.cli.bench_cmd",
+    "ctrader.cli.sim_cmd",
 ]
 
 

@@ -42,11 +42,79 @@ class VenueConfig:
 
 
 @dataclass(frozen=True)
+class SimMarketConfig:
+    """The simulator's seeded market model (``ctrader.sim.market``)."""
+    speed: float = opt("market seconds per wall-clock second; 0 = as fast as the clients read", min=0)
+    step_ms: int = opt("market-clock step of the model, ms", min=1, max=1000)
+    epoch_ms: int = opt("market clock at start, ms since 1970; 0 = the wall clock at start", min=0)
+    volatility_bps: float = opt("stdev of each asset's fair value per sqrt(second), basis points",
+                                min=0, max=1000)
+    correlation: float = opt("weight of the common factor in the assets' random walks", min=0, max=1)
+    book_levels: int = opt("price levels kept on each side of every book (at least 20)", min=20, max=1000)
+    level_scale: float = opt("multiplies the size of every book level", min=0.001, max=1000)
+    spread_scale: float = opt("multiplies every symbol's spread and level spacing", min=0.01, max=100)
+    book_events_per_s: float = opt("liquidity changes per symbol per market second (top-tier symbol)",
+                                   min=0, max=100000)
+    trades_per_s: float = opt("market trades per symbol per market second (top-tier symbol)",
+                              min=0, max=100000)
+    dislocations_per_min: float = opt("cross-rate dislocations opening a triangle, per market minute",
+                                      min=0, max=100000)
+    dislocation_bps: float = opt("size of a dislocation, basis points", min=0, max=10000)
+    dislocation_ms: int = opt("how long a dislocation stays open before arbitrageurs close it, ms",
+                              min=1, max=86_400_000)
+    asset_prices: list[str] = opt("starting fair values in USDT as ASSET=PRICE, over the built-in table")
+
+
+@dataclass(frozen=True)
+class SimLimitsConfig:
+    """Binance's limits as the simulator enforces and advertises them in exchangeInfo."""
+    request_weight_per_minute: int = opt("REQUEST_WEIGHT per IP per minute (REST and WS API)", min=1)
+    raw_requests_per_5m: int = opt("RAW_REQUESTS per IP per 5 minutes", min=1)
+    orders_per_10s: int = opt("ORDERS (unfilled order count) per account per 10 s", min=1)
+    orders_per_day: int = opt("ORDERS (unfilled order count) per account per day", min=1)
+    ws_messages_per_s: int = opt("incoming messages per second on a market-stream connection", min=1)
+    max_streams_per_connection: int = opt("streams one market-stream connection may hold", min=1)
+    ping_interval_s: float = opt("server ping period on every WebSocket, seconds", min=0.05)
+    pong_timeout_s: float = opt("a WebSocket that does not answer a ping within this is dropped",
+                                min=0.05)
+    max_send_buffer_kb: int = opt("a market-stream client further behind than this is disconnected "
+                                  "(real-time mode; at speed 0 the model waits instead)", min=16)
+
+
+@dataclass(frozen=True)
+class SimFaultsConfig:
+    """Faults active from the start; tests script more at run time (``ctrader.sim.control``)."""
+    clock_skew_ms: int = opt("added to the simulator's clock (server time, timestamp checks)")
+    order_delay_ms: int = opt("delay before every order request is processed, ms", min=0)
+    diff_drop_rate: float = opt("fraction of depth-diff messages dropped (sequence gaps)", min=0, max=1)
+    error_rate: float = opt("fraction of REST and WS API requests answered with HTTP 503", min=0, max=1)
+
+
+@dataclass(frozen=True)
+class SimAccountConfig:
+    """One simulated account. The API keys are loopback-only demo credentials, not secrets."""
+    name: str = opt("account name (logs and control API)")
+    api_key: str = opt("HMAC API key; empty = none")
+    api_secret: str = opt("HMAC secret of api_key")
+    ed25519_api_key: str = opt("Ed25519 API key; empty = none")
+    ed25519_public_key: str = opt("public key of ed25519_api_key: PEM, or base64 of the raw 32 bytes")
+    maker_commission: float = opt("maker commission rate (0.001 = 0.1%)", min=0, max=0.1)
+    taker_commission: float = opt("taker commission rate (0.001 = 0.1%)", min=0, max=0.1)
+    balances: list[str] = opt("starting balances as ASSET=AMOUNT")
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """The built-in Binance Spot simulator (``ctrader sim``; the default venue)."""
     host: str = opt("address the simulator listens on (loopback only)")
     port: int = opt("port for REST, market streams and the WebSocket API", min=0, max=65535)
     seed: int = opt("seed of the market model: the same seed gives the same stream", min=0)
+    exchange_info_file: str = opt("a saved exchangeInfo JSON to serve; empty = the built-in universe")
+    symbols: list[str] = opt("serve only these symbols; empty = all TRADING symbols")
+    market: SimMarketConfig = opt("market model")
+    limits: SimLimitsConfig = opt("rate and connection limits")
+    faults: SimFaultsConfig = opt("faults active from the start")
+    accounts: list[SimAccountConfig] = opt("simulated accounts ([[sim.accounts]] tables)")
 
 
 @dataclass(frozen=True)

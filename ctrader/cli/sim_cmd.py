@@ -1,0 +1,65 @@
+"""``ctrader sim``: the Binance Spot simulator on loopback, until Ctrl-C."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Optional
+
+import typer
+
+from ctrader.cli.common import state
+from ctrader.config.schema import SimConfig
+
+log = logging.getLogger("ctrader.sim")
+
+
+async def serve(cfg: SimConfig) -> None:
+    """Run a simulator until SIGINT/SIGTERM, then close every connection and stop."""
+    from ctrader.sim.server import SimServer
+
+    server = SimServer(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+        log.info("stopping (signal received)")
+    finally:
+        await server.stop()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sim")
+    def sim(
+        ctx: typer.Context,
+        port: Optional[int] = typer.Option(None, "--port", "-p", help="port to listen on (0 = any free port); "
+                                                                       "default sim.port"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="seed of the market model; default sim.seed"),
+        config: Optional[str] = typer.Option(None, "--config", "-c",
+                                             help="TOML file layered over config/default.toml "
+                                                  "(same as the global --config)"),
+        speed: Optional[float] = typer.Option(None, "--speed", help="market seconds per wall second; "
+                                                                     "0 = as fast as clients read"),
+        exchange_info: Optional[str] = typer.Option(None, "--exchange-info",
+                                                    help="serve a saved exchangeInfo JSON instead of the "
+                                                         "built-in universe"),
+    ) -> None:
+        """Run the Binance Spot simulator (REST, market streams, WS API) on 127.0.0.1 until Ctrl-C."""
+        st = state(ctx)
+        if config is not None:
+            st.config_path = config
+        overrides = dict(st.overrides or {})
+        for key, value in (("sim.port", port), ("sim.seed", seed), ("sim.market.speed", speed),
+                           ("sim.exchange_info_file", exchange_info)):
+            if value is not None:
+                overrides[key] = str(value)
+        st.overrides = overrides
+        cfg = st.setup_logging("sim")
+        try:
+            asyncio.run(serve(cfg.sim))
+        except (ValueError, OSError) as exc:
+            typer.secho(f"sim: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
