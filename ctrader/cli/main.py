@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "ctrader.cli.config_cmd",
     "ctrader.cli.bench_cmd",
     "ctrader.cli.sim_cmd",
+    "ctrader.cli.start_cmd",
 ]
 
 

@@ -61,6 +61,11 @@ def data_dir(cfg: Config) -> pathlib.Path:
     return pathlib.Path(os.path.expanduser(cfg.run.data_dir)).resolve()
 
 
+def expand_path(cfg: Config, template: str) -> pathlib.Path:
+    """A path setting with ``{data_dir}`` replaced and ``~`` expanded (e.g. ``model.dir``)."""
+    return pathlib.Path(os.path.expanduser(template.replace("{data_dir}", str(data_dir(cfg))))).resolve()
+
+
 # --- layers ------------------------------------------------------------------------------------
 
 def _read_toml(path: pathlib.Path) -> dict:

@@ -146,6 +146,78 @@ class RingsConfig:
 
 
 @dataclass(frozen=True)
+class MarketConfig:
+    exchange_info_file: str = opt("a saved exchangeInfo JSON; empty = fetch from the venue's REST API "
+                                  "(the supervisor saves one per run so every process sees the same ids)")
+    symbols: list[str] = opt("trade/stream exactly these symbols; empty = every symbol in a triangle "
+                             "through start_assets")
+    start_assets: list[str] = opt("assets a triangle starts and ends in (what PnL is counted in)")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    streams: list[str] = opt("streams per symbol, e.g. bookTicker, depth@100ms, depth, trade")
+    snapshot_limit: int = opt("levels asked of GET /api/v3/depth when a book is (re)built",
+                              choices=(5, 10, 20, 50, 100, 500, 1000, 5000))
+    weight_budget: float = opt("fraction of the venue's REQUEST_WEIGHT/min the feed may use", min=0.01, max=1)
+    max_streams_per_connection: int = opt("streams per WebSocket (Binance allows 1024)", min=1, max=1024)
+    messages_per_s: float = opt("outgoing SUBSCRIBE messages per second per connection (Binance: < 5)",
+                                min=0.1, max=5)
+    reconnect_min_s: float = opt("first reconnect delay; doubles up to reconnect_max_s, with jitter", min=0)
+    reconnect_max_s: float = opt("longest reconnect delay", min=0)
+    planned_reconnect_h: float = opt("reconnect a connection this long after it opened (Binance cuts at 24 h)",
+                                     min=0.001, max=24)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str = opt("strategy module to run", choices=("triangular",))
+    min_edge_bps: float = opt("net edge after taker fees a triangle needs to become a candidate, bp",
+                              min=-10000, max=10000)
+    min_score: float = opt("model score an edge needs to be traded (0 = trade every edge)", min=0, max=1)
+    max_start: list[str] = opt("largest amount per trade in each start asset, ASSET=AMOUNT")
+    max_book_age_ms: float = opt("a leg whose book is older than this blocks its triangles", min=1)
+    cooldown_ms: float = opt("wait after trading a triangle before trading it again", min=0)
+    tif: str = opt("time in force of the leg orders", choices=("IOC", "FOK", "GTC"))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    dir: str = opt("model registry directory; {data_dir} is replaced by run.data_dir")
+    name: str = opt("model to score with: a name in the registry, 'default' (packaged) or 'none'")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    paper_latency_ms: float = opt("paper mode: order-to-match latency", min=0)
+    unwind: str = opt("what to do with inventory a broken triangle leaves", choices=("market", "hold"))
+    journal_dir: str = opt("write-ahead order journal; {data_dir} is replaced by run.data_dir")
+    use_ws_api: bool = opt("live mode: send orders over the WebSocket API (REST is the fallback)")
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    valuation_asset: str = opt("asset that notional, position and loss limits are expressed in")
+    max_order_notional: float = opt("largest single order, in valuation_asset", min=0)
+    max_group_notional: float = opt("largest multi-leg group, in valuation_asset", min=0)
+    max_position: float = opt("largest net position change per asset, in valuation_asset", min=0)
+    max_open_orders: int = opt("open orders at once", min=1)
+    orders_per_10s: int = opt("order budget per 10 s (Binance ORDERS limit is 50 / 10 s)", min=1)
+    daily_loss_limit: float = opt("stop trading after losing this much today, in valuation_asset", min=0)
+    price_band_pct: float = opt("refuse a limit price further than this from the book's mid, percent", min=0)
+    kill_file: str = opt("trading stops while this file exists; {data_dir} is replaced by run.data_dir")
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    batch_rows: int = opt("insert when this many rows are buffered", min=1)
+    batch_ms: int = opt("insert at least this often, ms", min=1)
+    max_buffer_rows: int = opt("rows held in memory before spilling to disk", min=1)
+    spill_dir: str = opt("spill files while the store is down; {data_dir} is replaced by run.data_dir")
+    redis_publish_ms: int = opt("live state to Redis at most this often, ms", min=10)
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig
     venue: VenueConfig
@@ -153,3 +225,10 @@ class Config:
     store: StoreConfig
     redis: RedisConfig
     rings: RingsConfig
+    market: MarketConfig
+    feed: FeedConfig
+    strategy: StrategyConfig
+    model: ModelConfig
+    execution: ExecutionConfig
+    risk: RiskConfig
+    recorder: RecorderConfig

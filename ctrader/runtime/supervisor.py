@@ -6,20 +6,24 @@ heartbeats, restarts a crashed child a limited number of times, and on stop (Ctr
 ``--duration``) asks every child to finish, waits for them, and removes the shared memory.
 
 A component is ``module:function``; the function is called in the child as
-``function(ctx: ChildContext)`` and must return when ``ctx.stop`` is set.
+``function(ctx: ChildContext)`` and must return when ``ctx.stop`` is set. Components start in
+the order given (a component with ``ready`` holds the next ones back until it answers) and stop
+in the reverse order, each after the one started after it has finished: the feed stops first and
+the recorder, which drains every ring into the store, after the components that write them.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 import multiprocessing as mp
+import pathlib
 import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ctrader.config import Config
+from ctrader.config import Config, data_dir
 from ctrader.core.logs import setup_logging
 from ctrader.runtime.health import HealthSlot, HealthTable
 from ctrader.runtime.resources import RunResources, cleanup_stale, health_name, ring_name
@@ -33,6 +37,7 @@ class Component:
     name: str
     target: str                  # "package.module:function"
     restart: bool = True
+    ready: str = ""              # "module:function(cfg, timeout_s)" that returns once it serves
 
 
 @dataclass
@@ -45,6 +50,22 @@ class ChildContext:
     health: HealthSlot
     ring_names: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def run_dir(self) -> pathlib.Path:
+        """``{data_dir}/runs/{run_id}``: the run's files (stats, saved exchangeInfo, summaries)."""
+        return run_dir(self.cfg, self.run_id)
+
+
+def run_dir(cfg: Config, run_id: str) -> pathlib.Path:
+    path = data_dir(cfg) / "runs" / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _call(target: str):
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
 
 def _child_main(component: Component, cfg: Config, run_id: str, components: list[str], ring_keys: list[str],
                 stop, log_format: str, log_level: str) -> None:
@@ -55,8 +76,7 @@ def _child_main(component: Component, cfg: Config, run_id: str, components: list
     table = HealthTable.attach(health_name(run_id), components)
     slot = table.slot(component.name)
     slot.started()
-    module_name, func_name = component.target.split(":")
-    entry: Callable[[ChildContext], None] = getattr(importlib.import_module(module_name), func_name)
+    entry: Callable[[ChildContext], None] = _call(component.target)
     ctx = ChildContext(component.name, cfg, run_id, stop, slot, {k: ring_name(run_id, k) for k in ring_keys})
     failed = False
     try:
@@ -79,15 +99,18 @@ class _Child:
 class Supervisor:
     def __init__(self, cfg: Config, components: list[Component], run_id: str, *,
                  max_restarts: int = 3, restart_window_s: float = 60.0,
-                 heartbeat_timeout_s: float = 15.0, log_format: str = "text", log_level: str = "INFO") -> None:
+                 heartbeat_timeout_s: float = 15.0, log_format: str = "text", log_level: str = "INFO",
+                 on_ready: Callable[["Supervisor", Component], None] | None = None) -> None:
         self.cfg = cfg
+        self.on_ready = on_ready          # after a component with ``ready`` answers: may update self.cfg
         self.components = components
         self.run_id = run_id
         self.max_restarts = max_restarts
         self.restart_window_s = restart_window_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.log_format, self.log_level = log_format, log_level
-        self.stop_event = CTX.Event()
+        self.stop_event = CTX.Event()                       # ends run()
+        self.child_stops = {c.name: CTX.Event() for c in components}  # one per child: ordered stop
         self.resources: RunResources | None = None
         self.children: dict[str, _Child] = {}
         self.failed: list[str] = []
@@ -101,13 +124,22 @@ class Supervisor:
         self.resources = RunResources.create(self.cfg, self.run_id, [c.name for c in self.components])
         for component in self.components:
             self.children[component.name] = _Child(component, self._spawn(component))
+            if component.ready:
+                try:
+                    _call(component.ready)(self.cfg, 30.0)
+                    if self.on_ready is not None:
+                        self.on_ready(self, component)
+                except BaseException:
+                    self.stop()
+                    raise
         log.info("run %s started: %s", self.run_id, ", ".join(
             f"{n}[{c.process.pid}]" for n, c in self.children.items()))
 
     def _spawn(self, component: Component) -> mp.Process:
         proc = CTX.Process(target=_child_main, name=f"ctrader-{component.name}", daemon=False,
                            args=(component, self.cfg, self.run_id, [c.name for c in self.components],
-                                 list(self.resources.rings), self.stop_event, self.log_format, self.log_level))
+                                 list(self.resources.rings), self.child_stops[component.name], self.log_format,
+                                 self.log_level))
         proc.start()
         return proc
 
@@ -179,8 +211,9 @@ class Supervisor:
         """Ask every child to finish, wait, then force; remove the shared memory. Exit codes."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout_s
-        for child in self.children.values():
-            child.process.join(max(0.0, deadline - time.monotonic()))
+        for name in reversed(list(self.children)):
+            self.child_stops[name].set()
+            self.children[name].process.join(max(0.0, deadline - time.monotonic()))
         for name, child in self.children.items():
             if child.process.is_alive():
                 log.error("%s did not stop within %.0fs: terminating", name, timeout_s)

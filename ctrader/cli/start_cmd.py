@@ -1,0 +1,48 @@
+"""``ctrader start``: the trading system — simulator (when it is the venue), feed, strategy,
+executor and recorder — until Ctrl-C, SIGTERM or ``--duration``; then a summary."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from ctrader.cli.common import state
+
+ALL = ["sim", "feed", "strategy", "executor", "recorder"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("start")
+    def start(
+        ctx: typer.Context,
+        processes: bool = typer.Option(False, "--processes/--threads",
+                                       help="each component in its own OS process (linked by shared memory); "
+                                            "default: all in this process"),
+        duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.1,
+                                                 help="stop after this many seconds (default: until Ctrl-C)"),
+        as_json: bool = typer.Option(False, "--json", help="print the exit summary as JSON"),
+        without: list[str] = typer.Option([], "--without", help="leave a component out (repeatable): "
+                                                                 + ", ".join(ALL)),
+        status_every: float = typer.Option(5.0, "--status-every", min=0.5, help="seconds between status lines"),
+    ) -> None:
+        """Trade: find triangular arbitrage and execute it (paper mode by default)."""
+        from ctrader.runtime.report import render_status, render_summary, summarise
+        from ctrader.runtime.session import run_session
+
+        st = state(ctx)
+        cfg = st.setup_logging("supervisor")
+        names = [n for n in ALL if n not in without]
+        typer.echo(f"ctrader start: venue {cfg.venue.kind}, mode {cfg.run.mode}, "
+                   f"{'processes' if processes else 'one process'}; Ctrl-C stops", err=True)
+        result = run_session(cfg, names, duration_s=duration, processes=processes,
+                             on_status=lambda stats: typer.echo(render_status(stats), err=True),
+                             status_every_s=status_every, log_format=st.log_format or cfg.run.log_format,
+                             log_level=st.log_level or cfg.run.log_level)
+        summary = summarise(result)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+        else:
+            typer.echo(render_summary(summary))
+        if result["failed"]:
+            raise typer.Exit(1)

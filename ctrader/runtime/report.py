@@ -1,0 +1,81 @@
+"""The live status line and the exit summary of a run, built from the components' stats files.
+
+Each component publishes its own counters (``ctrader.runtime.stats``); this module only picks
+and formats them, so a component can add a counter without touching the report.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+# (component, key, label) shown on the status line when present
+STATUS_FIELDS = [
+    ("feed", "messages", "msgs"),
+    ("feed", "stale_symbols", "stale"),
+    ("feed", "gaps", "gaps"),
+    ("strategy", "events", "events"),
+    ("strategy", "candidates", "cands"),
+    ("strategy", "intents", "intents"),
+    ("executor", "orders", "orders"),
+    ("executor", "fills", "fills"),
+    ("executor", "refusals_total", "refused"),
+    ("executor", "pnl_start", "pnl"),
+    ("recorder", "rows_written", "stored"),
+]
+LATENCY_FIELDS = [
+    ("feed", "recv_to_ring_us", "feed"),
+    ("strategy", "eval_us", "eval"),
+    ("executor", "tick_to_order_us", "tick->order"),
+]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def render_status(stats: dict[str, dict]) -> str:
+    parts = []
+    for comp, key, label in STATUS_FIELDS:
+        value = stats.get(comp, {}).get(key)
+        if value is not None:
+            parts.append(f"{label} {_fmt(value)}")
+    for comp, key, label in LATENCY_FIELDS:
+        lat = stats.get(comp, {}).get(key)
+        if isinstance(lat, dict) and lat.get("p50") is not None:
+            parts.append(f"{label} p50/p99 {lat['p50']:.1f}/{lat.get('p99') or 0:.1f}us")
+    return time.strftime("%H:%M:%S ") + (" | ".join(parts) if parts else "starting...")
+
+
+def summarise(result: dict) -> dict:
+    """The machine-readable summary of a finished run (``ctrader start --json``)."""
+    stats = result.get("stats", {})
+    strip = {"pid", "written_at"}
+    return {
+        "run_id": result["run_id"],
+        "run_dir": result["run_dir"],
+        "duration_s": round(result["ended_at"] - result["started_at"], 3),
+        "processes": result["processes"],
+        "exit_codes": result["exit_codes"],
+        "failed": result["failed"],
+        **{comp: {k: v for k, v in stats.get(comp, {}).items() if k not in strip}
+           for comp in result["components"] if comp in stats},
+    }
+
+
+def render_summary(summary: dict) -> str:
+    lines = [f"run {summary['run_id']}: {summary['duration_s']:.1f}s, "
+             f"{'processes' if summary['processes'] else 'one process'}; files in {summary['run_dir']}"]
+    if summary["failed"]:
+        lines.append(f"FAILED components: {', '.join(summary['failed'])}")
+    for comp in ("feed", "strategy", "executor", "recorder", "sim"):
+        section = summary.get(comp)
+        if not section:
+            continue
+        lines.append(f"{comp}:")
+        for key in sorted(section):
+            lines.append(f"  {key:<28} {_fmt(section[key])}")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""A run of ctrader's components: ``ctrader start`` and ``ctrader record`` are thin wrappers.
+
+    summary = run_session(cfg, ["sim", "feed", "strategy", "executor", "recorder"],
+                          duration_s=60, processes=True, on_status=print)
+
+Components start in dependency order (simulator, then the consumers, the feed last, so that
+every consumer is attached before the first market record is written) and stop in the reverse
+order (feed first, recorder after everything it drains, simulator last so that open orders can
+still be cancelled). The venue's exchangeInfo is fetched once and saved in the run directory;
+every process builds its universe from that file, so symbol ids agree across processes.
+
+``processes=True`` runs each component as its own OS process under the Supervisor;
+``processes=False`` runs the same entry functions as threads of this process (debugging, small
+machines): same rings, same code, one PID.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import threading
+import time
+from typing import Callable
+
+from ctrader.config import Config
+from ctrader.runtime.resources import RING_SPECS, RunResources, cleanup_stale
+from ctrader.runtime.stats import read_stats
+from ctrader.runtime.supervisor import ChildContext, Component, Supervisor, _call, run_dir
+
+log = logging.getLogger("ctrader.session")
+
+COMPONENTS: dict[str, Component] = {
+    "sim": Component("sim", "ctrader.sim.process:run_sim", ready="ctrader.sim.process:wait_ready"),
+    "recorder": Component("recorder", "ctrader.store.recorder:run_recorder"),
+    "executor": Component("executor", "ctrader.execution.process:run_executor"),
+    "strategy": Component("strategy", "ctrader.strategy.process:run_strategy"),
+    "feed": Component("feed", "ctrader.feed.process:run_feed"),
+}
+START_ORDER = list(COMPONENTS)
+
+
+def new_run_id() -> str:
+    import os
+
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+
+
+def ordered(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise ValueError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(COMPONENTS)}")
+    return [n for n in START_ORDER if n in names]
+
+
+def save_exchange_info(cfg: Config, path: pathlib.Path) -> Config:
+    """Fetch exchangeInfo once, save it, and point ``market.exchange_info_file`` at the copy."""
+    from ctrader.config.venues import endpoints
+    from ctrader.market.universe import fetch_exchange_info
+
+    doc = fetch_exchange_info(endpoints(cfg).rest)
+    path.write_text(json.dumps(doc))
+    return dataclasses.replace(cfg, market=dataclasses.replace(cfg.market, exchange_info_file=str(path)))
+
+
+def run_session(cfg: Config, components: list[str], duration_s: float | None = None, processes: bool = True,
+                on_status: Callable[[dict], None] | None = None, status_every_s: float = 5.0,
+                run_id: str | None = None, log_format: str = "text", log_level: str = "INFO") -> dict:
+    """Run ``components`` until ``duration_s`` passes or Ctrl-C/SIGTERM; returns the run summary."""
+    names = ordered(components)
+    if "sim" in names and cfg.venue.kind != "sim":
+        names.remove("sim")
+    run_id = run_id or new_run_id()
+    rdir = run_dir(cfg, run_id)
+    info_path = rdir / "exchange_info.json"
+    started = time.time()
+    if "sim" not in names and not cfg.market.exchange_info_file:
+        cfg = save_exchange_info(cfg, info_path)
+
+    def status_tick(_sup=None) -> None:
+        if on_status is not None:
+            on_status(read_stats(rdir))
+
+    if processes:
+        def on_ready(sup: Supervisor, component: Component) -> None:
+            if component.name == "sim" and not sup.cfg.market.exchange_info_file:
+                sup.cfg = save_exchange_info(sup.cfg, info_path)
+
+        sup = Supervisor(cfg, [COMPONENTS[n] for n in names], run_id, log_format=log_format,
+                         log_level=log_level, on_ready=on_ready)
+        sup.start()
+        try:
+            sup.run(duration_s, on_tick=status_tick if on_status else None, tick_s=status_every_s)
+        finally:
+            codes = sup.stop(timeout_s=60.0)
+            failed = list(sup.failed)
+    else:
+        codes, failed = _run_threads(cfg, names, run_id, info_path, duration_s, status_tick, status_every_s)
+    summary = {"run_id": run_id, "run_dir": str(rdir), "started_at": started, "ended_at": time.time(),
+               "components": names, "processes": processes, "exit_codes": codes, "failed": failed,
+               "stats": read_stats(rdir)}
+    (rdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return summary
+
+
+def _run_threads(cfg: Config, names: list[str], run_id: str, info_path: pathlib.Path, duration_s, status_tick,
+                 status_every_s) -> tuple[dict, list]:
+    import signal
+
+    stale = cleanup_stale()
+    if stale:
+        log.warning("removed shared memory left by a crashed run: %s", ", ".join(stale))
+    stops = {n: threading.Event() for n in names}
+    errors: dict[str, BaseException] = {}
+    threads: dict[str, threading.Thread] = {}
+    with RunResources.create(cfg, run_id, names) as res:
+        ring_names = {k: res.rings[k].name for k in RING_SPECS}
+
+        def run(component: Component, ctx: ChildContext) -> None:
+            ctx.health.started()
+            try:
+                _call(component.target)(ctx)
+            except BaseException as exc:            # reported at the end, and the run stops
+                errors[component.name] = exc
+                log.exception("%s failed", component.name)
+            finally:
+                ctx.health.stopped(failed=component.name in errors)
+
+        interrupted = threading.Event()
+        previous = {s: signal.signal(s, lambda *_: interrupted.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for name in names:
+                component = COMPONENTS[name]
+                ctx = ChildContext(name, cfg, run_id, stops[name], res.health.slot(name), ring_names)
+                threads[name] = threading.Thread(target=run, args=(component, ctx), name=f"ctrader-{name}",
+                                                 daemon=True)
+                threads[name].start()
+                if component.ready:
+                    _call(component.ready)(cfg, 30.0)
+                    if name == "sim" and not cfg.market.exchange_info_file:
+                        cfg = save_exchange_info(cfg, info_path)
+            deadline = None if duration_s is None else time.monotonic() + duration_s
+            next_status = time.monotonic() + status_every_s
+            while not interrupted.is_set() and not errors:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if time.monotonic() >= next_status:
+                    status_tick()
+                    next_status += status_every_s
+                interrupted.wait(0.1)
+        finally:
+            for name in reversed(names):
+                stops[name].set()
+                if name in threads:
+                    threads[name].join(60)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    codes = {n: (1 if n in errors else 0) for n in names}
+    return codes, sorted(errors)
+
+
+__all__ = ["COMPONENTS", "new_run_id", "ordered", "run_session", "save_exchange_info"]
