@@ -7,4 +7,9 @@ any machine. Regression checks look only at such ratios, never at absolute times
 """
 SUITES = {
     "rings": "ctrader.benchmarks.rings",
+    "feed": "ctrader.benchmarks.feed",
+    "store": "ctrader.benchmarks.store",
+    "executor": "ctrader.benchmarks.executor",
+    "strategy": "ctrader.benchmarks.strategy",
+    "replay": "ctrader.benchmarks.replay",
 }

@@ -26,7 +26,15 @@ COMMAND_MODULES = [
     "ctrader.cli.config_cmd",
     "ctrader.cli.bench_cmd",
     "ctrader.cli.sim_cmd",
+    "ctrader.cli.model_cmd",
     "ctrader.cli.start_cmd",
+    "ctrader.cli.db_cmd",
+    "ctrader.cli.record_cmd",
+    "ctrader.cli.kill_cmd",
+    "ctrader.cli.replay_cmd",
+    "ctrader.cli.runs_cmd",
+    "ctrader.cli.strategies_cmd",
+    "ctrader.cli.model_eval_cmd",
 ]
 
 

@@ -127,6 +127,7 @@ class StoreConfig:
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = opt("redis://host:port/db for live state; empty disables publishing")
+    key_prefix: str = opt("prefix of the live-state keys: {prefix}:tob, {prefix}:status")
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,15 @@ class FeedConfig:
     reconnect_max_s: float = opt("longest reconnect delay", min=0)
     planned_reconnect_h: float = opt("reconnect a connection this long after it opened (Binance cuts at 24 h)",
                                      min=0.001, max=24)
+    weight_limit_per_min: int = opt("the venue's REQUEST_WEIGHT per minute (exchangeInfo rateLimits)", min=1)
+    snapshot_workers: int = opt("depth snapshots in flight at once", min=1, max=64)
+    url_streams: int = opt("streams named in the connection URL; the rest are SUBSCRIBEd (paced)",
+                           min=1, max=1024)
+    idle_timeout_s: float = opt("reconnect a connection that received nothing for this long", min=0.1)
+    handover_timeout_s: float = opt("longest wait for a fresh socket to deliver before switching to it",
+                                    min=0.1)
+    quiet_book_snapshot_s: float = opt("rebuild a book from a snapshot alone when no diff came this long "
+                                       "after its socket went live (a quiet symbol)", min=0.1)
 
 
 @dataclass(frozen=True)
@@ -179,12 +189,25 @@ class StrategyConfig:
     max_book_age_ms: float = opt("a leg whose book is older than this blocks its triangles", min=1)
     cooldown_ms: float = opt("wait after trading a triangle before trading it again", min=0)
     tif: str = opt("time in force of the leg orders", choices=("IOC", "FOK", "GTC"))
+    min_marginal_edge_bps: float = opt("sizing walks the books while the next unit still earns this, bp",
+                                       min=-10000, max=10000)
+    inflight_timeout_ms: float = opt("a group with legs still unreported after this is no longer in flight",
+                                     min=1)
+    max_groups_per_event: int = opt("groups traded per market event at most (the best expected PnL first)",
+                                    min=1)
+    max_groups_per_10s: int = opt("groups started per 10 s of market time at most (keep 3 x this within "
+                                  "risk.orders_per_10s, or the risk gate breaks groups)", min=1)
+    max_groups_in_flight: int = opt("groups with legs still open at once (3 x this within risk.max_open_orders)",
+                                    min=1)
+    limit_slippage_bps: float = opt("IOC limit price beyond the worst level walked, bp (0: exactly that level)",
+                                    min=0, max=1000)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     dir: str = opt("model registry directory; {data_dir} is replaced by run.data_dir")
     name: str = opt("model to score with: a name in the registry, 'default' (packaged) or 'none'")
+    threads: int = opt("onnxruntime intra-op threads (1: scoring stays on the strategy's core)", min=1, max=64)
 
 
 @dataclass(frozen=True)
@@ -193,6 +216,10 @@ class ExecutionConfig:
     unwind: str = opt("what to do with inventory a broken triangle leaves", choices=("market", "hold"))
     journal_dir: str = opt("write-ahead order journal; {data_dir} is replaced by run.data_dir")
     use_ws_api: bool = opt("live mode: send orders over the WebSocket API (REST is the fallback)")
+    journal_fsync: str = opt("fdatasync the order journal before each send and after each state change: "
+                             "auto = in live mode only (a sync costs ~1-3 ms per batch here; in paper mode the "
+                             "page cache already survives a crash of the process)",
+                             choices=("auto", "always", "never"))
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,10 @@ class RiskConfig:
     max_position: float = opt("largest net position change per asset, in valuation_asset", min=0)
     max_open_orders: int = opt("open orders at once", min=1)
     orders_per_10s: int = opt("order budget per 10 s (Binance ORDERS limit is 50 / 10 s)", min=1)
+    orders_per_day: int = opt("order budget per day (Binance ORDERS limit is 160000 / day)", min=1)
+    weight_per_minute: int = opt("request-weight budget per minute for orders and cancels "
+                                 "(Binance REQUEST_WEIGHT is 6000 / min per IP, shared with the feed)", min=1)
+    max_book_age_ms: float = opt("refuse an order whose symbol's book is older than this (stale book)", min=1)
     daily_loss_limit: float = opt("stop trading after losing this much today, in valuation_asset", min=0)
     price_band_pct: float = opt("refuse a limit price further than this from the book's mid, percent", min=0)
     kill_file: str = opt("trading stops while this file exists; {data_dir} is replaced by run.data_dir")
@@ -215,6 +246,21 @@ class RecorderConfig:
     max_buffer_rows: int = opt("rows held in memory before spilling to disk", min=1)
     spill_dir: str = opt("spill files while the store is down; {data_dir} is replaced by run.data_dir")
     redis_publish_ms: int = opt("live state to Redis at most this often, ms", min=10)
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    feed_latency: str = opt("extra delay before the strategy sees a recorded event: MS, const:MS, "
+                            "uniform:LO:HI, normal:MEAN:SD, lognormal:MEDIAN:SIGMA, empirical:FILE")
+    order_latency: str = opt("order sent -> matched, same grammar; empty = execution.paper_latency_ms")
+    exec_latency: str = opt("match -> the strategy learns of the execution (user data / exec ring), same grammar")
+    seed: int = opt("seed of the sampled latencies (the same seed gives the same replay)", min=0)
+    batch_events: int = opt("md events per strategy batch; executions reach the strategy at batch ends",
+                            min=1, max=1 << 20)
+    chunk_rows: int = opt("md rows read from the store per query (bounds memory)", min=1000)
+    pnl_interval_ms: int = opt("PnL and inventory sampled this often, market time", min=1)
+    keep_records: int = opt("candidate records kept in memory for the report", min=0)
+    workers: int = opt("parallel processes of a sweep; 0 = one per core", min=0, max=256)
 
 
 @dataclass(frozen=True)
@@ -232,3 +278,4 @@ class Config:
     execution: ExecutionConfig
     risk: RiskConfig
     recorder: RecorderConfig
+    replay: ReplayConfig

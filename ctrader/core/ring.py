@@ -194,6 +194,10 @@ class Ring:
         ctl[L.C_BASE + index * L.C_STRIDE + L.C_PID] = os.getpid()
         return Consumer(self, index, wait or default_wait_strategy())
 
+    def retire_consumer(self, index: int) -> None:
+        """Stop waiting for lossless consumer ``index`` (a component absent from this run)."""
+        self.views.ctl[L.C_BASE + index * L.C_STRIDE + L.C_ACTIVE] = 0
+
     def stats(self) -> dict:
         ctl = self.views.ctl
         head = int(ctl[L.H_HEAD])

@@ -75,12 +75,15 @@ class HealthSlot:
         self._base = base
 
     def started(self) -> None:
+        """The process is up; it is "starting" (warming up JIT kernels, connecting) until its
+        first ``beat()``, and the supervisor gives that phase a longer timeout."""
         self._words[self._base + PID] = os.getpid()
-        self._words[self._base + STATE] = RUNNING
-        self.beat()
+        self._words[self._base + STATE] = STARTING
+        self._words[self._base + BEAT_NS] = time.monotonic_ns()
 
     def beat(self, events: int | None = None) -> None:
         self._words[self._base + BEAT_NS] = time.monotonic_ns()
+        self._words[self._base + STATE] = RUNNING
         if events is not None:
             self._words[self._base + EVENTS] = events
 

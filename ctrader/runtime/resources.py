@@ -20,7 +20,7 @@ COMPONENTS = ["sim", "feed", "strategy", "executor", "recorder"]
 # consumers: each keeps its cursor across restarts under the same id.
 RING_SPECS = {
     "md": (MD_EVENT, "broadcast", "md_capacity", 8),
-    "intents": (ORDER_INTENT, "lossless", "intents_capacity", ("executor",)),
+    "intents": (ORDER_INTENT, "lossless", "intents_capacity", ("executor", "recorder")),
     "exec": (EXEC_EVENT, "lossless", "exec_capacity", ("strategy", "recorder")),
     "journal": (CANDIDATE, "lossless", "journal_capacity", ("recorder",)),
 }
@@ -62,6 +62,11 @@ class RunResources:
                 count = consumers if isinstance(consumers, int) else len(consumers)
                 rings[key] = Ring.create(ring_name(run_id, key), dtype, getattr(cfg.rings, capacity_key),
                                          kind, count)
+                if components is not None and not isinstance(consumers, int):
+                    # A consumer that is not part of this run must not hold the producer back.
+                    for index, name in enumerate(consumers):
+                        if name not in components:
+                            rings[key].retire_consumer(index)
             health = HealthTable.create(health_name(run_id), components or COMPONENTS)
         except BaseException:
             for ring in rings.values():

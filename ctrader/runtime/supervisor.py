@@ -99,7 +99,7 @@ class _Child:
 class Supervisor:
     def __init__(self, cfg: Config, components: list[Component], run_id: str, *,
                  max_restarts: int = 3, restart_window_s: float = 60.0,
-                 heartbeat_timeout_s: float = 15.0, log_format: str = "text", log_level: str = "INFO",
+                 heartbeat_timeout_s: float = 15.0, startup_timeout_s: float = 180.0, log_format: str = "text", log_level: str = "INFO",
                  on_ready: Callable[["Supervisor", Component], None] | None = None) -> None:
         self.cfg = cfg
         self.on_ready = on_ready          # after a component with ``ready`` answers: may update self.cfg
@@ -108,6 +108,7 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.restart_window_s = restart_window_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.startup_timeout_s = startup_timeout_s    # before the first beat: JIT warm-up, connecting
         self.log_format, self.log_level = log_format, log_level
         self.stop_event = CTX.Event()                       # ends run()
         self.child_stops = {c.name: CTX.Event() for c in components}  # one per child: ordered stop
@@ -181,7 +182,8 @@ class Supervisor:
                 continue
             proc = child.process
             beat_age = health[name]["beat_age_s"]
-            hung = proc.is_alive() and beat_age is not None and beat_age > self.heartbeat_timeout_s
+            limit = self.startup_timeout_s if health[name]["state"] == "starting" else self.heartbeat_timeout_s
+            hung = proc.is_alive() and beat_age is not None and beat_age > limit
             if proc.is_alive() and not hung:
                 continue
             if hung:

@@ -12,12 +12,13 @@
 Operations (all keyword arguments optional unless noted):
 
   market:  pause(), resume(), step(n=1), dislocate(symbol, bps, duration_ms), fair_prices(),
-           book(symbol, limit=None), record_books(symbols), recorded_books(symbol), status(),
+           book(symbol, limit=None), record_books(symbols), recorded_books(symbol),
+           record_tops(symbols, depth=10), recorded_tops(symbol), status(),
            set_balance(account, asset, amount)
   streams: drop_diffs(symbol="*", count=1), reorder_diffs(symbol="*", count=1),
            duplicate_messages(stream="*", count=1), stall_streams(seconds, drop=True, streams=None),
            close_stream_connections(abort=False, code=1000, reason=""),
-           server_shutdown(grace_s=1.0)
+           server_shutdown(grace_s=1.0, only_notified=False)
   orders:  delay_orders(ms, count=1), timeout_orders(count=1, after_ms=0),
            fail_requests(count=1, status=503, code=-1008, msg=..., match="", execute=False),
            reject_orders(count=1, msg="This action is disabled on this account.")
@@ -87,6 +88,23 @@ class ControlOps:
         """{diff final update id u: (bids, asks)} recorded for ``symbol``."""
         return dict(self._recording.get(symbol, {}))
 
+    def record_tops(self, symbols: list[str], depth: int = 10) -> None:
+        """From now on keep ``top_hash(bids, asks)`` of the top ``depth`` levels after EVERY book update.
+
+        A hash, not the levels, so that hundreds of thousands of updates fit in memory: a client
+        checks that the book it holds at update id ``u`` is the simulator's (``top_hash``).
+        """
+        if not hasattr(self, "_tops"):
+            self._tops = _TopRecorder(depth)
+            self.server.engine.market_sinks.append(self._tops)
+        for s in symbols:
+            self._tops.by_symbol.setdefault(s, {})
+
+    def recorded_tops(self, symbol: str) -> dict[int, tuple[int, int]]:
+        """{update id: (top_hash of ``depth`` levels, top_hash of the best level)} since ``record_tops``."""
+        tops = getattr(self, "_tops", None)
+        return dict(tops.by_symbol.get(symbol, {})) if tops else {}
+
     def _on_diff(self, symbol: str, last_id: int) -> None:
         rec = self._recording.get(symbol)
         if rec is not None:
@@ -132,12 +150,21 @@ class ControlOps:
     async def close_api_connections(self, abort: bool = False, code: int = 1000, reason: str = "") -> int:
         return await self.server.ws_api.close_all(code, reason, abort)
 
-    async def server_shutdown(self, grace_s: float = 1.0) -> int:
-        """Send ``serverShutdown`` on every WebSocket, then close them all after ``grace_s``."""
+    async def server_shutdown(self, grace_s: float = 1.0, only_notified: bool = False) -> int:
+        """Send ``serverShutdown`` on every WebSocket, then close them all after ``grace_s``.
+
+        ``only_notified``: close only the sockets that got the notice, as if the ones opened
+        during the grace period had reached another server (Binance's case).
+        """
         self.server.hub.flush()
+        notified = list(self.server.hub.connections) + list(self.server.ws_api.sessions)
         self.server.hub.broadcast_shutdown()
         self.server.ws_api.broadcast_shutdown()
         await asyncio.sleep(grace_s)
+        if only_notified:
+            self.server.hub.flush()
+            await asyncio.gather(*(c.close(1001, "server shutdown") for c in notified), return_exceptions=True)
+            return len(notified)
         return (await self.server.hub.close_all(1001, "server shutdown")
                 + await self.server.ws_api.close_all(1001, "server shutdown"))
 
@@ -175,6 +202,28 @@ class ControlOps:
     def clear_faults(self) -> None:
         self.server.faults.clear()
         self.server.clock.skew_ms = 0
+
+
+def top_hash(bids, asks) -> int:
+    """Hash of top levels given best first as (price, qty) pairs in 1e-8 units."""
+    return hash((tuple((int(p), int(q)) for p, q in bids), tuple((int(p), int(q)) for p, q in asks)))
+
+
+class _TopRecorder:
+    """A market sink that hashes the top levels of chosen books after each update."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.by_symbol: dict[str, dict[int, int]] = {}
+
+    def book_update(self, book, bids, asks) -> None:
+        rec = self.by_symbol.get(book.symbol)
+        if rec is not None:
+            bids, asks = book.bids.top(self.depth), book.asks.top(self.depth)
+            rec[book.update_id] = (top_hash(bids, asks), top_hash(bids[:1], asks[:1]))
+
+    def trade(self, *args) -> None:
+        pass
 
 
 OPERATIONS = tuple(name for name, fn in vars(ControlOps).items()

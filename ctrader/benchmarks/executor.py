@@ -1,0 +1,128 @@
+"""Executor benchmarks, each beside a baseline measured in the same run.
+
+- per-order pipeline in paper mode (decode intent, risk gate, paper match walking depth, exec
+  record out) beside the baseline of decoding the intent alone (``Order.from_intent``): the
+  ratio says how much the gate and the fill model add to the least Python work an order needs;
+- the risk gate alone and the paper fill model alone, beside the same baseline;
+- the write-ahead journal: one intent line with fdatasync beside the same line without it (the
+  price of durability on this disk).
+
+    results = run(quick=True)      # list of result dicts (see ctrader.benchmarks)
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from ctrader.core.records import Side, TimeInForce
+from ctrader.execution.bookview import BookView
+from ctrader.execution.engine import Executor
+from ctrader.execution.journal import Journal
+from ctrader.execution.orders import Order
+from ctrader.execution.paper import PaperFillModel, PaperVenue
+from ctrader.execution.risk import RiskLimits
+from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.market.books import BookCache
+
+LIMITS = RiskLimits(max_order_notional=1e12, max_group_notional=1e12, max_position=1e12, max_open_orders=10**6,
+                    orders_per_10s=10**9, orders_per_day=10**12, weight_per_minute=10**12, daily_loss_limit=1e12)
+
+
+def _setup():
+    uni = sim_universe()
+    cache = BookCache(len(uni.symbols))
+    venue = PaperVenue(PaperFillModel(BookView(cache.books), uni))
+    now = [time.monotonic_ns()]
+    ex = Executor(uni, venue, None, lambda rec: None, LIMITS, clock=lambda: now[0], books=cache)
+    levels = [(60001.0 + i, 0.002) for i in range(10)]
+    ex.on_md(depth_record(uni.symbol_id("BTCUSDT"), [(60000.0, 1.0)], levels, now[0]), 1)
+    return uni, ex, now
+
+
+def _per_op_ns(fn, n: int) -> float:
+    t0 = time.perf_counter_ns()
+    for i in range(n):
+        fn(i)
+    return (time.perf_counter_ns() - t0) / n
+
+
+def bench_pipeline(n: int) -> dict:
+    uni, ex, now = _setup()
+    info = uni.by_name["BTCUSDT"]
+    # an IOC that walks three levels of the ask side (0.002 each)
+    intents = [intent_record(uni, "BTCUSDT", Side.BUY, 60003.0, 0.006, group_id=g + 1, tif=TimeInForce.IOC)
+               for g in range(n)]
+
+    def decode(i):
+        Order.from_intent(intents[i][0], "BTCUSDT", info.tick_units, info.step_units)
+
+    def pipeline(i):
+        ex.on_intents(intents[i], 1)
+        if i % 64 == 63:        # fresh liquidity now and then, as market data would bring
+            now[0] += 1
+            ex.on_md(depth_record(info.id, [(60000.0, 1.0)], [(60001.0 + k, 0.002) for k in range(10)], now[0]), 1)
+
+    gate_orders = [Order.from_intent(intents[i][0], "BTCUSDT", info.tick_units, info.step_units) for i in range(n)]
+
+    def gate(i):
+        ex.gate.check(gate_orders[i], now[0])
+
+    model = ex.venue.model
+
+    def fill(i):
+        if i % 3 == 0:
+            model.on_book(info.id, now[0])       # give the liquidity back
+        model.submit(gate_orders[i], now[0])
+
+    baseline = _per_op_ns(decode, n)
+    return {"decode": baseline, "pipeline": _per_op_ns(pipeline, n), "gate": _per_op_ns(gate, n),
+            "paper_fill": _per_op_ns(fill, n)}
+
+
+def bench_journal(n: int) -> dict:
+    uni = sim_universe()
+    info = uni.by_name["BTCUSDT"]
+    order = Order.from_intent(intent_record(uni, "BTCUSDT", Side.BUY, 60000.0, 0.01)[0], "BTCUSDT",
+                              info.tick_units, info.step_units)
+    out = {}
+    with tempfile.TemporaryDirectory(dir=os.path.expanduser("~")) as tmp:
+        for sync in (False, True):
+            journal = Journal(os.path.join(tmp, f"j{sync}.jsonl"), sync=sync)
+            out["fsync" if sync else "nosync"] = _per_op_ns(lambda i, j=journal: j.intent(order),
+                                                            n if not sync else n // 10)
+            journal.close()
+    return out
+
+
+def run(quick: bool = False) -> list[dict]:
+    n = 20_000 if quick else 100_000
+    p = bench_pipeline(n)
+    j = bench_journal(2_000 if quick else 10_000)
+    base = p["decode"]
+    results = []
+    for key, name in (("pipeline", "executor order pipeline (paper, no journal)"),
+                      ("gate", "risk gate check"), ("paper_fill", "paper fill, 3 levels walked")):
+        results.append({"name": name, "value": p[key] / 1e3, "unit": "us/order",
+                        "baseline_name": "decode intent (Order.from_intent)", "baseline_value": base / 1e3,
+                        "ratio": p[key] / base, "note": f"{n} orders, one process"})
+    results.append({"name": "journal intent + fdatasync", "value": j["fsync"] / 1e3, "unit": "us/order",
+                    "baseline_name": "journal intent, no sync", "baseline_value": j["nosync"] / 1e3,
+                    "ratio": j["fsync"] / j["nosync"], "note": "in the home directory's file system"})
+    return results
+
+
+def check_regressions(results: list[dict]) -> list[str]:
+    """Gross regressions of same-run ratios only (absolute times differ between machines)."""
+    problems = []
+    for r in results:
+        if r["name"].startswith("executor order pipeline") and r["ratio"] > 100:
+            problems.append(f"{r['name']}: {r['ratio']:.0f}x decoding the intent (limit 100x)")
+        if r["name"] == "risk gate check" and r["ratio"] > 50:
+            problems.append(f"risk gate: {r['ratio']:.0f}x decoding the intent (limit 50x)")
+    return problems
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for row in run(quick=True):
+        print(row)

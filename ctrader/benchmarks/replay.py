@@ -1,0 +1,279 @@
+"""Replay benchmarks, each beside a baseline measured in the same run on the same market events.
+
+- replay kernel, do-nothing strategy, in memory (md events/s) beside hftbacktest (the peer) running
+  a do-nothing strategy over the same events converted to its format (per symbol: the level
+  changes between consecutive top-10 books, and the trades); ratio >= 1 means we are faster;
+- replay with the triangular strategy, in memory, beside the do-nothing kernel (what the strategy
+  costs);
+- replay end to end from the embedded store (chDB read + triangular strategy + fills) beside
+  reading the same events from the store alone.
+
+Events come from the simulator's market model (``ctrader.replay.history``), identical for a seed.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+
+import numpy as np
+from numba import njit
+
+from ctrader.core.records import MdFlag, MdKind
+
+log = logging.getLogger(__name__)
+
+_DEPTH = int(MdKind.DEPTH)
+_SNAPSHOT = int(MdKind.SNAPSHOT)
+_TICKER = int(MdKind.BOOK_TICKER)
+_TRADE = int(MdKind.TRADE)
+_BUYER_MAKER = int(MdFlag.BUYER_MAKER)
+
+
+def _history(seconds: float, seed: int = 7):
+    from ctrader.config import load_config
+    from ctrader.replay.history import simulated_md
+    from ctrader.replay.runner import resolve_universe
+
+    cfg = load_config(None, overrides={"model.name": "none"})
+    uni = resolve_universe(cfg)
+    return cfg, uni, simulated_md(cfg, uni, seconds=seconds, seed=seed)
+
+
+def _best_rate(fn, n_events: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n_events / best
+
+
+# --- ours ------------------------------------------------------------------------------------------
+
+def bench_kernel(uni, md, repeat: int = 5) -> float:
+    """md events/s through the replay engine with a do-nothing strategy (books kept, fill side)."""
+    from ctrader.replay.driver import NullStrategy, ReplayEngine, ReplayOptions
+
+    ReplayEngine(uni, NullStrategy(), ReplayOptions()).run([md[:2048]])     # compile first
+    return _best_rate(lambda: ReplayEngine(uni, NullStrategy(), ReplayOptions(batch_events=4096)).run([md]),
+                      len(md), repeat)
+
+
+def bench_strategy(cfg, uni, md, repeat: int = 2) -> float:
+    from ctrader.replay.runner import options_from_config, replay_chunks
+
+    replay_chunks(cfg, uni, [md[:2048]])                                     # compile first
+    return _best_rate(lambda: replay_chunks(cfg, uni, [md], options=options_from_config(cfg)), len(md), repeat)
+
+
+def bench_store(cfg, uni, md) -> tuple[float, float]:
+    """(end-to-end replay events/s, store read events/s) on a temporary embedded store."""
+    from ctrader.replay.history import write_md
+    from ctrader.replay.runner import data_range, replay_store
+    from ctrader.store.store import Store
+
+    d = tempfile.mkdtemp(prefix="ctrader-bench-replay-")
+    try:
+        store = Store.open(f"chdb://{d}/store", "ctrader")
+        try:
+            write_md(store, md, uni)
+            lo, hi = data_range(store)
+            names = [s.name for s in uni.symbols]
+            ids = {s.name: s.id for s in uni.symbols}
+
+            def read():
+                for _ in store.read_md(names, lo, hi, chunk_rows=cfg.replay.chunk_rows, symbol_ids=ids):
+                    pass
+
+            read()                       # warm: the engine's first query pays for loading parts
+            read_rate = _best_rate(read, len(md), 3)
+            e2e = _best_rate(lambda: replay_store(cfg, store, lo, hi, universe=uni, model=None, save=False),
+                             len(md), 3)
+        finally:
+            store.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return e2e, read_rate
+
+
+# --- hftbacktest -----------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _to_hbt_rows(md, n_symbols, out_sym, out, ev_exch_local, depth_ev, trade_ev, buy_ev, sell_ev):
+    """Level changes between consecutive books of each symbol (qty 0 = level gone), and trades."""
+    D = md[0].bid_px.shape[0]
+    pb = np.zeros((n_symbols, D))
+    qb = np.zeros((n_symbols, D))
+    pa = np.zeros((n_symbols, D))
+    qa = np.zeros((n_symbols, D))
+    nb = np.zeros(n_symbols, np.int64)
+    na = np.zeros(n_symbols, np.int64)
+    k = 0
+    for i in range(md.shape[0]):
+        r = md[i]
+        s = r.symbol_id
+        if r.kind == _TRADE:
+            out[k].ev = ev_exch_local | trade_ev | (sell_ev if (r.flags & _BUYER_MAKER) else buy_ev)
+            out[k].exch_ts = r.exch_ts_ns
+            out[k].local_ts = r.recv_ts_ns
+            out[k].px = r.trade_px
+            out[k].qty = r.trade_qty
+            out_sym[k] = s
+            k += 1
+            continue
+        if r.kind != _DEPTH and r.kind != _SNAPSHOT and r.kind != _TICKER:
+            continue
+        for side in range(2):
+            if side == 0:
+                npx, nq, n_new, opx, oq, n_old, flag = r.bid_px, r.bid_qty, r.n_bids, pb[s], qb[s], nb[s], buy_ev
+            else:
+                npx, nq, n_new, opx, oq, n_old, flag = r.ask_px, r.ask_qty, r.n_asks, pa[s], qa[s], na[s], sell_ev
+            for j in range(n_old):                   # levels that are gone
+                found = False
+                for m in range(n_new):
+                    if npx[m] == opx[j]:
+                        found = True
+                        break
+                if not found:
+                    out[k].ev = ev_exch_local | depth_ev | flag
+                    out[k].exch_ts = r.exch_ts_ns
+                    out[k].local_ts = r.recv_ts_ns
+                    out[k].px = opx[j]
+                    out[k].qty = 0.0
+                    out_sym[k] = s
+                    k += 1
+            for m in range(n_new):                   # new or changed levels
+                same = False
+                for j in range(n_old):
+                    if opx[j] == npx[m] and oq[j] == nq[m]:
+                        same = True
+                        break
+                if not same:
+                    out[k].ev = ev_exch_local | depth_ev | flag
+                    out[k].exch_ts = r.exch_ts_ns
+                    out[k].local_ts = r.recv_ts_ns
+                    out[k].px = npx[m]
+                    out[k].qty = nq[m]
+                    out_sym[k] = s
+                    k += 1
+            for m in range(n_new):
+                opx[m] = npx[m]
+                oq[m] = nq[m]
+            if side == 0:
+                nb[s] = n_new
+            else:
+                na[s] = n_new
+    return k
+
+
+def to_hftbacktest(md, n_symbols: int) -> list[np.ndarray]:
+    """One hftbacktest event array per symbol id, in time order."""
+    import hftbacktest as hb
+
+    cap = len(md) * 42
+    out = np.zeros(cap, hb.event_dtype)
+    out_sym = np.zeros(cap, np.int32)
+    k = _to_hbt_rows(md, n_symbols, out_sym, out, np.uint64(hb.EXCH_EVENT | hb.LOCAL_EVENT),
+                     np.uint64(hb.DEPTH_EVENT), np.uint64(hb.TRADE_EVENT), np.uint64(hb.BUY_EVENT),
+                     np.uint64(hb.SELL_EVENT))
+    out, out_sym = out[:k], out_sym[:k]
+    return [np.ascontiguousarray(out[out_sym == s]) for s in range(n_symbols)]
+
+
+def _hbt_do_nothing():
+    from numba import njit as _njit
+
+    @_njit
+    def run(hbt):
+        steps = 0
+        while hbt.elapse(1_000_000_000) == 0:
+            steps += 1
+        return steps
+
+    return run
+
+
+def bench_hftbacktest(uni, md, repeat: int = 3, only_symbol: int = -1) -> tuple[float, int]:
+    """(md events/s, hftbacktest rows) for a do-nothing strategy over the same events
+    (``only_symbol``: one asset, the peer's simplest case)."""
+    import hftbacktest as hb
+
+    per_symbol = to_hftbacktest(md, len(uni.symbols))
+    if only_symbol >= 0:
+        per_symbol = [a if i == only_symbol else a[:0] for i, a in enumerate(per_symbol)]
+    rows = sum(len(a) for a in per_symbol)
+    run = _hbt_do_nothing()
+
+    def build():
+        assets = []
+        for s, data in zip(uni.symbols, per_symbol):
+            if len(data) == 0:
+                continue
+            assets.append(hb.BacktestAsset().data(data).linear_asset(1.0).constant_order_latency(0, 0)
+                          .risk_adverse_queue_model().no_partial_fill_exchange()
+                          .trading_value_fee_model(0.0, 0.0).tick_size(s.tick).lot_size(s.step)
+                          .last_trades_capacity(0))
+        return hb.HashMapMarketDepthBacktest(assets)
+
+    hbt = build()
+    run(hbt)                      # compile
+    hbt.close()
+    best = float("inf")
+    for _ in range(repeat):
+        hbt = build()             # loading the arrays is set-up, not replay: not timed
+        t0 = time.perf_counter()
+        run(hbt)
+        best = min(best, time.perf_counter() - t0)
+        hbt.close()
+    return len(md) / best, rows
+
+
+# --- suite -----------------------------------------------------------------------------------------
+
+def run(quick: bool = False) -> list[dict]:
+    seconds = 30 if quick else 120
+    cfg, uni, md = _history(seconds)
+    n = len(md)
+    results = []
+    kernel = bench_kernel(uni, md, repeat=5 if quick else 10)
+    try:
+        peer, rows = bench_hftbacktest(uni, md, repeat=2 if quick else 5)
+        peer_note = f"{n:,} md events = {rows:,} hftbacktest rows ({rows / n:.1f}/event; {peer * rows / n:,.0f} rows/s)"
+    except ImportError:
+        peer, peer_note = None, "hftbacktest not installed (pip install hftbacktest)"
+    results.append({"name": "replay kernel, do-nothing strategy (in memory)", "value": kernel, "unit": "events/s",
+                    "baseline_name": "hftbacktest do-nothing, same events", "baseline_value": peer,
+                    "ratio": kernel / peer if peer else None, "note": peer_note})
+    busiest = int(np.bincount(md["symbol_id"]).argmax())
+    one = md[md["symbol_id"] == busiest]
+    kernel1 = bench_kernel(uni, one, repeat=5 if quick else 10)
+    try:
+        peer1, rows1 = bench_hftbacktest(uni, one, repeat=2 if quick else 5, only_symbol=busiest)
+        note1 = f"{uni.symbols[busiest].name}: {len(one):,} md events = {rows1:,} rows ({peer1 * rows1 / len(one):,.0f} rows/s)"
+    except ImportError:
+        peer1, note1 = None, "hftbacktest not installed"
+    results.append({"name": "replay kernel, do-nothing, one symbol", "value": kernel1, "unit": "events/s",
+                    "baseline_name": "hftbacktest do-nothing, one asset", "baseline_value": peer1,
+                    "ratio": kernel1 / peer1 if peer1 else None, "note": note1})
+    strat = bench_strategy(cfg, uni, md, repeat=1 if quick else 3)
+    results.append({"name": "replay triangular strategy (in memory)", "value": strat, "unit": "events/s",
+                    "baseline_name": "replay kernel, do-nothing", "baseline_value": kernel,
+                    "ratio": strat / kernel, "note": f"{len(uni.symbols)} symbols, {len(uni.triangles())} triangles"})
+    e2e, read = bench_store(cfg, uni, md)
+    results.append({"name": "replay end to end from the store (chDB)", "value": e2e, "unit": "events/s",
+                    "baseline_name": "store read_md alone", "baseline_value": read, "ratio": e2e / read,
+                    "note": f"{n:,} events, triangular strategy, results not saved"})
+    return results
+
+
+def check_regressions(results: list[dict]) -> list[str]:
+    """Gross regressions of same-run ratios only."""
+    problems = []
+    for r in results:
+        if r["name"].startswith("replay kernel") and r.get("ratio") is not None and r["ratio"] < 0.5:
+            problems.append(f"replay kernel at {r['ratio']:.2f}x hftbacktest on the same events (limit 0.5x)")
+        if r["name"].startswith("replay end to end") and r["ratio"] < 0.05:
+            problems.append(f"end-to-end replay at {r['ratio']:.2f}x the store read alone (limit 0.05x)")
+    return problems

@@ -1,0 +1,251 @@
+"""``ctrader replay``: recorded market data through the live strategy and fill model, fast.
+
+    ctrader replay --start 2026-01-01T00:00 --end 2026-01-02T00:00 --report out.html
+    ctrader replay --run r20260101-...            # the data range and symbols of a recorded session
+    ctrader replay --order-latency lognormal:2:0.5 --json
+    ctrader replay --sweep strategy.min_edge_bps=0:4:1 --sweep strategy.cooldown_ms=100:500:200 --windows 3
+"""
+from __future__ import annotations
+
+import sys
+
+import orjson
+import typer
+
+from ctrader.cli.common import state
+
+
+def open_store(cfg):
+    """The configured store, or a clear message when a live session holds the embedded engine."""
+    from ctrader.store.lock import StoreLockedError
+    from ctrader.store.store import Store
+
+    try:
+        return Store.from_config(cfg)
+    except StoreLockedError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+
+def parse_time(text):
+    """An ISO time, or nanoseconds since the epoch as digits."""
+    from ctrader.store.store import to_ns
+
+    if text is None:
+        return None
+    if isinstance(text, str) and text.strip().isdigit():
+        return int(text)
+    try:
+        return to_ns(text)
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(f"not a time: {text!r} ({exc})")
+
+
+def parse_speed(text: str) -> float:
+    """'fast' / 'max' -> 0 (as fast as possible), 'realtime' -> 1, '10x' or '10' -> 10."""
+    t = text.strip().lower()
+    if t in ("fast", "max", "0"):
+        return 0.0
+    if t == "realtime":
+        return 1.0
+    try:
+        v = float(t.removesuffix("x"))
+    except ValueError:
+        raise typer.BadParameter(f"--speed: expected fast, realtime or a multiple like 10x; got {text!r}")
+    if v < 0:
+        raise typer.BadParameter("--speed must be >= 0")
+    return v
+
+
+class Progress:
+    """A progress bar over market time on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, start_ns: int, end_ns: int, enabled: bool) -> None:
+        self.start_ns, self.end_ns = start_ns, end_ns
+        self._bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                                     TextColumn("{task.fields[events]:,} events"), TimeRemainingColumn(),
+                                     console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task("replay", total=max(1, end_ns - start_ns), events=0)
+            self._bar.start()
+
+    def __call__(self, events: int, ts_ns: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=max(0, ts_ns - self.start_ns), events=events)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def replay(
+    ctx: typer.Context,
+    start: str | None = typer.Option(None, "--start", help="ISO time or ns; default: first recorded event"),
+    end: str | None = typer.Option(None, "--end", help="ISO time or ns (exclusive); default: last event"),
+    symbols: str | None = typer.Option(None, "--symbols", help="comma-separated subset of the universe"),
+    run: str | None = typer.Option(None, "--run", help="replay the data range and symbols of this recorded run"),
+    model: str | None = typer.Option(None, "--model", help="model name, 'none', default: \\[model] name"),
+    feed_latency: str | None = typer.Option(None, "--feed-latency", help="override replay.feed_latency"),
+    order_latency: str | None = typer.Option(None, "--order-latency", help="override replay.order_latency"),
+    exec_latency: str | None = typer.Option(None, "--exec-latency", help="override replay.exec_latency"),
+    seed: int | None = typer.Option(None, "--seed", help="override replay.seed (sampled latencies)"),
+    speed: str = typer.Option("fast", "--speed", help="fast, realtime, or a multiple of market time (10x)"),
+    exchange_info: str | None = typer.Option(None, "--exchange-info", help="exchangeInfo JSON for the universe"),
+    report: str | None = typer.Option(None, "--report", help="write a self-contained HTML report here"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    no_save: bool = typer.Option(False, "--no-save", help="do not write results to the store"),
+    label: str = typer.Option("", "--label", help="a free-text label stored with the run"),
+    sweep: list[str] = typer.Option([], "--sweep", help="section.key=a:b:step (repeatable): a parameter grid"),
+    windows: int = typer.Option(3, "--windows", help="sweep: walk-forward windows over the range"),
+    workers: int = typer.Option(0, "--workers", help="sweep: processes (0 = \\[replay] workers / cores)"),
+    compare_recorded: bool = typer.Option(True, "--compare-recorded/--no-compare-recorded",
+                                          help="with --run: compare decisions and fills with the session's"),
+    session_timing: bool = typer.Option(True, "--session-timing/--model-timing",
+                                        help="with --run: each order's recorded live timing (send delay, "
+                                             "execution arrival) instead of the latency models"),
+) -> None:
+    """Replay recorded market data through the strategy and the paper fill model."""
+    st = state(ctx)
+    extra = {}
+    if feed_latency is not None:
+        extra["replay.feed_latency"] = feed_latency
+    if order_latency is not None:
+        extra["replay.order_latency"] = order_latency
+    if exec_latency is not None:
+        extra["replay.exec_latency"] = exec_latency
+    if seed is not None:
+        extra["replay.seed"] = str(seed)
+    if extra:
+        st.overrides = dict(st.overrides or {}, **extra)
+        st._config = None
+    cfg = st.setup_logging("replay")
+    from ctrader.replay.latency import LatencySpecError
+    from ctrader.replay.runner import data_range, options_from_config, replay_store, resolve_universe
+
+    try:
+        opts = options_from_config(cfg)
+    except LatencySpecError as exc:
+        raise typer.BadParameter(str(exc))
+    opts.speed = parse_speed(speed)
+    store = open_store(cfg)
+    try:
+        names = [s.strip().upper() for s in symbols.split(",")] if symbols else None
+        first_group, align_note = 1, ""
+        if run:
+            from ctrader.replay.fidelity import session_alignment
+
+            info = store.run_info(run)
+            if info is None:
+                raise typer.BadParameter(f"--run {run}: no such run in the store")
+            names = names or info["symbols"]
+            al = session_alignment(cfg, store, run, names)
+            start = start or al["start_ns"]
+            end = end or al["end_ns"]
+            first_group, align_note = al["first_group"], al["note"]
+        lo, hi = (None, None)
+        if start is None or end is None:
+            try:
+                lo, hi = data_range(store, names)
+            except ValueError as exc:
+                typer.secho(f"nothing to replay: {exc} (record some first: ctrader record / ctrader start)",
+                            fg=typer.colors.RED, err=True)
+                raise typer.Exit(1)
+        start_ns = parse_time(start) if start is not None else lo
+        end_ns = parse_time(end) if end is not None else hi
+        if sweep:
+            _sweep(st, store, sweep, start_ns, end_ns, windows, workers, model, as_json, no_save)
+            return
+        uni = resolve_universe(cfg, exchange_info, source_run=run)
+        bar = Progress(start_ns, end_ns, enabled=not as_json)
+        try:
+            r = replay_store(cfg, store, start_ns, end_ns, symbols=names, universe=uni,
+                             model=model or "config", options=opts, save=not no_save, label=label,
+                             source_run=run, first_group=first_group, progress=bar,
+                             session_timing=bool(run) and session_timing)
+        finally:
+            bar.close()
+        s = r.result.summary
+        if run and compare_recorded:
+            from ctrader.replay.fidelity import compare_with_session
+
+            s["session_comparison"] = compare_with_session(store, run, r.result)
+            s["session_comparison"]["alignment"] = align_note
+        if report:
+            from ctrader.replay.report import write_html
+
+            write_html(r.result, report, title=f"ctrader replay {r.run_id}")
+        if as_json:
+            typer.echo(orjson.dumps(s, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
+                                    default=str).decode())
+        else:
+            from ctrader.replay.report import format_summary
+
+            typer.echo(format_summary(s))
+            if "session_comparison" in s:
+                c = s["session_comparison"]
+                typer.echo(f"({c['alignment']})")
+                typer.echo(f"vs session {run}: decisions {'identical' if c['decisions_identical'] else 'DIFFER'}"
+                           f" ({c['candidates_matched']}/{c['recorded_candidates']} candidates), "
+                           f"fills {c['fills_matched']}/{c['recorded_fills']} match")
+                for d in c["differences"][:10]:
+                    typer.echo(f"  {d}")
+            if report:
+                typer.echo(f"report: {report}")
+    finally:
+        store.close()
+
+
+def _sweep(st, store, specs, start_ns, end_ns, windows, workers, model, as_json, no_save) -> None:
+    from ctrader.replay.sweep import ConfigSource, SweepError, grid_variants, parse_grid, run_variants
+
+    try:
+        grid = parse_grid(specs)
+    except SweepError as exc:
+        raise typer.BadParameter(str(exc))
+    source = ConfigSource(st.config_path, tuple(sorted((st.overrides or {}).items())))
+    for params in grid:                  # validate every set before spending minutes on it
+        try:
+            source.load(params)
+        except Exception as exc:
+            raise typer.BadParameter(f"--sweep {params}: {exc}")
+
+    def progress(done, total):
+        if not as_json:
+            typer.echo(f"\r{done}/{total} replays", nl=False, err=True)
+
+    sw = run_variants(source, grid_variants(grid), store, start_ns, end_ns, windows=windows, workers=workers,
+                      model=model, save=not no_save, progress=progress)
+    if as_json:
+        typer.echo(orjson.dumps(sw.to_json(), option=orjson.OPT_INDENT_2, default=str).decode())
+        return
+    typer.echo("", err=True)
+    print_ranking(sw)
+
+
+def print_ranking(sw) -> None:
+    typer.echo(f"sweep {sw.sweep_id}: {len(sw.variants)} parameter sets x {len(sw.windows)} windows")
+    for w in sw.walk_forward:
+        typer.echo(f"  window {w['train_window']} -> {w['test_window']}: chose {w['chosen']} "
+                   f"(in sample {_f(w['in_sample_pnl'])}, out of sample {_f(w['out_of_sample_pnl'])})")
+    if sw.walk_forward:
+        typer.echo(f"  walk-forward out-of-sample PnL: {sw.oos_pnl:.4f}")
+    typer.echo(f"{'rank':>4}  {'oos mean PnL':>12}  {'chosen':>6}  variant   PnL by window")
+    for e in sw.ranking:
+        typer.echo(f"{e['rank']:>4}  {e['oos_mean_pnl']:>12.4f}  {e['times_chosen']:>6}  {e['variant']}   "
+                   + " ".join(_f(x) for x in e["pnl_by_window"]))
+    for r in sw.results:
+        if r.error:
+            typer.secho(f"  failed: {r.variant} window {r.window}: {r.error}", fg=typer.colors.RED, err=True)
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)

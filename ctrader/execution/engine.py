@@ -1,0 +1,431 @@
+"""The executor in one object: intents in, risk gate, venue (paper or live), exec events out.
+
+``Executor`` knows nothing of rings or processes: ``process.py`` feeds it from the rings,
+tests and single-process mode call it directly.
+
+    ex = Executor(universe, venue, journal, sink=exec_records.append, limits=RiskLimits(...))
+    ex.recover()                       # after a restart: journal + venue reconcile, before trading
+    ex.on_md(md_batch, n)              # keeps the books (risk, valuation, paper fills)
+    ex.on_intents(intent_batch, n)     # risk -> journal (fsync) -> send; REFUSED events
+    ex.poll()                          # venue answers -> order state -> journal -> exec events
+    ex.close()                         # cancel open orders, flush
+
+Every order state change becomes one EXEC_EVENT (``sink`` receives 1-element arrays). When a
+multi-leg group ends with a leg that did not fill completely, the unwind policy runs: "market"
+sends MARKET orders converting what the group left back to the asset it started from, "hold"
+keeps it; either way the group's PnL at current mids is counted (``accounting``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ctrader.core.records import ExecKind, MdKind, OrderType, RefusalReason, Side, TimeInForce
+from ctrader.execution.accounting import Accounting, Valuer
+from ctrader.execution.bookview import BookView
+from ctrader.execution.journal import Journal
+from ctrader.execution.orders import FILLED, PENDING, REFUSED, Order, OrderBook, VenueUpdate, exec_record
+from ctrader.execution.risk import KillSwitch, RiskGate, RiskLimits
+from ctrader.market.books import BookCache, apply_md
+from ctrader.venue.decimals import ONE
+
+log = logging.getLogger(__name__)
+
+UNWIND_POLICIES = ("market", "hold")
+UNWIND_ATTEMPTS = 5
+UNWIND_RETRY_NS = 1_000_000_000
+# refusals that pass with time: an unwind refused for one of these is tried again
+RETRYABLE = frozenset({int(RefusalReason.RATE_BUDGET), int(RefusalReason.STALE_BOOK),
+                       int(RefusalReason.MAX_OPEN_ORDERS), int(RefusalReason.KILL_SWITCH)})
+
+
+@dataclass
+class Group:
+    """The legs of one multi-leg trade, and what the executor did about it."""
+    group_id: int
+    n_legs: int
+    start_asset: str
+    legs: dict[int, Order] = field(default_factory=dict)
+    unwind_orders: list[Order] = field(default_factory=list)
+    settled: bool = False
+    broken: bool = False
+    submitting: bool = False       # unwind orders being sent: their fills must not settle it early
+    unwind_attempts: int = 0
+    retry_at_ns: int = 0           # an unwind the gate refused for a passing reason is retried then
+
+    def all_terminal(self) -> bool:
+        return (len(self.legs) >= self.n_legs and all(not o.is_open for o in self.legs.values())
+                and all(not o.is_open for o in self.unwind_orders))
+
+
+class Executor:
+    def __init__(self, universe: Any, venue: Any, journal: Journal | None, sink: Callable[[np.ndarray], None],
+                 limits: RiskLimits | None = None, kill: KillSwitch | None = None,
+                 valuation_asset: str = "USDT", unwind: str = "market",
+                 clock: Callable[[], int] = time.monotonic_ns, books: BookCache | None = None) -> None:
+        if unwind not in UNWIND_POLICIES:
+            raise ValueError(f"unwind policy must be one of {UNWIND_POLICIES}, not {unwind!r}")
+        self.universe = universe
+        self.venue = venue
+        self.journal = journal
+        self.sink = sink
+        self.clock = clock
+        self.unwind_policy = unwind
+        self.cache = books or BookCache(len(universe.symbols))
+        self.books = BookView(self.cache.books)
+        self.valuer = Valuer(universe, self.books, valuation_asset)
+        self.accounting = Accounting(universe)
+        self.orders = OrderBook()
+        self.kill = kill or KillSwitch()
+        self.gate = RiskGate(limits or RiskLimits(), universe, self.books, self.valuer, self.accounting,
+                             self.orders, self.kill)
+        self.groups: dict[int, Group] = {}
+        self.duplicates = 0            # intents seen again after a restart (already journaled)
+        self.events = 0
+        self._kill_handled = False
+        self._outbox: list[tuple[Order, np.ndarray]] = []   # exec events waiting for the journal's fsync
+        self._retry: list[int] = []            # groups whose unwind waits for a retry
+        self._started_ns = clock()
+        self._fee_asset_ids = {a: i for i, a in enumerate(universe.assets)}
+
+    # --- market data --------------------------------------------------------------------------
+
+    def on_md(self, recs: np.ndarray, n: int) -> None:
+        """Apply md records to the books; paper orders due by then match against them."""
+        books = self.cache.books
+        updates: list[VenueUpdate] = []
+        for i in range(n):
+            sid = apply_md(books, recs, i)
+            if sid >= 0 and recs[i]["kind"] != MdKind.TRADE:
+                updates += self.venue.on_book(sid, int(recs[i]["recv_mono_ns"]))
+        self.events += n
+        if updates:
+            self._apply(updates)
+
+    # --- intents ------------------------------------------------------------------------------
+
+    def on_intents(self, recs: np.ndarray, n: int) -> None:
+        """Gate, journal and send ``recs[:n]``. The batch is journaled with one fsync before the
+        first order leaves (group commit), so on return every intent is durable and the caller
+        may commit them on the ring."""
+        self.check_kill()
+        admitted: list[Order] = []
+        refused: list[Order] = []
+        for i in range(n):
+            order = self._order_from_intent(recs[i])
+            verdict = self._admit(order)
+            if verdict is True:
+                admitted.append(order)
+            elif verdict is False:
+                refused.append(order)
+        self._commit()
+        for order in admitted:
+            self._send(order)
+        for order in refused:
+            self._check_group(self.groups[order.group_id])
+        self.events += n
+
+    def _order_from_intent(self, rec) -> Order:
+        info = self.universe.symbols[int(rec["symbol_id"])]
+        return Order.from_intent(rec, info.name, info.tick_units, info.step_units)
+
+    def submit(self, order: Order, unwind: bool = False) -> bool:
+        """One order through the gate to the venue; False if it was refused or a duplicate."""
+        verdict = self._admit(order, unwind)
+        self._commit()
+        if verdict is True:
+            self._send(order)
+            return True
+        if verdict is False:
+            self._check_group(self.groups[order.group_id])
+        return False
+
+    def _admit(self, order: Order, unwind: bool = False) -> bool | None:
+        """Gate and journal (not yet synced) one order: True to send, False refused, None duplicate."""
+        if self.orders.get(order.client_order_id) is not None:
+            self.duplicates += 1
+            log.warning("intent %s seen before (journaled): not sent again", order.client_order_id)
+            return None
+        order.is_unwind = unwind
+        group = self._group_of(order)
+        reason = self.gate.check(order, self.clock(), unwind=unwind)
+        self.orders.add(order)
+        if unwind:
+            group.unwind_orders.append(order)
+        else:
+            group.legs[order.leg] = order
+        if reason:
+            self.orders.settle(order, REFUSED)
+            order.reject_code = int(reason)
+            self.accounting.on_refused(reason)
+            self._publish(order, ExecKind.REFUSED, reject_code=int(reason))   # sent after the commit
+        if self.journal is not None:
+            self.journal.intent(order, durable=False)
+        return not reason
+
+    def _send(self, order: Order) -> None:
+        order.sent_mono_ns = self.clock()
+        updates = self.venue.place(order, order.sent_mono_ns)
+        self.accounting.on_sent(order)
+        if updates:
+            self._apply(updates)
+
+    def _commit(self) -> None:
+        """Make the journal durable, then publish what waited for it (never the other way round)."""
+        if self.journal is not None:
+            self.journal.commit()
+        outbox, self._outbox = self._outbox, []
+        for _, rec in outbox:
+            self.sink(rec)
+        if self.journal is not None:
+            for order in {id(o): o for o, _ in outbox}.values():
+                self.journal.published(order)
+
+    def _group_of(self, order: Order) -> Group:
+        group = self.groups.get(order.group_id)
+        if group is None:
+            info = self.universe.symbols[order.symbol_id]
+            start = info.quote if order.side == Side.BUY else info.base   # what leg 0 pays
+            group = self.groups[order.group_id] = Group(order.group_id, max(order.n_legs, 1), start)
+        return group
+
+    # --- venue answers ----------------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Drain the venue (answers, user data, due paper orders); returns updates applied."""
+        self.check_kill()
+        if self._retry:
+            self._retry_unwinds()
+        updates = self.venue.poll(self.clock())
+        if updates:
+            self._apply(updates)
+        return len(updates)
+
+    def _apply(self, updates: list[VenueUpdate]) -> None:
+        """Venue updates -> order states; journaled with one fsync, then published, then the
+        groups whose orders ended are looked at (which may send unwind orders)."""
+        ended: list[Order] = []
+        for u in updates:
+            tr = self.orders.apply(u)
+            if tr is None:
+                continue
+            order = tr.order
+            if self.journal is not None:
+                if tr.fill is not None:
+                    self.journal.fill(order, tr.fill, durable=False)
+                self.journal.state(order, durable=False)
+            if tr.fill is not None:
+                self.accounting.on_fill(order, tr.fill)
+            for kind in tr.kinds:
+                if kind == ExecKind.REJECTED:
+                    self.accounting.on_rejected(order.reject_code)
+                    log.warning("order %s %s rejected: %d", order.client_order_id, order.symbol, order.reject_code)
+                elif kind == ExecKind.CANCELED:
+                    self.accounting.cancels += 1
+                fill = tr.fill if kind in (ExecKind.FILL, ExecKind.PARTIAL_FILL) else None
+                fee_asset = self._fee_asset_ids.get(fill.fee_asset, -1) if fill is not None else -1
+                before = None
+                if kind == ExecKind.ACK and tr.fill is not None:    # the ack came with a fill: as before it
+                    before = (order.cum_qty - tr.fill.last_qty, order.cum_quote - tr.fill.last_quote)
+                self._publish(order, kind, fill=fill, fee_asset_id=fee_asset, cum=before)
+            if not order.is_open:
+                ended.append(order)
+        self._commit()
+        for order in ended:
+            group = self.groups.get(order.group_id)
+            if group is not None:
+                self._check_group(group)
+
+    def _publish(self, order: Order, kind: ExecKind, **kw) -> None:
+        """Queue an exec event; ``_commit`` sends it once the journal holds what it reports."""
+        self._outbox.append((order, exec_record(order, kind, recv_ts_ns=time.time_ns(), **kw)))
+
+    # --- groups and unwinding ---------------------------------------------------------------------
+
+    def _settle(self, group: Group) -> None:
+        group.settled = True
+        # the gate's per-group state is no longer needed once every leg has arrived and ended
+        self.gate.group_notional.pop(group.group_id, None)
+        self.gate.refused_groups.pop(group.group_id, None)
+
+    def _check_group(self, group: Group) -> None:
+        """Once every order of a group has ended: done if it completed (or never traded);
+        otherwise it is broken and the unwind policy runs, retrying while the gate refuses the
+        unwind for a passing reason (rate budget, stale book), at most UNWIND_ATTEMPTS times."""
+        if group.settled or group.submitting or not group.all_terminal():
+            return
+        if group.retry_at_ns and self.clock() < group.retry_at_ns:
+            return
+        group.retry_at_ns = 0
+        if not group.broken:
+            legs_ok = all(o.status == FILLED for o in group.legs.values())
+            if legs_ok or not any(o.cum_qty for o in group.legs.values()):
+                self._settle(group)       # complete, or nothing traded: nothing to unwind
+                return
+            group.broken = True
+            self.accounting.unwinds += 1
+            log.warning("group %x broke (%s); leftover %s; unwind policy %s", group.group_id,
+                        ", ".join(f"leg {k} {o.status}" for k, o in sorted(group.legs.items())),
+                        {a: u / ONE for a, u in self._residual(group).items()}, self.unwind_policy)
+        if self.unwind_policy == "market" and group.unwind_attempts < UNWIND_ATTEMPTS:
+            orders = [o for k, (asset, units) in enumerate(sorted(self._residual(group).items()))
+                      if (o := self._unwind_order(group, k, asset, units)) is not None]
+            if orders:
+                group.unwind_attempts += 1
+                group.submitting = True
+                try:
+                    sent = [self.submit(o, unwind=True) for o in orders]
+                finally:
+                    group.submitting = False
+                if not group.all_terminal():
+                    return            # unwind orders in flight: looked at again when they end
+                if not all(sent) and any(o.status == REFUSED and o.reject_code in RETRYABLE for o in orders):
+                    group.retry_at_ns = self.clock() + UNWIND_RETRY_NS
+                    self._retry.append(group.group_id)
+                    return
+                if any(o.cum_qty for o in orders):
+                    self._check_group(group)      # see what is left (dust below a step: nothing)
+                    return
+        self._settle(group)
+        pnl = self.accounting.group_pnl(group.group_id, self.valuer)
+        self.accounting.unwind_pnl += pnl
+        left = self._residual(group)
+        log.warning("group %x settled: %.8f %s%s", group.group_id, pnl, self.valuer.valuation_asset,
+                    f", holding {({a: u / ONE for a, u in left.items()})}" if left else "")
+
+    def _residual(self, group: Group) -> dict[str, int]:
+        """What the group left in assets other than the one it started from (units)."""
+        return {a: u for a, u in self.accounting.group_flows.get(group.group_id, {}).items()
+                if u and a != group.start_asset}
+
+    def _retry_unwinds(self) -> None:
+        now = self.clock()
+        due = [g for g in self._retry if self.groups[g].retry_at_ns <= now]
+        if due:
+            self._retry = [g for g in self._retry if g not in due]
+            for g in due:
+                self._check_group(self.groups[g])
+
+    def _unwind_order(self, group: Group, k: int, asset: str, units: int) -> Order | None:
+        """A MARKET order turning ``units`` of ``asset`` (negative: owed) back into the start asset."""
+        start = group.start_asset
+        pair = self.universe.pair(asset, start) if units > 0 else self.universe.pair(start, asset)
+        if pair is None:
+            log.warning("no symbol between %s and %s: holding %s", asset, start, units / ONE)
+            return None
+        info, side = pair
+        amount = abs(units)
+        if info.base != asset:           # the asset is the quote: size in base at the mid
+            mid = self.valuer.mid(info.id)
+            if math.isnan(mid) or mid <= 0:
+                return None
+            amount = int(amount / mid)
+        qty = amount // info.step_units * info.step_units if info.step_units else amount
+        mid = self.valuer.mid(info.id)
+        if qty <= 0 or qty < info.min_qty_units or (not math.isnan(mid) and qty / ONE * mid < info.min_notional):
+            return None           # dust the venue would refuse: held, and counted at mid
+        return Order(client_order_id=f"uw{group.group_id:x}-{group.unwind_attempts}-{k}", group_id=group.group_id,
+                     leg=min(group.n_legs + k, 255), n_legs=group.n_legs, symbol_id=info.id, symbol=info.name,
+                     side=int(side), order_type=int(OrderType.MARKET), tif=int(TimeInForce.NONE), price=0,
+                     qty=qty, is_unwind=True)
+
+    # --- kill switch --------------------------------------------------------------------------------
+
+    def check_kill(self) -> None:
+        """Once the switch is engaged: cancel every open order (new ones are refused by the gate)."""
+        engaged = self.kill.engaged
+        if engaged and not self._kill_handled:
+            self._kill_handled = True
+            self.cancel_all(f"kill switch: {self.kill.reason}")
+        elif not engaged:
+            self._kill_handled = False
+
+    def cancel_all(self, why: str = "") -> int:
+        open_orders = [o for o in self.orders.open_orders() if o.status != PENDING or o.sent_mono_ns]
+        if open_orders:
+            log.warning("cancelling %d open orders (%s)", len(open_orders), why)
+        now = self.clock()
+        for o in open_orders:
+            self.gate.rate.charge(now, orders=0, weight=1)
+            updates = self.venue.cancel(o, now)
+            if updates:
+                self._apply(updates)
+        return len(open_orders)
+
+    # --- recovery and shutdown -------------------------------------------------------------------
+
+    def recover(self, journal_path: str | None = None) -> int:
+        """Rebuild orders and positions from a journal and settle the unfinished ones with the
+        venue before any new order; returns how many orders needed reconciling."""
+        path = journal_path or (self.journal.path if self.journal is not None else None)
+        if path is None:
+            return 0
+        orders, fills = Journal.load(path)
+        for order in orders.values():
+            self.orders.add(order)
+            group = self._group_of(order)
+            if order.is_unwind:
+                group.unwind_orders.append(order)
+            else:
+                group.legs[order.leg] = order
+        this_run = self.journal.run_id if self.journal is not None else ""
+        for run_id, u in fills:
+            order = orders.get(u.client_order_id)
+            if order is not None and run_id == this_run:      # positions count from this run's start
+                self.accounting.on_fill(order, u)
+        self._republish(orders, fills)
+        unfinished = [o for o in orders.values() if o.is_open]
+        if unfinished:
+            log.warning("journal %s: %d unfinished orders; reconciling with the venue", path, len(unfinished))
+            self._apply(self.venue.reconcile(unfinished))
+        for group in self.groups.values():
+            if group.all_terminal():
+                group.settled = True       # history: no unwinding of the past on restart
+        return len(unfinished)
+
+    _STATUS_KIND: ClassVar[dict[str, ExecKind]] = {"NEW": ExecKind.ACK, "PARTIALLY_FILLED": ExecKind.PARTIAL_FILL, "FILLED": ExecKind.FILL,
+                    "CANCELED": ExecKind.CANCELED, "EXPIRED": ExecKind.CANCELED, "EXPIRED_IN_MATCH": ExecKind.CANCELED,
+                    "REJECTED": ExecKind.REJECTED, "REFUSED": ExecKind.REFUSED}
+
+    def _republish(self, orders: dict[str, Order], fills: list) -> None:
+        """States the journal holds but the exec ring may not (the process died between the
+        fsync and the publish): published again, so consumers see every outcome at least once."""
+        last_fill = {u.client_order_id: u for _, u in fills}
+        for order in orders.values():
+            kind = self._STATUS_KIND.get(order.status)
+            if kind is None or order.published == (order.status, order.cum_qty):
+                continue
+            fill = last_fill.get(order.client_order_id) if kind in (ExecKind.FILL, ExecKind.PARTIAL_FILL) else None
+            fee_asset = self._fee_asset_ids.get(fill.fee_asset, -1) if fill is not None else -1
+            log.warning("order %s: publishing its %s again (not known to have reached the exec ring)",
+                        order.client_order_id, order.status)
+            self._publish(order, kind, fill=fill, fee_asset_id=fee_asset,
+                          reject_code=order.reject_code)
+        self._commit()
+
+    def stats(self) -> dict:
+        snap = self.accounting.snapshot(self.valuer)
+        snap.update({"mode": getattr(self.venue, "mode", "paper"), "open_orders": self.orders.open_count(),
+                     "kill_switch": self.kill.reason, "duplicates": self.duplicates, "events": self.events,
+                     "journal_records": self.journal.records if self.journal is not None else 0,
+                     "journal_syncs": self.journal.syncs if self.journal is not None else 0})
+        if hasattr(self.venue, "stats"):
+            snap["venue"] = self.venue.stats()
+        return snap
+
+    def close(self) -> None:
+        """Cancel open orders, wait briefly for the answers, close the venue and the journal."""
+        if self.cancel_all("executor stopping"):
+            deadline = time.monotonic() + 3.0
+            while self.orders.open_count() and time.monotonic() < deadline:
+                if not self.poll():
+                    time.sleep(0.01)
+        self.venue.close()
+        if self.journal is not None:
+            self.journal.close()

@@ -1,0 +1,234 @@
+"""Live orders: Binance's WebSocket API (REST when it is down), user data, reconciliation.
+
+``LiveVenue`` implements the venue interface the executor drives (``place``, ``cancel``,
+``on_book``, ``poll``, ``reconcile``, ``close``). Orders go out as ``order.place`` with exact
+decimal strings built from integer ticks/steps (never ``1e-05``), the intent's client order id
+as ``newClientOrderId`` (a resend is a duplicate the venue refuses, never a second order) and
+``newOrderRespType=FULL`` so the fills of a taker order come back in the answer. The user data
+stream (``executionReport``) moves orders in between; a fill reported by both is counted once
+(by trade id, ``orders.OrderBook``).
+
+When the venue's answer leaves the outcome unknown (HTTP 5xx, -1006, -1007, a dropped
+connection) the order is asked about (``order.status`` by client id, then ``myTrades`` for its
+fills) instead of being guessed. After a reconnect every open order is asked about, since
+user-data events may have been missed.
+
+    client = WsApiClient(url, signer, rest_url=rest).start()
+    venue = LiveVenue(client, universe)
+    venue.place(order, now_ns); updates = venue.poll(now_ns)
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ctrader.core.records import OrderType
+from ctrader.execution.orders import FILLED, PARTIALLY_FILLED, REJECTED, Order, VenueUpdate
+from ctrader.execution.ws_api_client import WsApiClient
+from ctrader.venue.decimals import decimals_of, format_trimmed, parse_units, quote_amount
+from ctrader.venue.errors import execution_status_unknown
+
+log = logging.getLogger(__name__)
+
+NO_SUCH_ORDER = -2013
+CANCEL_REJECTED = -2011
+INVALID_TIMESTAMP = -1021
+OUR_PREFIXES = ("ct", "uw")          # client ids this executor makes (orders.client_order_id_for, unwinds)
+
+
+def order_params(order: Order, info: Any) -> dict:
+    """``order.place`` parameters with exact decimal strings from the order's integer units."""
+    params = {"symbol": order.symbol, "side": order.side_name, "type": order.type_name,
+              "quantity": format_trimmed(order.qty, decimals_of(info.step_units)),
+              "newClientOrderId": order.client_order_id, "newOrderRespType": "FULL"}
+    if order.order_type != OrderType.MARKET:
+        params["price"] = format_trimmed(order.price, decimals_of(info.tick_units))
+    if order.tif_name is not None and order.order_type == OrderType.LIMIT:
+        params["timeInForce"] = order.tif_name
+    return params
+
+
+def updates_from_result(coid: str, res: dict) -> list[VenueUpdate]:
+    """VenueUpdates from an order.place FULL answer (or an order.status / cancel answer)."""
+    oid = int(res.get("orderId", -1))
+    status = res.get("status", "NEW")
+    ts = int(res.get("transactTime") or res.get("updateTime") or 0)
+    fills = res.get("fills") or []
+    out = []
+    for i, f in enumerate(fills):
+        px, qty = parse_units(f["price"]), parse_units(f["qty"])
+        out.append(VenueUpdate(coid, status if i == len(fills) - 1 else PARTIALLY_FILLED, oid, last_qty=qty,
+                               last_px=px, last_quote=quote_amount(px, qty), fee=parse_units(f["commission"]),
+                               fee_asset=f["commissionAsset"], trade_id=int(f["tradeId"]), exch_ts_ms=ts))
+    if not fills:
+        out.append(VenueUpdate(coid, status, oid, exch_ts_ms=ts))
+    return out
+
+
+def update_from_execution_report(ev: dict) -> VenueUpdate:
+    """An ``executionReport`` event (user-data-stream.md) as a VenueUpdate."""
+    coid = ev.get("C") or ev["c"]          # on a cancel, "c" is the cancel's own id, "C" the order's
+    qty = parse_units(ev["l"])
+    return VenueUpdate(coid, ev["X"], int(ev["i"]), last_qty=qty, last_px=parse_units(ev["L"]) if qty else 0,
+                       last_quote=parse_units(ev["Y"]) if qty else 0,
+                       fee=parse_units(ev["n"]) if qty and ev.get("n") else 0, fee_asset=ev.get("N") or "",
+                       trade_id=int(ev["t"]), is_maker=bool(ev.get("m")),
+                       reject_code=0, exch_ts_ms=int(ev.get("T") or ev.get("E") or 0))
+
+
+def updates_from_trades(coid: str, status: str, trades: list[dict]) -> list[VenueUpdate]:
+    out = []
+    for i, t in enumerate(trades):
+        px, qty = parse_units(t["price"]), parse_units(t["qty"])
+        out.append(VenueUpdate(coid, status if i == len(trades) - 1 else PARTIALLY_FILLED, int(t["orderId"]),
+                               last_qty=qty, last_px=px, last_quote=parse_units(t["quoteQty"]),
+                               fee=parse_units(t["commission"]), fee_asset=t["commissionAsset"],
+                               trade_id=int(t["id"]), is_maker=bool(t.get("isMaker")), exch_ts_ms=int(t["time"])))
+    return out
+
+
+class LiveVenue:
+    mode = "live"
+
+    def __init__(self, client: WsApiClient, universe: Any, use_ws_api: bool = True) -> None:
+        self.client = client
+        self.universe = universe
+        self.use_ws_api = use_ws_api
+        self.orders: dict[str, Order] = {}       # what we sent, for reconciliation
+        self.rest_fallbacks = 0
+        self.reconciles = 0
+        self.unknown_outcomes = 0
+        self.status_queries = 0
+        self._pending_status: dict[str, str] = {}    # status to apply once an order's trades arrive
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    def _ws_up(self) -> bool:
+        return self.use_ws_api and self.client.connected.is_set()
+
+    def place(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        self.orders[order.client_order_id] = order
+        params = order_params(order, self.universe.symbols[order.symbol_id])
+        if self._ws_up():
+            self.client.send("order.place", params, tag=("place", order.client_order_id))
+            return []
+        self.rest_fallbacks += 1
+        return self._on_response(("place", order.client_order_id), self.client.rest_call("order.place", params))
+
+    def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        params = {"symbol": order.symbol, "origClientOrderId": order.client_order_id}
+        if self._ws_up():
+            self.client.send("order.cancel", params, tag=("cancel", order.client_order_id))
+            return []
+        return self._on_response(("cancel", order.client_order_id), self.client.rest_call("order.cancel", params))
+
+    def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
+        return []        # the venue matches, not us
+
+    # --- receiving ----------------------------------------------------------------------------------
+
+    def poll(self, now_ns: int) -> list[VenueUpdate]:
+        out: list[VenueUpdate] = []
+        inbox = self.client.inbox
+        while not inbox.empty():
+            kind, tag, doc = inbox.get_nowait()
+            if kind == "response":
+                out += self._on_response(tag, doc)
+            elif kind == "event":
+                if doc.get("e") == "executionReport":
+                    out.append(update_from_execution_report(doc))
+                elif doc.get("e") == "eventStreamTerminated":
+                    log.warning("user data stream terminated by the venue")
+            elif kind == "connected" and doc.get("connects", 1) > 1:
+                log.warning("WS API reconnected: asking about every open order")
+                for o in self.orders.values():
+                    if o.is_open:
+                        self._ask_status(o.client_order_id)
+        return out
+
+    def _on_response(self, tag: Any, doc: dict) -> list[VenueUpdate]:
+        if tag is None:
+            return []
+        what, coid = tag
+        order = self.orders.get(coid)
+        if "result" in doc:
+            res = doc["result"]
+            if what == "trades":
+                status = order.status if order is not None else FILLED
+                return updates_from_trades(coid, self._pending_status.pop(coid, status), res)
+            ups = updates_from_result(coid, res)
+            if what == "status" and parse_units(res.get("executedQty", "0")) > (order.cum_qty if order else 0):
+                # fills we have not seen: fetch them (with commissions) before settling the status
+                self._pending_status[coid] = res.get("status")
+                self.client.send("myTrades", {"symbol": res["symbol"], "orderId": res["orderId"]},
+                                 tag=("trades", coid))
+                return [VenueUpdate(coid, PARTIALLY_FILLED, int(res["orderId"]))]
+            return ups
+        err = doc.get("error", {})
+        code, status = int(err.get("code", 0)), int(doc.get("status", 0))
+        if what == "place":
+            if execution_status_unknown(status, code):
+                self.unknown_outcomes += 1
+                log.warning("order %s: outcome unknown (%s %s): asking the venue", coid, status, err.get("msg"))
+                self._ask_status(coid)
+                return []
+            if code == INVALID_TIMESTAMP:
+                self.client.resync_clock()
+            log.warning("order %s rejected: %s %s", coid, code, err.get("msg"))
+            return [VenueUpdate(coid, REJECTED, reject_code=code)]
+        if what == "status" and code == NO_SUCH_ORDER:
+            # the venue never received it: the order is dead, and it is not sent again
+            return [VenueUpdate(coid, REJECTED, reject_code=code)]
+        if what in ("cancel", "status", "trades"):
+            if what == "cancel" and code == CANCEL_REJECTED:
+                self._ask_status(coid)           # filled or gone meanwhile: find out which
+            else:
+                log.warning("%s %s failed: %s %s", what, coid, code, err.get("msg"))
+        return []
+
+    def _ask_status(self, coid: str) -> None:
+        order = self.orders.get(coid)
+        if order is None:
+            return
+        self.status_queries += 1
+        self.client.send("order.status", {"symbol": order.symbol, "origClientOrderId": coid}, tag=("status", coid))
+
+    # --- recovery ------------------------------------------------------------------------------------
+
+    def reconcile(self, orders: list[Order], timeout_s: float = 10.0) -> list[VenueUpdate]:
+        """Settle journaled orders whose outcome is unknown (blocking, before trading resumes), and
+        cancel open orders of ours the journal does not know."""
+        self.reconciles += 1
+        out: list[VenueUpdate] = []
+        for o in orders:
+            self.orders[o.client_order_id] = o
+            doc = self.client.call("order.status", {"symbol": o.symbol, "origClientOrderId": o.client_order_id},
+                                   timeout_s)
+            if "error" in doc:
+                if int(doc["error"].get("code", 0)) == NO_SUCH_ORDER:
+                    log.warning("order %s never reached the venue: marked dead, not resent", o.client_order_id)
+                    out.append(VenueUpdate(o.client_order_id, REJECTED, reject_code=NO_SUCH_ORDER))
+                else:
+                    log.error("order %s: status unknown after restart: %s", o.client_order_id, doc["error"])
+                continue
+            res = doc["result"]
+            if parse_units(res.get("executedQty", "0")) > 0:
+                trades = self.client.call("myTrades", {"symbol": o.symbol, "orderId": res["orderId"]}, timeout_s)
+                out += updates_from_trades(o.client_order_id, res["status"], trades.get("result", []))
+            out.append(VenueUpdate(o.client_order_id, res["status"], int(res["orderId"])))
+        known = {o.client_order_id for o in orders} | set(self.orders)
+        opened = self.client.call("openOrders.status", {}, timeout_s)
+        for res in opened.get("result", []):
+            coid = res["clientOrderId"]
+            if coid not in known and coid.startswith(OUR_PREFIXES):
+                log.warning("open order %s %s is not in the journal: cancelling it", coid, res["symbol"])
+                self.client.call("order.cancel", {"symbol": res["symbol"], "origClientOrderId": coid}, timeout_s)
+        return out
+
+    def stats(self) -> dict:
+        return {"ws_connects": self.client.connects, "rest_fallbacks": self.rest_fallbacks,
+                "unknown_outcomes": self.unknown_outcomes, "status_queries": self.status_queries,
+                "clock_offset_ms": round(self.client.clock_offset_ms, 1)}
+
+    def close(self) -> None:
+        self.client.close()

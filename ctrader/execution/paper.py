@@ -1,0 +1,200 @@
+"""Paper fills: orders matched against the locally kept books, deterministically.
+
+``PaperFillModel`` is pure: it owns no clock, no thread and no I/O, so replay drives it exactly
+as the executor does. An order submitted at ``t`` is due at ``t + latency``; it is matched
+against the first book state at or after that time: the executor calls ``on_book(symbol, t)``
+after applying each market-data record to the shared ``BookCache`` (and ``advance(t)`` when the
+market is quiet), and every due order is matched against the books as they are then.
+
+Matching walks the visible levels of the opposite side best first, up to the LIMIT price (a
+MARKET order to the end of the visible book), taking at most each level's quantity; what one
+order took from a level stays taken until that symbol's book changes, so two orders never fill
+against the same liquidity. IOC and MARKET remainders expire (exec kind CANCELED), FOK fills
+whole or expires, GTC remainders rest and fill as maker when the book crosses them, a
+LIMIT_MAKER that would take is rejected (-2010) as on Binance. Commission is taken from the
+received asset at the taker (or maker) rate, rounded up to 1e-8 (``venue.fees``).
+
+    model = PaperFillModel(books, universe, taker_rate=0.001, maker_rate=0.001, latency_ns=0)
+    updates = model.submit(order, now_ns)        # orders.VenueUpdate list (empty while in flight)
+    updates += model.on_book(symbol_id, now_ns)  # after books were updated from an md record
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ctrader.core.records import OrderType, Side, TimeInForce
+from ctrader.execution.orders import (
+    CANCELED,
+    EXPIRED,
+    FILLED,
+    NEW,
+    PARTIALLY_FILLED,
+    REJECTED,
+    Order,
+    VenueUpdate,
+)
+from ctrader.venue.decimals import ONE
+from ctrader.venue.fees import rate_units, received_amounts
+
+WOULD_TAKE = -2010   # "Order would immediately match and take." (LIMIT_MAKER)
+UNKNOWN_ORDER = -2011
+
+
+@dataclass
+class _Working:
+    order: Order
+    due_ns: int
+    order_id: int
+    cum_qty: int = 0
+    resting: bool = False
+
+
+class PaperFillModel:
+    def __init__(self, books: Any, universe: Any, taker_rate: float | str = 0.001,
+                 maker_rate: float | str = 0.001, latency_ns: int = 0) -> None:
+        self.books = books
+        self.universe = universe
+        self.taker_rate = rate_units(taker_rate)
+        self.maker_rate = rate_units(maker_rate)
+        self.latency_ns = int(latency_ns)
+        self.in_flight: list[_Working] = []          # submitted, not yet due (kept in due order)
+        self.resting: dict[str, _Working] = {}       # GTC / LIMIT_MAKER orders on the book
+        self._consumed: dict[int, dict[tuple[int, int], int]] = {}   # symbol -> (side, px) -> taken
+        self._next_order_id = 1
+        self._next_trade_id = 1
+
+    # --- orders in ------------------------------------------------------------------------------
+
+    def submit(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        work = _Working(order, now_ns + self.latency_ns, self._next_order_id)
+        self._next_order_id += 1
+        self.in_flight.append(work)
+        self.in_flight.sort(key=lambda w: w.due_ns)   # stable: equal due times keep submit order
+        return self.advance(now_ns) if self.latency_ns == 0 else []
+
+    def cancel(self, client_order_id: str, now_ns: int) -> list[VenueUpdate]:
+        """Cancel a resting or in-flight order (an in-flight one never reaches the book)."""
+        work = self.resting.pop(client_order_id, None)
+        if work is None:
+            for i, w in enumerate(self.in_flight):
+                if w.order.client_order_id == client_order_id:
+                    work = self.in_flight.pop(i)
+                    break
+        if work is None:
+            return []
+        return [VenueUpdate(client_order_id, CANCELED, work.order_id, exch_ts_ms=now_ns // 1_000_000)]
+
+    # --- time and books --------------------------------------------------------------------------
+
+    def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
+        """After the books changed for ``symbol_id`` at ``now_ns``: its liquidity is fresh again,
+        due orders match, and resting orders on that symbol fill if the book now crosses them."""
+        self._consumed.pop(symbol_id, None)
+        out = self.advance(now_ns)
+        for work in [w for w in self.resting.values() if w.order.symbol_id == symbol_id]:
+            out += self._match(work, now_ns, as_maker=True)
+        return out
+
+    def advance(self, now_ns: int) -> list[VenueUpdate]:
+        """Match every order due by ``now_ns`` against the current books."""
+        out: list[VenueUpdate] = []
+        while self.in_flight and self.in_flight[0].due_ns <= now_ns:
+            out += self._arrive(self.in_flight.pop(0), now_ns)
+        return out
+
+    # --- matching ------------------------------------------------------------------------------
+
+    def _arrive(self, work: _Working, now_ns: int) -> list[VenueUpdate]:
+        o = work.order
+        if o.order_type == OrderType.LIMIT_MAKER:
+            if self._available(work):
+                return [VenueUpdate(o.client_order_id, REJECTED, reject_code=WOULD_TAKE,
+                                    exch_ts_ms=now_ns // 1_000_000)]
+            return self._rest(work, now_ns)
+        if o.tif == TimeInForce.FOK and sum(q for _, q in self._available(work)) < o.qty:
+            return [VenueUpdate(o.client_order_id, EXPIRED, work.order_id, exch_ts_ms=now_ns // 1_000_000)]
+        out = self._match(work, now_ns, as_maker=False)
+        if work.cum_qty < o.qty:
+            if o.order_type == OrderType.MARKET or o.tif in (TimeInForce.IOC, TimeInForce.FOK):
+                out.append(VenueUpdate(o.client_order_id, EXPIRED, work.order_id, exch_ts_ms=now_ns // 1_000_000))
+            else:
+                out += self._rest(work, now_ns, announce=not out)
+        return out
+
+    def _rest(self, work: _Working, now_ns: int, announce: bool = True) -> list[VenueUpdate]:
+        work.resting = True
+        self.resting[work.order.client_order_id] = work
+        return [VenueUpdate(work.order.client_order_id, NEW, work.order_id,
+                            exch_ts_ms=now_ns // 1_000_000)] if announce else []
+
+    def _available(self, work: _Working) -> list[tuple[int, int]]:
+        """(price, quantity not yet taken) of the opposite levels the order may trade with."""
+        o, b, s = work.order, self.books, work.order.symbol_id
+        buy = o.side == Side.BUY
+        px_arr, qty_arr, n = (b.ask_px, b.ask_qty, b.n_asks) if buy else (b.bid_px, b.bid_qty, b.n_bids)
+        taken = self._consumed.get(s, {})
+        side = 2 if buy else 1           # the side of the book being consumed
+        levels = []
+        for i in range(int(n[s])):
+            px = round(float(px_arr[s, i]) * ONE)
+            if o.order_type != OrderType.MARKET and (px > o.price if buy else px < o.price):
+                break
+            qty = round(float(qty_arr[s, i]) * ONE) - taken.get((side, px), 0)
+            if qty > 0:
+                levels.append((px, qty))
+        return levels
+
+    def _match(self, work: _Working, now_ns: int, as_maker: bool) -> list[VenueUpdate]:
+        o = work.order
+        info = self.universe.symbols[o.symbol_id]
+        buy = o.side == Side.BUY
+        rate = self.maker_rate if as_maker else self.taker_rate
+        taken = self._consumed.setdefault(o.symbol_id, {})
+        side = 2 if buy else 1
+        out = []
+        for px, avail in self._available(work):
+            qty = min(o.qty - work.cum_qty, avail)
+            if qty <= 0:
+                break
+            # A resting order trades at its own price (it was there first); a taker at the level's.
+            fill_px = o.price if as_maker else px
+            taken[(side, px)] = taken.get((side, px), 0) + qty
+            quote, fee, _ = received_amounts("BUY" if buy else "SELL", fill_px, qty, rate)
+            work.cum_qty += qty
+            status = FILLED if work.cum_qty == o.qty else PARTIALLY_FILLED
+            out.append(VenueUpdate(o.client_order_id, status, work.order_id, last_qty=qty, last_px=fill_px,
+                                   last_quote=quote, fee=fee, fee_asset=info.base if buy else info.quote,
+                                   trade_id=self._next_trade_id, is_maker=as_maker,
+                                   exch_ts_ms=now_ns // 1_000_000))
+            self._next_trade_id += 1
+        if work.cum_qty == o.qty:
+            self.resting.pop(o.client_order_id, None)
+        return out
+
+
+class PaperVenue:
+    """The executor's venue in paper mode: ``PaperFillModel`` behind the venue interface that
+    ``live.LiveVenue`` also implements (place / cancel / on_book / poll / reconcile / close)."""
+
+    def __init__(self, model: PaperFillModel) -> None:
+        self.model = model
+
+    def place(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        return self.model.submit(order, now_ns)
+
+    def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        return self.model.cancel(order.client_order_id, now_ns)
+
+    def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
+        return self.model.on_book(symbol_id, now_ns)
+
+    def poll(self, now_ns: int) -> list[VenueUpdate]:
+        return self.model.advance(now_ns)
+
+    def reconcile(self, orders: list[Order]) -> list[VenueUpdate]:
+        """After a restart: paper orders lived in the dead process's memory, so they are gone."""
+        return [VenueUpdate(o.client_order_id, CANCELED) for o in orders]
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,164 @@
+"""The executor as a component of a run: ``Component("executor", "ctrader.execution.process:run_executor")``.
+
+It reads intents from the lossless intents ring (``peek_batch`` -> risk gate -> journal (fsync)
+-> send -> ``commit``: an intent is either journaled or still on the ring, so a SIGKILL loses
+none and a restart sends none twice), keeps the books from the md ring (risk checks, valuation,
+paper fills), and writes every order state change to the exec ring. It beats its health slot,
+writes ``{run_dir}/executor.stats.json`` about once a second and, on stop, cancels open orders.
+
+    run_executor(ctx)                          # a child process, or a thread of ``ctrader start``
+    ex = build_executor(cfg, universe, sink)   # the same executor without rings (tests, tools)
+    loop = ExecutorLoop(ex, md_consumer, intents_consumer); loop.step()
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ctrader.config import Config, expand_path
+from ctrader.core.records import EXEC_EVENT, MD_EVENT, ORDER_INTENT
+from ctrader.core.ring import Consumer, Ring
+from ctrader.core.wait import wait_strategy
+from ctrader.execution.bookview import BookView
+from ctrader.execution.engine import Executor
+from ctrader.execution.journal import Journal
+from ctrader.execution.paper import PaperFillModel, PaperVenue
+from ctrader.execution.risk import KillSwitch, RiskLimits
+from ctrader.market.books import BookCache
+from ctrader.runtime.resources import consumer_id
+from ctrader.runtime.stats import StatsFile
+
+log = logging.getLogger(__name__)
+
+
+def journal_path(cfg: Config):
+    """One journal per venue and mode, kept across runs: a restart finds what the last run left."""
+    return expand_path(cfg, cfg.execution.journal_dir) / f"executor-{cfg.venue.kind}-{cfg.run.mode}.jsonl"
+
+
+def live_signer(cfg: Config):
+    """Credentials from the environment / secret files; on the simulator, its demo account."""
+    from ctrader.config.secrets import load_credentials
+    from ctrader.venue.signing import Signer
+
+    creds = load_credentials(cfg.venue)
+    if creds is not None:
+        return Signer.from_credentials(creds)
+    if cfg.venue.kind == "sim" and cfg.sim.accounts:
+        acct = cfg.sim.accounts[0]           # loopback-only demo keys, not secrets
+        return Signer(acct.api_key, secret=acct.api_secret)
+    raise RuntimeError(f"live mode on {cfg.venue.kind} needs API credentials: set {cfg.venue.api_key_env} "
+                       f"and {cfg.venue.api_secret_env}, or venue.secret_file / venue.private_key_file")
+
+
+def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], run_id: str = "",
+                   recover: bool = True) -> Executor:
+    """The executor ``cfg`` describes (paper or live), recovered from its journal."""
+    books = BookCache(len(universe.symbols))
+    if cfg.run.mode == "paper":
+        model = PaperFillModel(BookView(books.books), universe, taker_rate=universe.taker_fee,
+                               maker_rate=universe.maker_fee,
+                               latency_ns=int(cfg.execution.paper_latency_ms * 1_000_000))
+        venue = PaperVenue(model)
+    else:
+        from ctrader.config.venues import endpoints
+        from ctrader.execution.live import LiveVenue
+        from ctrader.execution.ws_api_client import WsApiClient
+
+        urls = endpoints(cfg)
+        client = WsApiClient(urls.ws_api, live_signer(cfg), cfg.venue.recv_window_ms, rest_url=urls.rest).start()
+        venue = LiveVenue(client, universe, cfg.execution.use_ws_api)
+    journal = Journal(journal_path(cfg), sync=journal_sync(cfg), run_id=run_id)
+    executor = Executor(universe, venue, journal, sink,
+                        RiskLimits.from_config(cfg.risk), KillSwitch(expand_path(cfg, cfg.risk.kill_file)),
+                        valuation_asset=cfg.risk.valuation_asset, unwind=cfg.execution.unwind, books=books)
+    if recover:
+        executor.recover()
+    return executor
+
+
+class ExecutorLoop:
+    """Moves records between the rings and an ``Executor``, one ``step`` at a time."""
+
+    def __init__(self, executor: Executor, md: Consumer | None, intents: Consumer | None,
+                 md_batch: int = 512, intent_batch: int = 64) -> None:
+        self.executor = executor
+        self.md = md
+        self.intents = intents
+        self.md_buf = np.empty(md_batch, MD_EVENT)
+        self.intent_buf = np.empty(intent_batch, ORDER_INTENT)
+
+    def step(self, idle_wait_s: float = 0.0005) -> int:
+        """Handle what is waiting (intents first: they are the latency that matters); when
+        nothing is, wait up to ``idle_wait_s`` for an intent. Returns the records handled."""
+        done = self._intents(0.0)
+        if self.md is not None:
+            n = self.md.read_batch(self.md_buf, 0.0)
+            if n:
+                self.executor.on_md(self.md_buf, n)
+                done += n
+        done += self.executor.poll()
+        if not done:
+            done = self._intents(idle_wait_s)
+        return done
+
+    def _intents(self, timeout_s: float) -> int:
+        if self.intents is None:
+            return 0
+        n = self.intents.peek_batch(self.intent_buf, timeout_s)
+        if n:
+            self.executor.on_intents(self.intent_buf, n)   # journaled (fsync) before it returns
+            self.intents.commit(n)
+        return n
+
+
+def run_executor(ctx) -> None:
+    cfg: Config = ctx.cfg
+    from ctrader.market.universe import load_universe
+
+    rings = {key: Ring.attach(ctx.ring_names[key], dtype)
+             for key, dtype in (("md", MD_EVENT), ("intents", ORDER_INTENT), ("exec", EXEC_EVENT))}
+    executor = None
+    md = None
+    try:
+        producer = rings["exec"].producer(wait_strategy(cfg.rings.wait), cfg.rings.lossless_timeout_s)
+        universe = load_universe(cfg)
+        executor = build_executor(cfg, universe, producer.write, run_id=ctx.run_id)
+        if threading.current_thread() is threading.main_thread():
+            executor.kill.install_signal_handler()
+        md = rings["md"].consumer()
+        loop = ExecutorLoop(executor, md, rings["intents"].consumer(consumer_id("intents", "executor")))
+        stats = StatsFile(ctx.run_dir, "executor")
+        log.info("executor: %s mode, %d symbols, journal %s", cfg.run.mode, len(universe.symbols),
+                 executor.journal.path)
+        ctx.health.beat(0)
+        next_beat = time.monotonic() + 0.5
+        while not ctx.stop.is_set():
+            loop.step()
+            if time.monotonic() >= next_beat:
+                ctx.health.beat(executor.events)
+                stats.maybe_write(executor.stats())
+                next_beat = time.monotonic() + 0.5
+    finally:
+        if executor is not None:
+            executor.close()
+            final = executor.stats()
+            StatsFile(ctx.run_dir, "executor").write(final)
+            log.info("executor stopped: %d sent, %d fills, refusals %s, pnl %.6f %s, tick-to-order p50 %s us "
+                     "p99 %s us", final["orders_sent"], final["fills"], final["refusals"] or "none", final["pnl"],
+                     final["valuation_asset"], final["tick_to_order"]["p50_us"], final["tick_to_order"]["p99_us"])
+        if md is not None:
+            md.release()
+        for ring in rings.values():
+            ring.close()
+
+
+def journal_sync(cfg) -> bool:
+    """Whether the journal fdatasyncs: always in live mode unless told never; in paper mode only
+    when told always (no venue holds real orders, and a process crash keeps the page cache)."""
+    mode = cfg.execution.journal_fsync
+    return mode == "always" or (mode == "auto" and cfg.run.mode == "live")

@@ -1,0 +1,237 @@
+"""The risk gate: every order passes here before anything leaves the executor.
+
+``RiskGate.check(order, now_mono_ns)`` returns ``RefusalReason.NONE`` or the first limit the
+order breaks, in this order: kill switch, a refused group, daily loss, stale book, exchange
+filters (``SymbolRules.check``), price band, order notional, group notional, position, open
+orders, order-rate budget. The rate budget is charged only when everything else passed, so a
+refused order costs nothing.
+
+    gate = RiskGate(RiskLimits(max_order_notional=1000), universe, books, valuer, accounting,
+                    order_book, KillSwitch("~/.ctrader/KILL"))
+    reason = gate.check(order, time.monotonic_ns())
+    if reason: publish REFUSED(reason)
+
+A group whose first leg is refused is refused whole: ``check`` remembers the group and refuses
+its later legs with the same reason. Notionals and positions are valued in the valuation asset
+(``accounting.Valuer``) at the current mid.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ctrader.core.records import MdFlag, OrderType, RefusalReason, Side
+from ctrader.execution.orders import Order
+from ctrader.venue.decimals import ONE
+from ctrader.venue.errors import BinanceError
+from ctrader.venue.filters import OrderCheck
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Limits in the valuation asset (notional, position, loss); counts; rates."""
+    max_order_notional: float = 1000.0
+    max_group_notional: float = 3000.0
+    max_position: float = 5000.0          # |change of holdings| of any asset, valued, incl. open orders
+    max_open_orders: int = 20
+    orders_per_10s: int = 40              # Binance ORDERS is 50 / 10 s: stay below it
+    orders_per_day: int = 150_000         # Binance: 160 000 / day
+    weight_per_minute: int = 4_800        # Binance REQUEST_WEIGHT: 6 000 / min per IP
+    daily_loss_limit: float = 500.0       # refuse new orders once today's PnL is below -this
+    max_book_age_ms: float = 5_000.0      # a book older than this is stale
+    price_band_pct: float = 5.0           # a LIMIT price further than this from mid is refused
+
+    @classmethod
+    def from_config(cls, risk_cfg: Any) -> RiskLimits:
+        """From the [risk] config section (fields of the same names)."""
+        return cls(**{f: getattr(risk_cfg, f) for f in cls.__dataclass_fields__ if hasattr(risk_cfg, f)})
+
+
+class KillSwitch:
+    """Engaged by a file (``ctrader kill`` writes ``{data_dir}/KILL``), SIGUSR1, or ``engage()``.
+
+    Removing the file (``ctrader kill --clear``) releases a file kill; a signal or programmatic
+    kill lasts until the process restarts.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = os.fspath(os.path.expanduser(path)) if path else None
+        self._latched = ""
+
+    def install_signal_handler(self) -> None:
+        """SIGUSR1 engages the switch (main thread only, as Python requires for handlers)."""
+        signal.signal(signal.SIGUSR1, lambda *_: self.engage("SIGUSR1"))
+
+    def engage(self, reason: str = "manual") -> None:
+        if not self._latched:
+            log.warning("kill switch engaged (%s): no new orders, cancelling open ones", reason)
+        self._latched = reason
+
+    @property
+    def engaged(self) -> bool:
+        return bool(self._latched) or (self.path is not None and os.path.exists(self.path))
+
+    @property
+    def reason(self) -> str:
+        if self._latched:
+            return self._latched
+        return f"file {self.path}" if self.engaged else ""
+
+
+class RateBudget:
+    """Sliding-window counts of orders (10 s, 1 day) and request weight (1 min), kept below the
+    venue's limits so that a burst is refused here instead of banned there."""
+
+    WINDOWS_NS: ClassVar[dict[str, int]] = {"orders_10s": 10 * 10**9, "orders_day": 86_400 * 10**9, "weight_min": 60 * 10**9}
+
+    def __init__(self, orders_per_10s: int, orders_per_day: int, weight_per_minute: int) -> None:
+        self.limits = {"orders_10s": orders_per_10s, "orders_day": orders_per_day,
+                       "weight_min": weight_per_minute}
+        self.events: dict[str, deque] = {k: deque() for k in self.limits}   # (time, amount)
+        self.used: dict[str, int] = dict.fromkeys(self.limits, 0)
+
+    def _expire(self, now_ns: int) -> None:
+        for key, events in self.events.items():
+            horizon = now_ns - self.WINDOWS_NS[key]
+            while events and events[0][0] <= horizon:
+                self.used[key] -= events.popleft()[1]
+
+    def allows(self, now_ns: int, orders: int = 1, weight: int = 1, reserve: int = 0) -> bool:
+        """Room for ``orders`` more while keeping ``reserve`` orders of the 10 s window free."""
+        self._expire(now_ns)
+        return (self.used["orders_10s"] + orders + reserve <= self.limits["orders_10s"]
+                and self.used["orders_day"] + orders <= self.limits["orders_day"]
+                and self.used["weight_min"] + weight <= self.limits["weight_min"])
+
+    def charge(self, now_ns: int, orders: int = 1, weight: int = 1) -> None:
+        for key, amount in (("orders_10s", orders), ("orders_day", orders), ("weight_min", weight)):
+            if amount:
+                self.events[key].append((now_ns, amount))
+                self.used[key] += amount
+
+
+class RiskGate:
+    def __init__(self, limits: RiskLimits, universe: Any, books: Any, valuer: Any, accounting: Any,
+                 order_book: Any, kill: KillSwitch | None = None) -> None:
+        self.limits = limits
+        self.universe = universe
+        self.books = books
+        self.valuer = valuer
+        self.accounting = accounting
+        self.order_book = order_book
+        self.kill = kill or KillSwitch()
+        self.rate = RateBudget(limits.orders_per_10s, limits.orders_per_day, limits.weight_per_minute)
+        # New trades leave this much of the 10 s order budget to unwinds: closing a broken
+        # group must not wait behind the strategy's next opportunities.
+        self.unwind_reserve = limits.orders_per_10s // 5
+        self.refused_groups: dict[int, RefusalReason] = {}
+        self.group_notional: dict[int, float] = {}
+
+    # --- the gate -------------------------------------------------------------------------------
+
+    def check(self, order: Order, now_mono_ns: int, unwind: bool = False) -> RefusalReason:
+        """The first limit ``order`` breaks, or NONE (then the rate budget is charged).
+
+        ``unwind`` orders (closing inventory a failed group left) skip the notional, position and
+        loss limits, which exist to stop new risk, but not the kill switch, book, filter and rate checks.
+        """
+        reason = self._first_breach(order, now_mono_ns, unwind)
+        if reason:
+            if order.leg == 0 and not unwind:
+                self.refused_groups[order.group_id] = reason
+            return reason
+        self.rate.charge(now_mono_ns)
+        return RefusalReason.NONE
+
+    def _first_breach(self, order: Order, now_ns: int, unwind: bool) -> RefusalReason:
+        lim = self.limits
+        if self.kill.engaged:
+            return RefusalReason.KILL_SWITCH
+        if not unwind and order.group_id in self.refused_groups:
+            return self.refused_groups[order.group_id]
+        if not unwind and self.accounting.daily_pnl(self.valuer, int(time.time() // 86_400)) < -lim.daily_loss_limit:
+            return RefusalReason.DAILY_LOSS
+        mid = self._fresh_mid(order.symbol_id, now_ns)
+        if mid is None:
+            return RefusalReason.STALE_BOOK
+        info = self.universe.symbols[order.symbol_id]
+        if not self._passes_filters(order, info, mid):
+            return RefusalReason.FILTER
+        if (order.order_type != OrderType.MARKET and lim.price_band_pct > 0
+                and abs(order.price / ONE / mid - 1.0) * 100.0 > lim.price_band_pct):
+            return RefusalReason.PRICE_BAND
+        if not unwind:
+            quote_value = self.valuer.price(info.quote_id)
+            if math.isnan(quote_value):
+                return RefusalReason.STALE_BOOK     # cannot value the order: no usable book
+            px = order.price / ONE if order.order_type != OrderType.MARKET else mid
+            notional = px * order.qty / ONE * quote_value
+            if notional > lim.max_order_notional:
+                return RefusalReason.MAX_ORDER_NOTIONAL
+            group_total = self.group_notional.get(order.group_id, 0.0) + notional
+            if group_total > lim.max_group_notional:
+                return RefusalReason.MAX_GROUP_NOTIONAL
+            if self._position_breach(order, info, px):
+                return RefusalReason.MAX_POSITION
+        if self.order_book.open_count() >= lim.max_open_orders:
+            return RefusalReason.MAX_OPEN_ORDERS
+        if not self.rate.allows(now_ns, reserve=0 if unwind else self.unwind_reserve):
+            return RefusalReason.RATE_BUDGET
+        if not unwind:
+            self.group_notional[order.group_id] = group_total
+        return RefusalReason.NONE
+
+    # --- pieces -------------------------------------------------------------------------------------
+
+    def _fresh_mid(self, symbol_id: int, now_ns: int) -> float | None:
+        b = self.books
+        if b.flags[symbol_id] & MdFlag.STALE or b.n_bids[symbol_id] == 0 or b.n_asks[symbol_id] == 0:
+            return None
+        if now_ns - int(b.last_recv_mono_ns[symbol_id]) > self.limits.max_book_age_ms * 1e6:
+            return None
+        return (float(b.bid_px[symbol_id, 0]) + float(b.ask_px[symbol_id, 0])) / 2.0
+
+    def _passes_filters(self, order: Order, info: Any, mid: float) -> bool:
+        rules = info.rules
+        is_market = order.order_type == OrderType.MARKET
+        open_here = sum(1 for o in self.order_book.open_orders() if o.symbol_id == order.symbol_id)
+        check = OrderCheck(side=order.side_name, order_type=order.type_name,
+                           price=None if is_market else order.price, quantity=order.qty,
+                           reference_price=round(mid * ONE), open_orders=open_here,
+                           exchange_open_orders=self.order_book.open_count())
+        try:
+            rules.check(check)
+        except BinanceError as exc:
+            log.info("refused %s %s: %s", order.client_order_id, order.symbol, exc.msg)
+            return False
+        return order.qty > 0 and (is_market or order.price > 0)
+
+    def _position_breach(self, order: Order, info: Any, px: float) -> bool:
+        """Would the base or quote holdings change, counting open orders, exceed the limit?"""
+        exposure = {info.base_id: 0.0, info.quote_id: 0.0}
+        for o in self.order_book.open_orders() + [order]:
+            other = self.universe.symbols[o.symbol_id]
+            sign = 1.0 if o.side == Side.BUY else -1.0
+            o_px = o.price / ONE if o.order_type != OrderType.MARKET else px
+            remaining = (o.qty - o.cum_qty) / ONE
+            if other.base_id in exposure:
+                exposure[other.base_id] += sign * remaining
+            if other.quote_id in exposure:
+                exposure[other.quote_id] -= sign * remaining * o_px
+        for asset_id, pending in exposure.items():
+            if asset_id == self.valuer.val_id:
+                continue     # the valuation asset is what positions are measured in
+            name = self.universe.assets[asset_id]
+            held = self.accounting.positions.get(name, 0) / ONE
+            value = abs(held + pending) * self.valuer.price(asset_id)
+            if value > self.limits.max_position:
+                return True
+        return False

@@ -1,0 +1,61 @@
+"""Building blocks for executor tests and tools: a universe, md records, intents.
+
+    uni = sim_universe(["BTCUSDT", "ETHBTC", "ETHUSDT"])      # the simulator's real rules
+    md = depth_record(uni.symbol_id("BTCUSDT"), bids=[(60000, 1.0)], asks=[(60001, 0.5)], mono_ns=t)
+    it = intent_record(uni, "BTCUSDT", Side.BUY, price=60001, qty=0.01, group_id=7)
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ctrader.core.records import BOOK_DEPTH, MD_EVENT, ORDER_INTENT, MdKind, OrderType, Side, TimeInForce
+from ctrader.market.universe import Universe
+from ctrader.venue.decimals import to_step
+
+
+def sim_universe(symbols: Iterable[str] | None = ("BTCUSDT", "ETHBTC", "ETHUSDT"),
+                 start_assets=("USDT", "BTC")) -> Universe:
+    """The simulator's built-in exchangeInfo as a Universe (no server needed)."""
+    from ctrader.sim.testing import sim_config
+    from ctrader.sim.universe import build_universe
+
+    doc = build_universe(sim_config()).exchange_info
+    return Universe.from_exchange_info(doc, list(symbols) if symbols else None, start_assets)
+
+
+def depth_record(symbol_id: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]],
+                 mono_ns: int, flags: int = 0, kind: MdKind = MdKind.DEPTH) -> np.ndarray:
+    """One md record replacing a symbol's levels (best first)."""
+    rec = np.zeros(1, MD_EVENT)
+    r = rec[0]
+    r["symbol_id"], r["kind"], r["flags"] = symbol_id, int(kind), flags
+    r["n_bids"], r["n_asks"] = min(len(bids), BOOK_DEPTH), min(len(asks), BOOK_DEPTH)
+    for i, (px, qty) in enumerate(bids[:BOOK_DEPTH]):
+        r["bid_px"][i], r["bid_qty"][i] = px, qty
+    for i, (px, qty) in enumerate(asks[:BOOK_DEPTH]):
+        r["ask_px"][i], r["ask_qty"][i] = px, qty
+    r["recv_mono_ns"] = mono_ns
+    r["recv_ts_ns"] = mono_ns
+    return rec
+
+
+def intent_record(uni: Universe, symbol: str, side: Side, price: float, qty: float, group_id: int = 1,
+                  leg: int = 0, n_legs: int = 1, order_type: OrderType = OrderType.LIMIT,
+                  tif: TimeInForce = TimeInForce.IOC, client_order_id: str = "",
+                  cause_mono_ns: int = 0) -> np.ndarray:
+    """One ORDER_INTENT with exact ticks/steps computed from ``price`` / ``qty``."""
+    info = uni.by_name[symbol]
+    rec = np.zeros(1, ORDER_INTENT)
+    r = rec[0]
+    r["group_id"], r["symbol_id"], r["leg"], r["n_legs"] = group_id, info.id, leg, n_legs
+    r["side"], r["order_type"], r["tif"] = int(side), int(order_type), int(tif)
+    r["price_ticks"] = to_step(price, info.tick_units, "nearest") // info.tick_units if price else 0
+    r["qty_steps"] = to_step(qty, info.step_units, "floor") // info.step_units
+    r["price"], r["qty"] = price, qty
+    r["cause_recv_mono_ns"] = cause_mono_ns
+    r["cause_recv_ts_ns"] = cause_mono_ns
+    r["score"] = np.nan
+    r["client_order_id"] = client_order_id.encode()
+    return rec

@@ -1,0 +1,90 @@
+"""Scoring candidates with an ONNX model through onnxruntime: one batched call per market event.
+
+    model = OnnxModel.load(path, expected_features=FEATURES)   # refuses a feature mismatch
+    probs = model.score(features)            # float32 (n, k) -> float64 (n,), P(trade pays)
+
+``load_model(cfg, features)`` resolves ``[model] name`` through the registry (None for "none").
+The session runs with ``[model] threads`` intra-op threads (1 by default: scoring a few rows is
+faster on the calling thread than handing them to a pool, and the strategy owns one core).
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from ctrader.model.registry import MODEL_FILE, ModelError, ModelMeta, read_metadata, resolve_model_dir
+
+log = logging.getLogger(__name__)
+
+
+class FeatureMismatch(ModelError):
+    """The model was trained on other features (names or order) than the strategy computes."""
+
+
+def check_features(meta: ModelMeta, expected: Sequence[str]) -> None:
+    expected = tuple(expected)
+    if meta.features == expected:
+        return
+    missing = [f for f in expected if f not in meta.features]
+    extra = [f for f in meta.features if f not in expected]
+    detail = []
+    if missing:
+        detail.append(f"missing {missing}")
+    if extra:
+        detail.append(f"unknown {extra}")
+    if not detail:
+        detail.append("same names in another order")
+    raise FeatureMismatch(f"model {meta.name} v{meta.version} ({meta.path}) does not match the strategy's "
+                          f"features: {'; '.join(detail)}")
+
+
+class OnnxModel:
+    def __init__(self, meta: ModelMeta, session) -> None:
+        self.meta = meta
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        outputs = [o.name for o in session.get_outputs()]
+        self.output_name = meta.onnx.get("probabilities") or ("probabilities" if "probabilities" in outputs
+                                                               else outputs[-1])
+        self.n_features = len(meta.features)
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    @classmethod
+    def load(cls, model_dir: str | pathlib.Path, expected_features: Sequence[str] | None = None,
+             threads: int = 1) -> OnnxModel:
+        import onnxruntime as ort
+
+        meta = read_metadata(model_dir)
+        if expected_features is not None:
+            check_features(meta, expected_features)
+        path = pathlib.Path(model_dir) / MODEL_FILE
+        if not path.is_file():
+            raise ModelError(f"{model_dir}: no {MODEL_FILE}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        model = cls(meta, session)
+        log.info("model %s v%s loaded from %s (%d features)", meta.name, meta.version, model_dir, model.n_features)
+        return model
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """P(class 1) for each row of ``features`` (float32, (n, n_features))."""
+        x = np.ascontiguousarray(features[:, : self.n_features], dtype=np.float32)
+        probs = self.session.run([self.output_name], {self.input_name: x})[0]
+        return np.asarray(probs, dtype=np.float64)[:, 1]
+
+
+def load_model(cfg, features: Sequence[str], name: str | None = None) -> OnnxModel | None:
+    """The configured model, checked against ``features``; None when ``[model] name = "none"``."""
+    path = resolve_model_dir(cfg, name)
+    if path is None:
+        return None
+    return OnnxModel.load(path, features, threads=cfg.model.threads)

@@ -1,0 +1,199 @@
+"""Does a replay reproduce a recorded session? Decisions must match exactly; fills may not.
+
+    c = compare_with_session(store, "r20260101-...", replay_result)
+    c["decisions_identical"], c["fills_matched"], c["differences"]   # readable reasons
+
+Candidates are matched on (event receive time, triangle) and compared on decision and edge.
+Fills are matched per (group, leg) on filled quantity and average price. A fill that differs is
+explained from what both sides know: the order's latency in the session (sent - cause event, from
+the executions) against the replay's latency model, and whether the leg filled at all.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ctrader.core.records import Decision, ExecKind
+
+MAX_DIFFERENCES = 50
+
+
+def _decision(d: int) -> str:
+    try:
+        return Decision(int(d)).name
+    except ValueError:
+        return str(d)
+
+
+def compare_candidates(recorded: np.ndarray, replayed: np.ndarray) -> tuple[int, list[str]]:
+    def key(r):
+        return int(r["event_recv_ts_ns"]), int(r["triangle_id"])
+
+    rec = {key(r): r for r in recorded}
+    rep = {key(r): r for r in replayed}
+    matched, diffs = 0, []
+    for k in sorted(set(rec) | set(rep)):
+        a, b = rec.get(k), rep.get(k)
+        if a is None or b is None:
+            diffs.append(f"candidate t={k[0]} triangle {k[1]}: only in the "
+                         f"{'replay' if a is None else 'session'}")
+        elif int(a["decision"]) != int(b["decision"]):
+            why = ""
+            if {int(a["decision"]), int(b["decision"])} == {int(Decision.TAKEN), int(Decision.SKIP_RISK)}:
+                why = ("; groups in flight / rate window: the strategies learned of earlier executions at "
+                       "different times (the session's strategy-side arrival times are not recorded)")
+            diffs.append(f"candidate t={k[0]} triangle {k[1]}: session {_decision(a['decision'])}, "
+                         f"replay {_decision(b['decision'])} (edge {a['edge'] * 1e4:.3f} vs {b['edge'] * 1e4:.3f} bps)"
+                         + why)
+        elif not np.isclose(a["edge"], b["edge"], rtol=0, atol=1e-12):
+            diffs.append(f"candidate t={k[0]} triangle {k[1]}: edge {a['edge']:.9g} vs {b['edge']:.9g}")
+        else:
+            matched += 1
+    return matched, diffs
+
+
+def _session_fills(execs: np.ndarray) -> dict[tuple[int, int], dict]:
+    out: dict[tuple[int, int], dict] = defaultdict(lambda: {"qty": 0.0, "quote": 0.0, "latency_ns": None})
+    for r in execs:
+        k = (int(r["group_id"]), int(r["leg"]))
+        e = out[k]
+        if int(r["kind"]) in (ExecKind.FILL, ExecKind.PARTIAL_FILL):
+            e["qty"] += float(r["last_qty"])
+            e["quote"] += float(r["last_qty"]) * float(r["last_px"])
+        if r["sent_mono_ns"] and r["cause_recv_mono_ns"] and e["latency_ns"] is None:
+            e["latency_ns"] = int(r["sent_mono_ns"]) - int(r["cause_recv_mono_ns"])
+    return out
+
+
+def compare_fills(recorded_execs: np.ndarray, fills: np.ndarray) -> tuple[int, int, list[str]]:
+    ses = _session_fills(recorded_execs)
+    rep: dict[tuple[int, int], dict] = defaultdict(lambda: {"qty": 0.0, "quote": 0.0, "latency_ns": 0})
+    for f in fills:
+        e = rep[(int(f["group_id"]), int(f["leg"]))]
+        e["qty"] += float(f["qty"])
+        e["quote"] += float(f["qty"]) * float(f["px"])
+        e["latency_ns"] = int(f["latency_ns"])
+    ses = {k: v for k, v in ses.items() if v["qty"] > 0}
+    matched, diffs = 0, []
+    for k in sorted(set(ses) | set(rep)):
+        a, b = ses.get(k), rep.get(k)
+        where = f"group {k[0]} leg {k[1]}"
+        if a is None:
+            diffs.append(f"fill {where}: only in the replay ({b['qty']:.8g}); the session's order did not fill "
+                         f"(its book at match time had moved, or it was refused by the risk gate)")
+            continue
+        if b is None and k[1] >= 3:
+            diffs.append(f"fill {where}: the session executor's unwind of a broken triangle ({a['qty']:.8g}); "
+                         f"replay does not unwind, it values the inventory at mid")
+            continue
+        if b is None:
+            lat = "" if a["latency_ns"] is None else f" session order latency {a['latency_ns'] / 1e6:.3f} ms"
+            diffs.append(f"fill {where}: only in the session ({a['qty']:.8g}); the replay matched a later book"
+                         f" state that no longer had the liquidity{lat}")
+            continue
+        pa, pb = a["quote"] / a["qty"], b["quote"] / b["qty"]
+        if abs(a["qty"] - b["qty"]) <= 1e-9 * max(1.0, a["qty"]) and abs(pa - pb) <= 1e-9 * pa:
+            matched += 1
+            continue
+        lat = "" if a["latency_ns"] is None else (f"; latency session {a['latency_ns'] / 1e6:.3f} ms vs replay "
+                                                  f"{b['latency_ns'] / 1e6:.3f} ms")
+        diffs.append(f"fill {where}: qty {a['qty']:.8g} @ {pa:.8g} in the session, {b['qty']:.8g} @ {pb:.8g} in "
+                     f"the replay: matched against different book states{lat}")
+    return matched, len(ses), diffs
+
+
+def compare_with_session(store, run_id: str, result) -> dict:
+    recorded = store.read_candidates(run_id)
+    matched, cdiffs = compare_candidates(recorded, result.candidates)
+    execs = store.read_executions(run_id)
+    fmatched, fn, fdiffs = compare_fills(execs, result.fills)
+    identical = not cdiffs and len(recorded) == len(result.candidates)
+    return {"run_id": run_id, "recorded_candidates": len(recorded),
+            "replayed_candidates": len(result.candidates), "candidates_matched": matched,
+            "decisions_identical": identical, "recorded_fills": fn, "fills_matched": fmatched,
+            "differences": (cdiffs + fdiffs)[:MAX_DIFFERENCES], "n_differences": len(cdiffs) + len(fdiffs)}
+
+
+def session_alignment(cfg, store, run_id: str, symbols: list[str]) -> dict:
+    """Where the session's strategy started and how it numbered its groups, so a replay of the
+    session's market data decides from the same first event with the same group ids.
+
+    The strategy attaches to the md ring after the feed started; it reports how many md records it
+    processed (``strategy.stats.json``: ``first_md_seq`` when available, else ``events``), and the
+    replay starts at that record. Its first group id is the smallest one it journaled.
+    """
+    import json as _json
+
+    from ctrader.config.loader import expand_path
+    from ctrader.store.store import to_ns
+
+    info = store.run_info(run_id)
+    if info is None:
+        raise KeyError(f"no run {run_id} in the store")
+    start_ns = to_ns(info["started"])
+    end_ns = to_ns(info["ended"]) + 1 if info["ended"] else None
+    note = "replay starts at the session's start (no strategy stats)"
+    stats_path = expand_path(cfg, cfg.run.data_dir) / "runs" / run_id / "strategy.stats.json"
+    names = ", ".join("'" + s.replace("'", "") + "'" for s in symbols)
+    union = (f"SELECT recv_ts, run_id, seq FROM {store.db}.md_book WHERE symbol IN ({names}) AND run_id = '{run_id}' "
+             f"UNION ALL SELECT recv_ts, run_id, seq FROM {store.db}.md_trade WHERE symbol IN ({names}) "
+             f"AND run_id = '{run_id}'")
+    if stats_path.is_file():
+        stats = _json.loads(stats_path.read_text())
+        row = None
+        if stats.get("first_md_seq"):
+            row = store.client.query(f"SELECT toUnixTimestamp64Nano(recv_ts) FROM ({union}) "
+                                     f"WHERE seq >= {int(stats['first_md_seq'])} ORDER BY recv_ts, seq LIMIT 1").result_rows
+            note = f"replay starts at the session strategy's first md record (seq {stats['first_md_seq']})"
+        elif stats.get("events"):
+            total = store.client.query(f"SELECT count() FROM ({union})").result_rows[0][0]
+            skip = max(0, int(total) - int(stats["events"]))
+            row = store.client.query(f"SELECT toUnixTimestamp64Nano(recv_ts) FROM ({union}) "
+                                     f"ORDER BY recv_ts, run_id, seq LIMIT 1 OFFSET {skip}").result_rows
+            note = (f"replay starts where the session's strategy started, inferred from its event count "
+                    f"({stats['events']} of {total} recorded md records)")
+        if row:
+            start_ns = int(row[0][0])
+        if end_ns is None and stats.get("written_at"):
+            end_ns = int(stats["written_at"] * 1e9) + 1
+    cands = store.read_candidates(run_id)
+    taken = cands["group_id"][cands["group_id"] > 0]
+    first_group = int(taken.min()) if len(taken) else 1
+    return {"start_ns": start_ns, "end_ns": end_ns, "first_group": first_group, "note": note}
+
+
+class SessionTiming:
+    """The live timing of a recorded session's orders, replayed per order instead of sampled:
+    when each leg was sent after its cause event (strategy + executor time, from the executions'
+    ``sent_mono_ns - cause_recv_mono_ns``) and when each execution reached the strategy (its
+    ``recv_ts``). With it, replay matches each order when the session's paper model did and
+    tells the strategy about it when the session's strategy learned it, so decisions that depend
+    on in-flight groups (SKIP_RISK) come out the same.
+
+        timing = SessionTiming.from_store(store, run_id, paper_latency_ns)
+        ReplayOptions(session_timing=timing)
+    """
+
+    def __init__(self, send_ns: dict, report_ts: dict, paper_latency_ns: int) -> None:
+        self.send_ns = send_ns              # (group, leg) -> ns from cause event to send
+        self.report_ts = report_ts          # (group, leg, kind) -> wall ns the execution was received
+        self.paper_latency_ns = paper_latency_ns
+
+    @classmethod
+    def from_store(cls, store, run_id: str, paper_latency_ns: int) -> SessionTiming:
+        execs = store.read_executions(run_id)
+        send, report = {}, {}
+        for r in execs:
+            k = (int(r["group_id"]), int(r["leg"]))
+            if r["sent_mono_ns"] and r["cause_recv_mono_ns"] and k not in send:
+                send[k] = max(0, int(r["sent_mono_ns"]) - int(r["cause_recv_mono_ns"]))
+            report.setdefault(k + (int(r["kind"]),), int(r["recv_ts_ns"]))
+        return cls(send, report, paper_latency_ns)
+
+    def order_latency(self, group: int, leg: int) -> int | None:
+        d = self.send_ns.get((group, leg))
+        return None if d is None else d + self.paper_latency_ns
+
+    def report_at(self, group: int, leg: int, kind: int) -> int | None:
+        return self.report_ts.get((group, leg, kind))

@@ -1,0 +1,420 @@
+"""The ML loop on recorded history: train, evaluate in replay, promote, retrain.
+
+    res = train_from_store(cfg, store, start, end, TrainSpec(name="m1", kind="gbt"))   # ONNX + metadata
+    ev = evaluate_model(cfg, store, "m1", start2, end2)    # AUC, precision@threshold, replay PnL
+    promote(cfg, "m1")                                     # {registry}/current -> m1 (atomic)
+    out = retrain(cfg, store, train_s=3 * 86400, eval_s=86400)   # train, judge, promote if better
+
+Training data: the strategy's own kernels scan the recorded market; every tradeable candidate
+(sampled at most every ``sample_every_ms`` per triangle) is labelled with what would really have
+happened after the replay's latency: its three IOC leg orders (quantity, limit price) matched
+against the books as they are then, as the paper fill model matches them, and 1 when what they
+would have filled is worth more than it cost at the current mids (``fill_label``): the same
+yardstick as replay PnL, so a broken triangle counts for what its filled legs are worth. Splits are in time, never shuffled: the last
+``test_fraction`` validates. Models: standardised logistic regression or gradient-boosted trees
+(scikit-learn), exported with skl2onnx; onnxruntime must reproduce scikit-learn within 1e-5
+(``ctrader.model.train``).
+
+Promotion: the registry keeps a ``current`` link to the promoted model directory, swapped
+atomically (rename over the old link), and ``promotions.jsonl`` records each promotion. A
+strategy configured with ``[model] name = "current"`` scores with the promoted model; a running
+one picks a new promotion up when it re-resolves that link (``current_target``).
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CURRENT = "current"
+PROMOTIONS_LOG = "promotions.jsonl"
+KINDS = ("logreg", "gbt")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    name: str = "candidate"
+    kind: str = "logreg"                 # logreg | gbt
+    latency_ms: float | None = None      # label horizon; None = replay feed + order latency medians
+    sample_every_ms: float = 50.0
+    test_fraction: float = 0.25
+    C: float = 1.0
+    n_estimators: int = 150
+    max_depth: int = 3
+    seed: int = 7
+    version: str = ""
+
+
+# --- labelled candidates from recorded md ----------------------------------------------------------
+
+def label_horizon_ms(cfg) -> float:
+    from ctrader.replay.runner import options_from_config
+
+    o = options_from_config(cfg)
+    return o.feed_latency.median_ms() + o.order_latency.median_ms()
+
+
+BUY = 1
+
+
+def fill_label(books, legs: np.ndarray, fee: float, universe, valuer) -> int:
+    """1 when the candidate's three IOC leg orders (quantity, limit price), arriving now, would
+    leave the account richer: each leg filled as far as the book allows within its limit (as the
+    paper fill model fills it), fees taken from what it receives, and every asset change valued
+    at the current mids in the valuation asset, as replay PnL values it. A triangle whose last
+    leg misses still counts what its filled legs are worth. ``legs``: rows (symbol, side, qty, limit).
+    """
+    value = 0.0
+    for sid, side, qty, limit in legs:
+        info = universe.symbols[int(sid)]
+        b = books[int(sid)]
+        buy = int(side) == BUY
+        px, avail, n = (b["ask_px"], b["ask_qty"], int(b["n_asks"])) if buy else \
+            (b["bid_px"], b["bid_qty"], int(b["n_bids"]))
+        rem, quote = qty, 0.0
+        for lvl in range(n):
+            p = px[lvl]
+            if rem <= qty * 1e-12 or (p > limit * (1 + 1e-12) if buy else p < limit * (1 - 1e-12)):
+                break
+            take = min(rem, avail[lvl])
+            quote += take * p
+            rem -= take
+        filled = qty - rem
+        if filled <= 0.0:
+            continue
+        pb, pq = valuer.price(info.base_id), valuer.price(info.quote_id)
+        if np.isnan(pb) or np.isnan(pq):
+            return 0
+        if buy:
+            value += filled * (1 - fee) * pb - quote * pq
+        else:
+            value += quote * (1 - fee) * pq - filled * pb
+    return int(value > 0.0)
+
+
+def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: float = 50.0):
+    """``ctrader.model.train.Dataset`` of tradeable candidates and their labels, from md arrays."""
+    from ctrader.model.train import Dataset
+    from ctrader.strategy.triangular import TriangularArbitrage
+
+    strategy = TriangularArbitrage(cfg, universe)
+    strategy.warmup()
+    latency_ns = int(latency_ms * 1e6)
+    every_ns = int(sample_every_ms * 1e6)
+    pending: collections.deque = collections.deque()         # (due mono ns, row)
+    last_sample: dict[int, int] = {}
+    rows_x: list[np.ndarray] = []
+    rows_t: list[int] = []
+    rows_legs: list[np.ndarray] = []
+    labels: dict[int, int] = {}
+    from ctrader.execution.accounting import Valuer
+    from ctrader.execution.bookview import BookView
+
+    books = strategy.books.books
+    fee = universe.taker_fee
+    val = cfg.risk.valuation_asset if cfg.risk.valuation_asset in universe.assets else universe.assets[0]
+    valuer = Valuer(universe, BookView(books), val)
+    first_ts = last_ts = None
+    for recs in chunks:
+        n = len(recs)
+        if n == 0:
+            continue
+        mono = recs["recv_mono_ns"]
+        first_ts = int(recs[0]["recv_ts_ns"]) if first_ts is None else first_ts
+        last_ts = int(recs[-1]["recv_ts_ns"])
+        i = 0
+        while i < n:
+            limit = n
+            if pending:
+                limit = max(i, min(n, int(np.searchsorted(mono[i:], pending[0][0], "left")) + i))
+            if limit == i:                                   # a label is due: the books as they are now
+                now = int(mono[i])
+                while pending and pending[0][0] <= now:
+                    _, r = pending.popleft()
+                    labels[r] = fill_label(books, rows_legs[r], fee, universe, valuer)
+                continue
+            i, m = strategy.scan(recs, i, limit)
+            if m == 0:
+                continue
+            t = int(recs[i - 1]["recv_mono_ns"])
+            ev = strategy.evaluation(m)
+            for j in np.flatnonzero(ev.verdict == 0):
+                tri = int(ev.key[j])
+                if t - last_sample.get(tri, -every_ns) < every_ns:
+                    continue
+                last_sample[tri] = t
+                r = len(rows_x)
+                rows_x.append(ev.features[j].copy())
+                rows_t.append(int(recs[i - 1]["recv_ts_ns"]))
+                rows_legs.append(np.column_stack([ev.leg_symbol[j], ev.leg_side[j], ev.leg_qty[j],
+                                                  ev.leg_limit[j]]).astype(np.float64))
+                pending.append((t + latency_ns, r))
+    keep = [r for r in range(len(rows_x)) if r in labels]
+    k = len(strategy.features)
+    X = np.stack([rows_x[r] for r in keep]).astype(np.float32) if keep else np.zeros((0, k), np.float32)
+    y = np.array([labels[r] for r in keep], dtype=np.int8)
+    t = np.array([rows_t[r] for r in keep], dtype=np.int64)
+    window = {"start_ns": first_ts, "end_ns": last_ts, "latency_ms": latency_ms}
+    return Dataset(X, y, t, tuple(strategy.features), window)
+
+
+def collect_from_store(cfg, store, universe, start_ns: int, end_ns: int, latency_ms: float,
+                       sample_every_ms: float = 50.0):
+    names = [s.name for s in universe.symbols]
+    ids = {s.name: s.id for s in universe.symbols}
+    chunks = store.read_md(names, start_ns, end_ns, chunk_rows=cfg.replay.chunk_rows, symbol_ids=ids)
+    return collect_from_md(cfg, universe, chunks, latency_ms, sample_every_ms)
+
+
+# --- fitting ------------------------------------------------------------------------------------------
+
+def fit(ds, spec: TrainSpec):
+    """(pipeline, metrics), split in time: the last ``test_fraction`` validates."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if spec.kind not in KINDS:
+        raise ValueError(f"model kind {spec.kind!r}: choose from {', '.join(KINDS)}")
+    n = len(ds.y)
+    split = int(n * (1.0 - spec.test_fraction))
+    if split == 0 or len(np.unique(ds.y[:split])) < 2:
+        raise RuntimeError(f"{n} labelled candidates, one class only in training: more history is needed")
+    if spec.kind == "logreg":
+        pipe = make_pipeline(StandardScaler(), LogisticRegression(C=spec.C, max_iter=2000, random_state=spec.seed))
+    else:
+        pipe = make_pipeline(GradientBoostingClassifier(n_estimators=spec.n_estimators, max_depth=spec.max_depth,
+                                                        random_state=spec.seed))
+    pipe.fit(ds.X[:split], ds.y[:split])
+    metrics = {"n_train": split, "n_test": n - split, "positive_rate_train": float(ds.y[:split].mean())}
+    metrics.update(classification_metrics(ds.y[split:], pipe.predict_proba(ds.X[split:])[:, 1] if n > split else []))
+    return pipe, metrics
+
+
+def classification_metrics(y, p, threshold: float = 0.5) -> dict:
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    y, p = np.asarray(y), np.asarray(p, dtype=np.float64)
+    if len(y) == 0:
+        return {"n": 0}
+    sel = p >= threshold
+    out = {"n": len(y), "positive_rate": float(y.mean()), "accuracy": float(accuracy_score(y, sel)),
+           "threshold": threshold, "selected": int(sel.sum()),
+           "precision_at_threshold": float(y[sel].mean()) if sel.any() else None,
+           "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None}
+    if len(np.unique(y)) == 2:
+        out["log_loss"] = float(log_loss(y, np.clip(p, 1e-9, 1 - 1e-9), labels=[0, 1]))
+    return out
+
+
+@dataclass
+class TrainOutcome:
+    meta: object
+    path: pathlib.Path
+    metrics: dict
+    n_samples: int
+    max_onnx_diff: float
+
+
+def train_from_store(cfg, store, start_ns: int, end_ns: int, spec: TrainSpec,
+                     out_dir: str | pathlib.Path | None = None, universe=None) -> TrainOutcome:
+    """Label recorded history, fit, export to ONNX, check onnxruntime, write it to the registry."""
+    from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta, registry_dir
+    from ctrader.model.train import ONNX_TOLERANCE, export_onnx, onnx_max_diff
+    from ctrader.replay.runner import resolve_universe
+
+    uni = universe or resolve_universe(cfg)
+    latency = spec.latency_ms if spec.latency_ms is not None else label_horizon_ms(cfg)
+    ds = collect_from_store(cfg, store, uni, start_ns, end_ns, latency, spec.sample_every_ms)
+    pipe, metrics = fit(ds, spec)
+    blob = export_onnx(pipe, ds.X.shape[1])
+    diff = onnx_max_diff(blob, pipe, ds.X)
+    if diff > ONNX_TOLERANCE:
+        raise RuntimeError(f"onnxruntime differs from scikit-learn by {diff:.2e} (> {ONNX_TOLERANCE})")
+    metrics["onnx_max_abs_diff"] = diff
+    out = pathlib.Path(out_dir) if out_dir else registry_dir(cfg) / spec.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MODEL_FILE).write_bytes(blob)
+    kind = "standard_scaler+logistic_regression" if spec.kind == "logreg" else "gradient_boosted_trees"
+    meta = ModelMeta(
+        name=spec.name, version=spec.version or time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
+        strategy=cfg.strategy.name, features=ds.features, kind=kind,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        training={"source": "store", "store": store.db, "start_ns": start_ns, "end_ns": end_ns,
+                  "spec": asdict(spec), "label_latency_ms": latency, "n_samples": len(ds.y),
+                  "positive_rate": float(ds.y.mean()) if len(ds.y) else None,
+                  "model_sha256": hashlib.sha256(blob).hexdigest()},
+        metrics=metrics, onnx={"input": "features", "probabilities": "probabilities", "opset": 17}, path=str(out))
+    (out / METADATA_FILE).write_text(meta.to_json())
+    log.info("model %s v%s (%s) -> %s: %d samples, auc %s", meta.name, meta.version, kind, out, len(ds.y),
+             metrics.get("auc"))
+    return TrainOutcome(meta, out, metrics, len(ds.y), diff)
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+def evaluate_model(cfg, store, name: str, start_ns: int, end_ns: int, *, against: tuple[str, ...] = ("none", CURRENT),
+                   save: bool = True, universe=None, dataset=None) -> dict:
+    """AUC and precision at ``[strategy] min_score`` on labelled candidates of the period, and
+    replay PnL with the model beside each of ``against`` ("none", "current", other names)."""
+    from ctrader.replay.runner import load_strategy_model, replay_store, resolve_universe
+
+    uni = universe or resolve_universe(cfg)
+    model = load_strategy_model(cfg, name)
+    if dataset is None:
+        dataset = collect_from_store(cfg, store, uni, start_ns, end_ns, label_horizon_ms(cfg))
+    p = model.score(dataset.X) if len(dataset.y) else np.zeros(0)
+    out = {"model": name, "version": model.meta.version, "start_ns": start_ns, "end_ns": end_ns,
+           "classification": classification_metrics(dataset.y, p, cfg.strategy.min_score), "replay": {}}
+    runs = {name: (model, name)}
+    cur = current_target(cfg)
+    for other in against:
+        if other == CURRENT:
+            if cur is None or cur == name:
+                continue
+            runs["current:" + cur] = (load_strategy_model(cfg, cur), cur)
+        elif other == "none":
+            runs["none"] = (None, "none")
+        elif other != name:
+            runs[other] = (load_strategy_model(cfg, other), other)
+    for key, (m, label) in runs.items():
+        r = replay_store(cfg, store, start_ns, end_ns, universe=uni, model=m, save=save, kind="eval",
+                         label=f"eval {name}: {label}", params={"model": label})
+        s = r.result.summary
+        out["replay"][key] = {"run_id": r.run_id, "pnl": s["pnl"], "groups": s["groups"],
+                              "groups_complete": s["groups_complete"], "fills": s["fills"]}
+    base = out["replay"].get("none")
+    if base is not None:
+        out["pnl_vs_none"] = out["replay"][name]["pnl"] - base["pnl"]
+    cur_key = next((k for k in out["replay"] if k.startswith("current:")), None)
+    if cur_key:
+        out["pnl_vs_current"] = out["replay"][name]["pnl"] - out["replay"][cur_key]["pnl"]
+    return out
+
+
+# --- registry: promotion ---------------------------------------------------------------------------
+
+def current_target(cfg) -> str | None:
+    """The model name ``{registry}/current`` points to, or None."""
+    from ctrader.model.registry import registry_dir
+
+    link = registry_dir(cfg) / CURRENT
+    if not link.is_symlink():
+        return None
+    return pathlib.Path(os.readlink(link)).name
+
+
+def promote(cfg, name: str, reason: str = "") -> str | None:
+    """Point ``current`` at model ``name`` atomically; returns the previous target."""
+    from ctrader.model.registry import MODEL_FILE, read_metadata, registry_dir
+
+    reg = registry_dir(cfg)
+    target = reg / name
+    if name == CURRENT or not (target / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"model {name!r} is not in the registry {reg}")
+    meta = read_metadata(target)
+    previous = current_target(cfg)
+    tmp = reg / f".{CURRENT}.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(name, tmp)                # relative: the registry can move
+    os.replace(tmp, reg / CURRENT)       # atomic: a reader sees the old or the new model, never none
+    entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "model": name,
+             "version": meta.version, "previous": previous, "reason": reason}
+    with open(reg / PROMOTIONS_LOG, "a") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+    log.info("promoted model %s v%s (was %s)", name, meta.version, previous)
+    return previous
+
+
+def promotions(cfg) -> list[dict]:
+    from ctrader.model.registry import registry_dir
+
+    path = registry_dir(cfg) / PROMOTIONS_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --- retraining ------------------------------------------------------------------------------------
+
+@dataclass
+class RetrainResult:
+    name: str
+    train_window: tuple[int, int]
+    eval_window: tuple[int, int]
+    train_metrics: dict
+    evaluation: dict
+    promoted: bool
+    reason: str
+    previous: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def retrain(cfg, store, train_s: float, eval_s: float, *, end_ns: int | None = None, spec: TrainSpec | None = None,
+            promote_if_better: bool = True) -> RetrainResult:
+    """Train on [end - eval - train, end - eval), evaluate on [end - eval, end) in replay against the
+    current model (or no model when none is promoted); promote only if the replay PnL is higher."""
+    from ctrader.replay.runner import data_range, resolve_universe
+
+    uni = resolve_universe(cfg)
+    if end_ns is None:
+        end_ns = data_range(store)[1]
+    eval_lo = end_ns - int(eval_s * 1e9)
+    train_lo = eval_lo - int(train_s * 1e9)
+    spec = spec or TrainSpec()
+    name = spec.name if spec.name != "candidate" else f"rt{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    spec = TrainSpec(**dict(asdict(spec), name=name))
+    trained = train_from_store(cfg, store, train_lo, eval_lo, spec, universe=uni)
+    cur = current_target(cfg)
+    ev = evaluate_model(cfg, store, name, eval_lo, end_ns, against=(CURRENT,) if cur else ("none",), universe=uni)
+    mine = ev["replay"][name]["pnl"]
+    ref_key = next(k for k in ev["replay"] if k != name) if len(ev["replay"]) > 1 else None
+    ref = ev["replay"][ref_key]["pnl"] if ref_key else None
+    better = ref is None or mine > ref
+    reason = (f"replay PnL {mine:.6g} vs {ref_key} {ref:.6g} on the evaluation window" if ref_key
+              else "no model to compare with")
+    previous = None
+    promoted = False
+    if better and promote_if_better:
+        previous = promote(cfg, name, reason=reason)
+        promoted = True
+    return RetrainResult(name, (train_lo, eval_lo), (eval_lo, end_ns), trained.metrics, ev, promoted,
+                         ("promoted: " if promoted else "kept the current model: ") + reason, previous)
+
+
+class PromotionWatcher:
+    """Tells a running strategy when ``current`` points at another model (cheap: one readlink,
+    at most every ``interval_s``); the strategy then loads it and swaps its scorer::
+
+        watcher = PromotionWatcher(cfg)            # in the strategy process, [model] name = "current"
+        if watcher.poll(): engine.model = load_strategy_model(cfg, "current")
+    """
+
+    def __init__(self, cfg, interval_s: float = 1.0) -> None:
+        self.cfg = cfg
+        self.interval_s = interval_s
+        self.target = current_target(cfg)
+        self._next = time.monotonic() + interval_s
+
+    def poll(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if now < self._next:
+            return False
+        self._next = now + self.interval_s
+        target = current_target(self.cfg)
+        if target != self.target:
+            self.target = target
+            return True
+        return False

@@ -1,0 +1,158 @@
+"""One replay from configuration to stored results: what ``ctrader replay`` and sweeps call.
+
+    run = replay_store(cfg, store, start, end)                 # ReplayRun: run_id, result, meta
+    run = replay_store(cfg, store, start, end, model="none", save=False)
+    opts = options_from_config(cfg)                            # ReplayOptions from [replay]
+
+The universe must number symbols as the strategy expects: it comes from ``exchange_info``
+(a dict or a file), else ``market.exchange_info_file``, else the saved exchangeInfo of a recorded
+run (``{data_dir}/runs/{run_id}/exchange_info.json``), else the built-in simulator's universe when
+the venue is the simulator, else the venue's REST API.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ctrader.market.universe import Universe, load_universe
+from ctrader.replay.driver import ReplayEngine, ReplayOptions, ReplayResult
+from ctrader.replay.latency import LatencyModel
+from ctrader.replay.results import ReplayResults, RunMeta, code_version, config_dict, config_hash, new_run_id
+from ctrader.store.store import to_ns
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayRun:
+    run_id: str
+    result: ReplayResult
+    meta: RunMeta
+    universe: Universe
+
+
+def options_from_config(cfg) -> ReplayOptions:
+    rc = cfg.replay
+    order = rc.order_latency or str(cfg.execution.paper_latency_ms)
+    acct = cfg.sim.accounts[0] if cfg.venue.kind == "sim" and cfg.sim.accounts else None
+    return ReplayOptions(
+        feed_latency=LatencyModel.parse(rc.feed_latency, seed=rc.seed),
+        order_latency=LatencyModel.parse(order, seed=rc.seed + 1),
+        exec_latency=LatencyModel.parse(rc.exec_latency, seed=rc.seed + 2),
+        batch_events=rc.batch_events,
+        taker_fee=float(acct.taker_commission) if acct else 0.001,
+        maker_fee=float(acct.maker_commission) if acct else 0.001,
+        valuation_asset=cfg.risk.valuation_asset,
+        pnl_interval_ns=rc.pnl_interval_ms * 1_000_000,
+        keep_records=rc.keep_records)
+
+
+def resolve_universe(cfg, exchange_info: dict | str | pathlib.Path | None = None,
+                     source_run: str | None = None) -> Universe:
+    doc = None
+    if isinstance(exchange_info, dict):
+        doc = exchange_info
+    elif exchange_info:
+        doc = json.loads(pathlib.Path(exchange_info).expanduser().read_text())
+    elif not cfg.market.exchange_info_file:
+        if source_run:
+            from ctrader.config.loader import expand_path
+
+            path = expand_path(cfg, cfg.run.data_dir) / "runs" / source_run / "exchange_info.json"
+            if path.is_file():
+                doc = json.loads(path.read_text())
+        if doc is None and cfg.venue.kind == "sim":
+            from ctrader.sim.universe import build_universe
+
+            doc = build_universe(cfg.sim).exchange_info
+    return load_universe(cfg, doc)
+
+
+def load_strategy_model(cfg, name: str | None = None):
+    """The ONNX model the strategy scores with (None for 'none')."""
+    from ctrader.model.scoring import load_model
+    from ctrader.strategy.registry import strategy_class
+
+    return load_model(cfg, strategy_class(cfg.strategy.name).features, name)
+
+
+def make_strategy(cfg, universe, model=None, run_tag: str = "", first_group: int = 1):
+    from ctrader.strategy.engine import StrategyEngine
+
+    engine = StrategyEngine(cfg, universe, model, run_tag=run_tag, first_group=first_group)
+    engine.warmup()
+    return engine
+
+
+def replay_chunks(cfg, universe, chunks, *, model=None, options: ReplayOptions | None = None,
+                  on_batch=None, progress=None, run_tag: str = "", first_group: int = 1) -> ReplayResult:
+    """Replay MD_EVENT arrays already in memory (or any iterator of them) with the configured strategy."""
+    strategy = make_strategy(cfg, universe, model, run_tag, first_group)
+    engine = ReplayEngine(universe, strategy, options or options_from_config(cfg), on_batch=on_batch)
+    return engine.run(chunks, progress)
+
+
+def replay_store(cfg, store, start, end, *, symbols: list[str] | None = None, universe: Universe | None = None,
+                 model: Any = "config", options: ReplayOptions | None = None, save: bool = True,
+                 run_id: str | None = None, kind: str = "replay", label: str = "",
+                 params: dict | None = None, source_run: str | None = None, first_group: int = 1,
+                 session_timing: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> ReplayRun:
+    """Replay ``[start, end)`` of the store's market data; results saved under a new run id.
+
+    ``model``: "config" (``[model] name``), a registry name, "none", or an OnnxModel.
+    """
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    universe = universe or resolve_universe(cfg, source_run=source_run)
+    if isinstance(model, str):
+        model = load_strategy_model(cfg, None if model == "config" else model)
+    names = [s.name for s in universe.symbols if not symbols or s.name in symbols]
+    ids = {s.name: s.id for s in universe.symbols}
+    run_id = run_id or new_run_id(kind)
+    results = ReplayResults(store) if save else None
+    sink = results.sink(run_id, universe) if results else None
+    meta = RunMeta(kind=kind, label=label, strategy=cfg.strategy.name, config_hash=config_hash(cfg),
+                   code_version=code_version(),
+                   model_version=(f"{model.meta.name}:{model.meta.version}" if model is not None else "none"),
+                   data_start_ns=start_ns, data_end_ns=end_ns, symbols=names, params=dict(params or {}),
+                   config=config_dict(cfg))
+    if session_timing and source_run:
+        from ctrader.replay.fidelity import SessionTiming
+
+        options = options or options_from_config(cfg)
+        options.session_timing = SessionTiming.from_store(store, source_run,
+                                                          int(cfg.execution.paper_latency_ms * 1e6))
+    t0 = time.perf_counter()
+    chunks = store.read_md(names, start_ns, end_ns, chunk_rows=cfg.replay.chunk_rows, symbol_ids=ids)
+    result = replay_chunks(cfg, universe, chunks, model=model, options=options,
+                           on_batch=sink.on_batch if sink else None, progress=progress,
+                           run_tag=source_run or "", first_group=first_group)
+    meta.wall_s = time.perf_counter() - t0
+    result.summary["wall_s"] = meta.wall_s
+    result.summary["events_per_s"] = result.summary["events"] / meta.wall_s if meta.wall_s > 0 else None
+    result.summary["run_id"] = run_id
+    result.summary["model_version"] = meta.model_version
+    result.summary["config_hash"] = meta.config_hash
+    if results is not None:
+        sink.close()
+        results.save_run(run_id, meta, result, universe)
+    return ReplayRun(run_id, result, meta, universe)
+
+
+def data_range(store, symbols: list[str] | None = None) -> tuple[int, int]:
+    """[first, last + 1 ns) of the recorded market data (of ``symbols`` when given)."""
+    where = ""
+    if symbols:
+        names = ", ".join("'" + s.replace("'", "") + "'" for s in symbols)
+        where = f"WHERE symbol IN ({names})"
+    lo, hi = store.client.query(
+        f"SELECT min(toUnixTimestamp64Nano(recv_ts)), max(toUnixTimestamp64Nano(recv_ts)), count() "
+        f"FROM {store.db}.md_book {where}").result_rows[0][:2]
+    if not lo and not hi:
+        raise ValueError(f"no market data in {store.db}.md_book" + (f" for {', '.join(symbols)}" if symbols else ""))
+    return int(lo), int(hi) + 1

@@ -1,0 +1,159 @@
+"""The strategy as a component of a run: ``Component("strategy", "ctrader.strategy.process:run_strategy")``.
+
+    md ring (broadcast)  --> StrategyEngine.on_md --> intents ring (lossless, to the executor)
+                                                  --> journal ring (every candidate, to the recorder)
+    exec ring (lossless) --> StrategyEngine.on_exec  (legs done free their triangle)
+
+Before consuming anything it loads the model (refusing one whose features do not match) and
+warms up every numba kernel and the ONNX session on dummy data, so no JIT compile happens
+mid-market. It beats its health slot at least every second and writes its counters to
+``{run_dir}/strategy.stats.json``: events, candidates, taken, skipped by reason, evaluation
+latency p50/p99 (per market event with candidates, scoring included), model version, md
+overruns, journal drops.
+
+The journal is "lossless or counted": when the recorder falls a whole ring behind (or is not
+running), journal records are dropped and counted rather than stalling trading. Intents are
+never dropped: a stuck executor makes the write fail loudly.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+import numpy as np
+
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
+from ctrader.core.ring import Ring, RingFullTimeout
+from ctrader.core.wait import wait_strategy
+from ctrader.market.universe import load_universe
+from ctrader.model.scoring import load_model
+from ctrader.runtime.resources import consumer_id
+from ctrader.runtime.stats import StatsFile
+from ctrader.strategy.engine import StrategyEngine, group_base
+from ctrader.strategy.registry import strategy_class
+
+log = logging.getLogger(__name__)
+MD_BATCH = 1024
+EXEC_BATCH = 256
+
+
+def build_engine(cfg, run_tag: str = "", universe=None, first_group: int | None = None) -> StrategyEngine:
+    """Universe, model and engine as the configuration says, warmed up."""
+    universe = universe or load_universe(cfg)
+    features = strategy_class(cfg.strategy.name).features
+    model = load_model(cfg, features)
+    engine = StrategyEngine(cfg, universe, model, run_tag=run_tag,
+                            first_group=group_base() if first_group is None else first_group)
+    t0 = time.perf_counter()
+    engine.warmup()
+    log.info("strategy %s: %d symbols, %d triangles, model %s, warm-up %.1f s", cfg.strategy.name,
+             len(universe.symbols), getattr(engine.strategy, "n_triangles", 0),
+             f"{model.meta.name} v{model.version}" if model else "none", time.perf_counter() - t0)
+    return engine
+
+
+def run_strategy(ctx) -> None:
+    cfg = ctx.cfg
+    # Compiling the kernels (first run, or after a source change) takes longer than the
+    # supervisor's heartbeat timeout: a side thread beats until the warm-up is over.
+    with _beating(ctx.health):
+        engine = build_engine(cfg, run_tag=ctx.run_id)
+    md = Ring.attach(ctx.ring_names["md"], MD_EVENT)
+    ex = Ring.attach(ctx.ring_names["exec"], EXEC_EVENT)
+    intents = Ring.attach(ctx.ring_names["intents"], ORDER_INTENT)
+    journal = Ring.attach(ctx.ring_names["journal"], CANDIDATE)
+    wait = wait_strategy(cfg.rings.wait)
+    md_in = md.consumer(wait=wait)
+    try:
+        loop = StrategyLoop(engine, md_in, ex.consumer(consumer_id("exec", "strategy"), wait=wait),
+                            intents.producer(wait, timeout_s=cfg.rings.lossless_timeout_s),
+                            journal.producer(wait, timeout_s=0.0), StatsFile(ctx.run_dir, "strategy"))
+        loop.run(ctx.stop.is_set, ctx.health.beat)
+    finally:
+        md_in.release()
+        for ring in (md, ex, intents, journal):
+            ring.close()
+
+
+@contextlib.contextmanager
+def _beating(health, every_s: float = 0.5):
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every_s):
+            health.beat()
+
+    thread = threading.Thread(target=beat, name="strategy-warmup-beat", daemon=True)
+    health.beat()
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+class StrategyLoop:
+    """Rings around a StrategyEngine; ``run`` until ``should_stop()``."""
+
+    def __init__(self, engine: StrategyEngine, md_in, exec_in, intents_out, journal_out, stats_file=None) -> None:
+        self.engine = engine
+        self.md_in, self.exec_in = md_in, exec_in
+        self.intents_out, self.journal_out = intents_out, journal_out
+        self.stats_file = stats_file
+        self.md_buf = np.zeros(MD_BATCH, MD_EVENT)
+        self.exec_buf = np.zeros(EXEC_BATCH, EXEC_EVENT)
+        self.journal_dropped = 0
+        self.intents_written = 0
+
+    def step(self, timeout_s: float = 0.05) -> int:
+        """One round: exec events first (they free triangles), then a batch of md. Returns md read."""
+        n = self.exec_in.read_batch(self.exec_buf, 0.0)
+        if n:
+            self.engine.on_exec(self.exec_buf[:n])
+        n = self.md_in.read_batch(self.md_buf, timeout_s)
+        if n:
+            cands, intents = self.engine.on_md(self.md_buf[:n])
+            if len(intents):
+                self.intents_out.write(intents)       # first: it is what the market is waiting for
+                self.intents_written += len(intents)
+            if len(cands):
+                self._journal(cands)
+        return n
+
+    def _journal(self, cands: np.ndarray) -> None:
+        try:
+            self.journal_out.write(cands)
+        except RingFullTimeout as exc:
+            if self.journal_dropped == 0:
+                log.warning("journal ring full, dropping candidates (counted): %s", exc)
+            # the records before the stuck one were written; the message says how many
+            self.journal_dropped += len(cands)
+
+    def stats(self) -> dict:
+        out = self.engine.stats()
+        out.update(md_overruns=self.md_in.overruns, md_lost=self.md_in.lost, journal_dropped=self.journal_dropped,
+                   intents_written=self.intents_written)
+        return out
+
+    def run(self, should_stop, beat=None) -> None:
+        next_beat = 0.0
+        try:
+            while not should_stop():
+                self.step()
+                now = time.monotonic()
+                if now >= next_beat:
+                    if beat is not None:
+                        beat(self.engine.events)
+                    if self.stats_file is not None:
+                        self.stats_file.maybe_write(self.stats())
+                    next_beat = now + 0.25
+        finally:
+            stats = self.stats()
+            if self.stats_file is not None:
+                self.stats_file.write(stats)
+            log.info("strategy stopped: %d events, %d candidates, %d taken, eval p50 %.1f us p99 %.1f us",
+                     stats["events"], stats["candidates"], stats["taken"], stats["eval_p50_us"],
+                     stats["eval_p99_us"])

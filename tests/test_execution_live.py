@@ -1,0 +1,243 @@
+"""Live mode against the simulator: WS API orders (HMAC, Ed25519 logon), executionReport fills,
+rejects with their codes, exact wire strings, and crash recovery from the journal."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ctrader.core.records import EXEC_EVENT, ExecKind, OrderType, Side, TimeInForce
+from ctrader.execution.engine import Executor
+from ctrader.execution.journal import Journal
+from ctrader.execution.live import LiveVenue, order_params
+from ctrader.execution.orders import FILLED, NEW, REJECTED, Order
+from ctrader.execution.risk import RiskLimits
+from ctrader.execution.testing import depth_record, intent_record
+from ctrader.execution.ws_api_client import WsApiClient
+from ctrader.market.universe import Universe, fetch_exchange_info
+from ctrader.venue.decimals import parse_units as U
+
+pytestmark = pytest.mark.timeout(120)
+SYMBOLS = ["BTCUSDT", "ETHBTC", "ETHUSDT"]
+LIMITS = RiskLimits(max_order_notional=1e6, max_group_notional=1e6, max_position=1e6, max_open_orders=50,
+                    orders_per_10s=1000, daily_loss_limit=1e6)
+
+
+class Live:
+    """An executor in live mode on a paused simulator whose books it was shown."""
+
+    def __init__(self, sim, signer, journal_path, limits=LIMITS):
+        self.sim = sim
+        sim.control.pause()
+        self.uni = Universe.from_exchange_info(fetch_exchange_info(sim.rest_url), SYMBOLS)
+        self.client = WsApiClient(sim.ws_api_url, signer, rest_url=sim.rest_url).start()
+        self.events: list[np.ndarray] = []
+        self.ex = Executor(self.uni, LiveVenue(self.client, self.uni), Journal(journal_path), self.events.append,
+                           limits)
+        self.show_books()
+
+    def show_books(self):
+        for s in self.uni.symbols:
+            _, bids, asks = self.sim.control.book(s.name, 10)
+            rec = depth_record(s.id, [(p / 1e8, q / 1e8) for p, q in bids], [(p / 1e8, q / 1e8) for p, q in asks],
+                               time.monotonic_ns())
+            self.ex.on_md(rec, 1)
+
+    def best(self, symbol):
+        _, bids, asks = self.sim.control.book(symbol, 1)
+        return bids[0][0], asks[0][0]
+
+    def send(self, symbol, side, price_units, qty, **kw):
+        self.ex.on_intents(intent_record(self.uni, symbol, side, price_units / 1e8, qty, **kw), 1)
+
+    def wait(self, predicate, timeout_s=10.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.ex.poll()
+            if predicate():
+                return True
+            time.sleep(0.005)
+        return False
+
+    def kinds(self):
+        return [ExecKind(int(e[0]["kind"])).name for e in self.events]
+
+    def close(self):
+        self.ex.close()
+
+
+@pytest.fixture
+def live_factory(sim_server, tmp_path):
+    made = []
+
+    def make(signer, **kw):
+        live = Live(sim_server, signer, tmp_path / f"journal-{len(made)}.jsonl", **kw)
+        made.append(live)
+        return live
+    yield make
+    for live in made:
+        live.close()
+
+
+def _fill_test(live):
+    _, ask = live.best("BTCUSDT")
+    live.send("BTCUSDT", Side.BUY, ask, 0.001, group_id=1, client_order_id="ct-live-1",
+              cause_mono_ns=time.monotonic_ns())
+    order = live.ex.orders.get("ct-live-1")
+    assert live.wait(lambda: not order.is_open), live.kinds()
+    assert order.status == FILLED and order.cum_qty == U("0.001")
+    assert live.kinds()[0] == "ACK" and live.kinds()[-1] == "FILL"
+    fills = [e[0] for e in live.events if e[0]["kind"] in (ExecKind.FILL, ExecKind.PARTIAL_FILL)]
+    assert sum(f["last_qty"] for f in fills) == pytest.approx(0.001)
+    # the fill reached the accounting once, even though the answer and the user data both report it
+    assert live.ex.accounting.positions["BTC"] == U("0.001") - U("0.000001")    # 0.1% fee in BTC
+    assert live.ex.accounting.positions["USDT"] == -order.cum_quote
+    assert live.ex.accounting.fills == len(fills)
+    return order
+
+
+def test_hmac_order_place_fills_update_positions(live_factory, sim_account):
+    live = live_factory(sim_account.hmac_signer())
+    assert not live.client.logged_on
+    _fill_test(live)
+    latency = live.ex.stats()["tick_to_order"]
+    assert latency["n"] == 1 and 0 < latency["p50_us"] < 1e6
+
+
+def test_ed25519_session_logon_order_place(live_factory, sim_account):
+    live = live_factory(sim_account.ed25519_signer())
+    assert live.client.logged_on
+    _fill_test(live)
+
+
+def test_wire_strings_are_exact_decimals(live_factory, sim_account):
+    live = live_factory(sim_account.hmac_signer())
+    info = live.uni.by_name["BTCUSDT"]
+    small = Order("x", 1, 0, 1, info.id, "BTCUSDT", int(Side.BUY), int(OrderType.LIMIT), int(TimeInForce.GTC),
+                  U("50000.1"), U("0.00001"))
+    params = order_params(small, info)
+    assert params["quantity"] == "0.00001" and params["price"] == "50000.10"
+    assert params["timeInForce"] == "GTC" and params["newClientOrderId"] == "x"
+    # a resting order far from the market: the venue stores exactly what we meant
+    bid, _ = live.best("BTCUSDT")
+    price = (bid * 97 // 100) // info.tick_units * info.tick_units
+    live.send("BTCUSDT", Side.BUY, price, 0.0001, tif=TimeInForce.GTC, group_id=2, client_order_id="ct-rest")
+    order = live.ex.orders.get("ct-rest")
+    assert live.wait(lambda: order.status == NEW)
+    doc = live.client.call("order.status", {"symbol": "BTCUSDT", "origClientOrderId": "ct-rest"})
+    assert doc["result"]["origQty"] == "0.00010000" and U(doc["result"]["price"]) == price
+
+
+def test_venue_rejects_become_rejected_with_their_code(live_factory, sim_account):
+    live = live_factory(sim_account.hmac_signer())
+    _, ask = live.best("BTCUSDT")
+    live.sim.control.reject_orders(count=1)
+    live.send("BTCUSDT", Side.BUY, ask, 0.001, group_id=1, client_order_id="ct-rej")
+    order = live.ex.orders.get("ct-rej")
+    assert live.wait(lambda: not order.is_open)
+    assert order.status == REJECTED and order.reject_code == -2010
+    rejected = [e[0] for e in live.events if e[0]["kind"] == ExecKind.REJECTED]
+    assert len(rejected) == 1 and rejected[0]["reject_code"] == -2010
+    # a filter failure the venue finds (sent past the gate): -1013
+    info = live.uni.by_name["BTCUSDT"]
+    tiny = Order("ct-tiny", 2, 0, 1, info.id, "BTCUSDT", int(Side.BUY), int(OrderType.LIMIT),
+                 int(TimeInForce.IOC), ask, U("0.00001"))           # 0.6 USDT < minNotional 5
+    live.ex.orders.add(tiny)
+    live.ex._apply(live.ex.venue.place(tiny, time.monotonic_ns()))
+    assert live.wait(lambda: not tiny.is_open)
+    assert tiny.status == REJECTED and tiny.reject_code == -1013
+    assert live.ex.stats()["rejects"] == {"-2010": 1, "-1013": 1}
+
+
+def test_restart_reconciles_an_order_sent_without_ack_and_never_sends_it_twice(sim_server, sim_account, tmp_path):
+    path = tmp_path / "journal.jsonl"
+    sim_server.control.pause()
+    uni = Universe.from_exchange_info(fetch_exchange_info(sim_server.rest_url), SYMBOLS)
+    info = uni.by_name["BTCUSDT"]
+    _, asks = sim_server.control.book("BTCUSDT", 1)[1:]
+    ask = asks[0][0]
+    # The crashed executor journaled two intents. The first reached the venue and filled; the
+    # process died before the answer was journaled. The second never left.
+    sent = intent_record(uni, "BTCUSDT", Side.BUY, ask / 1e8, 0.001, group_id=1, client_order_id="ct-sent")
+    lost = intent_record(uni, "BTCUSDT", Side.BUY, ask / 1e8, 0.001, group_id=2, client_order_id="ct-lost")
+    journal = Journal(path)
+    for rec in (sent, lost):
+        journal.intent(Order.from_intent(rec[0], "BTCUSDT", info.tick_units, info.step_units))
+    journal.close()
+    client = WsApiClient(sim_server.ws_api_url, sim_account.hmac_signer(), rest_url=sim_server.rest_url).start()
+    placed = client.call("order.place", order_params(
+        Order.from_intent(sent[0], "BTCUSDT", info.tick_units, info.step_units), info))
+    assert placed["result"]["status"] == FILLED
+
+    events: list[np.ndarray] = []
+    ex = Executor(uni, LiveVenue(client, uni), Journal(path), events.append, LIMITS)
+    try:
+        assert ex.recover() == 2
+        assert ex.orders.get("ct-sent").status == FILLED
+        assert ex.orders.get("ct-sent").cum_qty == U("0.001")
+        assert ex.orders.get("ct-lost").status == REJECTED and ex.orders.get("ct-lost").reject_code == -2013
+        assert ex.accounting.positions["BTC"] == U("0.001") - U("0.000001")
+        # the strategy's ring hands the same intents again (they were never committed): not resent
+        ex.on_intents(np.concatenate([sent, lost]), 2)
+        assert ex.duplicates == 2 and ex.accounting.orders_sent == 0
+        trades = client.call("myTrades", {"symbol": "BTCUSDT"})["result"]
+        assert len({t["orderId"] for t in trades}) == 1
+        # and a third executor reading the same journal finds nothing left to settle
+        orders, _ = Journal.load(path)
+        assert all(not o.is_open for o in orders.values())
+    finally:
+        ex.close()
+    assert all(e.dtype == EXEC_EVENT for e in events)
+
+
+def test_rest_fallback_places_the_same_order(live_factory, sim_account):
+    live = live_factory(sim_account.hmac_signer())
+    live.ex.venue.use_ws_api = False            # as when the WebSocket is down
+    _, ask = live.best("BTCUSDT")
+    live.send("BTCUSDT", Side.BUY, ask, 0.001, group_id=1, client_order_id="ct-rest-1")
+    order = live.ex.orders.get("ct-rest-1")
+    assert live.wait(lambda: not order.is_open)
+    assert order.status == FILLED and live.ex.venue.rest_fallbacks == 1
+    assert live.ex.accounting.positions["BTC"] == U("0.001") - U("0.000001")
+
+
+def test_clock_offset_keeps_timestamps_inside_the_servers_window(sim_factory, sim_account, tmp_path):
+    """The simulator's clock runs 3 s behind ours: unadjusted timestamps would be 'ahead of the
+    server' (-1021); the client measures the offset at connect and signs with server time."""
+    sim = sim_factory({"faults.clock_skew_ms": -3000})
+    raw = WsApiClient(sim.ws_api_url, sim_account.hmac_signer(), user_data=False).start()
+    try:
+        assert raw.clock_offset_ms == pytest.approx(-3000, abs=500)
+        raw.clock_offset_ms = 0.0
+        assert raw.call("account.status", {})["error"]["code"] == -1021
+    finally:
+        raw.close()
+    live = Live(sim, sim_account.hmac_signer(), tmp_path / "j.jsonl")
+    try:
+        _fill_test(live)
+    finally:
+        live.close()
+
+
+def test_after_a_reconnect_open_orders_are_asked_about(live_factory, sim_account):
+    """The connection drops and the order is canceled meanwhile (its executionReport is lost):
+    once reconnected the venue asks about every open order and learns it."""
+    live = live_factory(sim_account.hmac_signer())
+    bid, _ = live.best("BTCUSDT")
+    info = live.uni.by_name["BTCUSDT"]
+    price = (bid * 99 // 100) // info.tick_units * info.tick_units
+    live.send("BTCUSDT", Side.BUY, price, 0.001, tif=TimeInForce.GTC, group_id=1, client_order_id="ct-drop")
+    order = live.ex.orders.get("ct-drop")
+    assert live.wait(lambda: order.status == NEW)
+    live.client.reconnect_max_s = 0.5
+    live.sim.control.close_api_connections(abort=True)
+    other = WsApiClient(live.sim.ws_api_url, sim_account.hmac_signer(), user_data=False).start()
+    try:
+        assert other.call("order.cancel", {"symbol": "BTCUSDT", "origClientOrderId": "ct-drop"})["result"]
+    finally:
+        other.close()
+    assert live.wait(lambda: not order.is_open, timeout_s=15)
+    assert order.status == "CANCELED" and live.client.connects >= 2
+    assert live.ex.stats()["venue"]["status_queries"] >= 1
+    assert live.kinds()[-1] == "CANCELED"

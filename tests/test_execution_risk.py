@@ -1,0 +1,198 @@
+"""The risk gate: every limit refuses with its own reason; the kill switch stops and cancels.
+
+The executor runs in paper mode on a scripted book and a scripted clock; what it publishes is
+collected from its exec sink.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from ctrader.core.records import (
+    EXEC_EVENT,
+    ExecKind,
+    MdFlag,
+    MdKind,
+    RefusalReason,
+    Side,
+    TimeInForce,
+)
+from ctrader.execution.bookview import BookView
+from ctrader.execution.engine import Executor
+from ctrader.execution.paper import PaperFillModel, PaperVenue
+from ctrader.execution.risk import KillSwitch, RateBudget, RiskLimits
+from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.market.books import BookCache
+
+UNI = sim_universe()
+S = 1_000_000_000
+GENEROUS = {"max_order_notional": 1e9, "max_group_notional": 1e9, "max_position": 1e9, "max_open_orders": 100,
+            "orders_per_10s": 1000, "orders_per_day": 10**6, "weight_per_minute": 10**6, "daily_loss_limit": 1e9,
+            "max_book_age_ms": 5000, "price_band_pct": 5.0}
+
+
+class Harness:
+    def __init__(self, kill_path=None, **limits):
+        self.now = 100 * S
+        self.events: list[np.ndarray] = []
+        cache = BookCache(len(UNI.symbols))
+        venue = PaperVenue(PaperFillModel(BookView(cache.books), UNI))
+        self.ex = Executor(UNI, venue, None, self.events.append, RiskLimits(**dict(GENEROUS, **limits)),
+                           KillSwitch(kill_path), clock=lambda: self.now, books=cache)
+        self.books(self.now)
+
+    def books(self, t, btc=(60000.0, 60001.0), flags=0):
+        for sym, (bid, ask) in {"BTCUSDT": btc, "ETHUSDT": (3000.0, 3000.5), "ETHBTC": (0.05, 0.05001)}.items():
+            rec = depth_record(UNI.symbol_id(sym), [(bid, 10.0)], [(ask, 10.0)], t, flags=flags)
+            self.ex.on_md(rec, 1)
+
+    def send(self, symbol="BTCUSDT", side=Side.BUY, price=60001.0, qty=0.01, **kw):
+        self.ex.on_intents(intent_record(UNI, symbol, side, price, qty, **kw), 1)
+
+    def records(self) -> np.ndarray:
+        out = np.zeros(len(self.events), EXEC_EVENT)
+        for i, e in enumerate(self.events):
+            out[i] = e[0]
+        return out
+
+    def kinds(self):
+        return [(ExecKind(int(e["kind"])).name, int(e["reject_code"])) for e in self.records()]
+
+    def refusals(self):
+        return [RefusalReason(c).name for k, c in self.kinds() if k == "REFUSED"]
+
+
+def test_an_order_within_every_limit_is_sent_and_filled():
+    h = Harness()
+    h.send()
+    assert h.kinds() == [("ACK", 0), ("FILL", 0)]
+    ev = h.records()
+    assert all(e.dtype == EXEC_EVENT for e in h.events) and ev[-1]["last_px"] == 60001.0 and ev[-1]["cum_qty"] == 0.01
+    assert ev[0]["cum_qty"] == 0.0                  # the ACK describes the order before its fill
+
+
+def test_order_notional():
+    h = Harness(max_order_notional=500)          # 0.01 BTC at 60001 = 600 USDT
+    h.send()
+    assert h.refusals() == ["MAX_ORDER_NOTIONAL"]
+
+
+def test_group_notional_and_a_refused_first_leg_refuses_the_whole_group():
+    h = Harness(max_group_notional=1000)
+    h.send(group_id=5, leg=0, n_legs=3)                                        # 600
+    h.send("ETHUSDT", Side.SELL, 3000.0, 0.2, group_id=5, leg=1, n_legs=3)     # +600 > 1000
+    assert h.refusals() == ["MAX_GROUP_NOTIONAL"]
+    h.events.clear()
+    h2 = Harness(max_order_notional=500)
+    h2.send(group_id=9, leg=0, n_legs=3)                                       # refused: 600 > 500
+    h2.send("ETHUSDT", Side.SELL, 3000.0, 0.01, group_id=9, leg=1, n_legs=3)   # would pass alone
+    h2.send("ETHBTC", Side.BUY, 0.05001, 0.01, group_id=9, leg=2, n_legs=3)
+    assert h2.refusals() == ["MAX_ORDER_NOTIONAL"] * 3
+
+
+def test_position_counts_open_orders():
+    h = Harness(max_position=1000)
+    h.send(price=59000.0, qty=0.01, tif=TimeInForce.GTC, group_id=1)   # rests: 0.01 BTC pending (590)
+    h.send(price=59000.0, qty=0.01, tif=TimeInForce.GTC, group_id=2)   # 0.02 BTC = 1200 > 1000
+    assert h.kinds() == [("ACK", 0), ("REFUSED", RefusalReason.MAX_POSITION)]
+
+
+def test_open_orders():
+    h = Harness(max_open_orders=1)
+    h.send(price=59000.0, tif=TimeInForce.GTC, group_id=1)
+    h.send(price=59000.0, tif=TimeInForce.GTC, group_id=2)
+    assert h.refusals() == ["MAX_OPEN_ORDERS"]
+
+
+def test_rate_budget_refuses_the_burst_and_recovers_after_the_window():
+    h = Harness(orders_per_10s=2)
+    for g in range(3):
+        h.send(group_id=g + 1)
+    assert h.refusals() == ["RATE_BUDGET"]
+    h.now += 10 * S + 1
+    h.books(h.now)
+    h.send(group_id=10)
+    assert h.refusals() == ["RATE_BUDGET"]                  # no new refusal
+
+
+def test_rate_budget_window_arithmetic():
+    rb = RateBudget(orders_per_10s=2, orders_per_day=3, weight_per_minute=100)
+    for t in (0, 1):
+        assert rb.allows(t * S)
+        rb.charge(t * S)
+    assert not rb.allows(2 * S)
+    assert rb.allows(11 * S)           # the 10 s window slid past the first order
+    rb.charge(11 * S)
+    assert not rb.allows(30 * S)       # 3 orders today
+
+
+def test_daily_loss_stops_new_orders():
+    h = Harness(daily_loss_limit=50)
+    h.send()                                  # buys 0.01 BTC at 60001
+    h.books(h.now, btc=(50000.0, 50001.0))    # BTC drops: about -100 USDT
+    h.send(group_id=2, price=50001.0)
+    assert h.refusals() == ["DAILY_LOSS"]
+    assert h.ex.stats()["pnl"] == pytest.approx(0.01 * 50000.5 - 600.01 - 0.00001 * 50000.5)
+
+
+def test_stale_book_by_flag_and_by_age():
+    h = Harness()
+    h.ex.on_md(depth_record(UNI.symbol_id("BTCUSDT"), [], [], h.now, flags=int(MdFlag.STALE),
+                            kind=MdKind.STATUS), 1)
+    h.send(group_id=1)
+    h.books(h.now)                               # fresh again
+    h.send(group_id=2)
+    h.now += 6 * S                               # older than max_book_age_ms
+    h.send(group_id=3)
+    assert h.refusals() == ["STALE_BOOK", "STALE_BOOK"]
+    assert [k for k, _ in h.kinds()].count("FILL") == 1
+
+
+def test_price_band_and_filters():
+    h = Harness(price_band_pct=2.0)
+    h.send(price=58000.0, group_id=1)            # 3.3% under mid
+    h.send(price=60001.0, qty=0.00005, group_id=2)   # 3 USDT < NOTIONAL minNotional 5
+    assert h.refusals() == ["PRICE_BAND", "FILTER"]
+
+
+def test_kill_file_refuses_new_orders_and_cancels_open_ones_within_one_event(tmp_path):
+    kill = tmp_path / "KILL"
+    h = Harness(kill_path=kill)
+    h.send(price=59000.0, tif=TimeInForce.GTC, group_id=1)
+    assert h.kinds() == [("ACK", 0)] and h.ex.orders.open_count() == 1
+    kill.touch()
+    h.send(group_id=2)            # the very next event: cancel the open order, refuse the new one
+    assert h.kinds()[1:] == [("CANCELED", 0), ("REFUSED", RefusalReason.KILL_SWITCH)]
+    assert h.ex.orders.open_count() == 0
+    kill.unlink()                 # `ctrader kill --clear`
+    h.send(group_id=3)
+    assert h.kinds()[-1] == ("FILL", 0)
+
+
+def test_sigusr1_engages_the_kill_switch():
+    h = Harness()
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        h.ex.kill.install_signal_handler()
+        h.send(price=59000.0, tif=TimeInForce.GTC, group_id=1)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        h.ex.poll()                              # one event later the open order is canceled
+        assert h.kinds() == [("ACK", 0), ("CANCELED", 0)]
+        h.send(group_id=2)
+        assert h.refusals() == ["KILL_SWITCH"]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_new_orders_leave_a_fifth_of_the_order_budget_to_unwinds():
+    h = Harness(orders_per_10s=10)
+    for g in range(9):
+        h.send(group_id=g + 1)
+    assert h.refusals() == ["RATE_BUDGET"]              # 8 sent: 2 of 10 kept for unwinds
+    from ctrader.execution.orders import Order
+    info = UNI.by_name["BTCUSDT"]
+    unwind = Order("uw1-0-0", 1, 3, 3, info.id, "BTCUSDT", int(Side.SELL), 2, 0, 0, 10**6)   # MARKET 0.01
+    assert h.ex.gate.check(unwind, h.now, unwind=True) == RefusalReason.NONE

@@ -1,0 +1,95 @@
+"""Parameter grids, walk-forward ranking, and a real parallel sweep over the embedded store."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ctrader.cli.main import app
+from ctrader.config import load_config
+from ctrader.replay.history import simulated_md, write_md
+from ctrader.replay.results import ReplayResults
+from ctrader.replay.runner import data_range, resolve_universe
+from ctrader.replay.sweep import (
+    ConfigSource,
+    SweepError,
+    grid_variants,
+    parse_grid,
+    parse_range,
+    parse_variant,
+    rank,
+    run_variants,
+    split_windows,
+)
+from ctrader.store.store import Store
+
+
+def test_ranges_and_grids():
+    assert parse_range("strategy.min_edge_bps=0:4:1") == ("strategy.min_edge_bps", [0, 1, 2, 3, 4])
+    assert parse_range("strategy.min_edge_bps=0.5:1.5:0.5")[1] == [0.5, 1.0, 1.5]
+    assert parse_range("strategy.tif=IOC,FOK") == ("strategy.tif", ["IOC", "FOK"])
+    grid = parse_grid(["strategy.min_edge_bps=1:2:1", "strategy.cooldown_ms=100,200,300"])
+    assert len(grid) == 6 and grid[0] == {"strategy.min_edge_bps": 1, "strategy.cooldown_ms": "100"}
+    assert grid_variants(grid)[0][0] == "min_edge_bps=1,cooldown_ms=100"
+    for bad in ("min_edge=1:2", "strategy.x=3:1", "strategy.x=1:2:0", "strategy.x=a:b"):
+        with pytest.raises(SweepError):
+            parse_grid([bad])
+    assert parse_variant("tight:strategy.min_edge_bps=3,strategy.cooldown_ms=100") == (
+        "tight", {"strategy.min_edge_bps": "3", "strategy.cooldown_ms": "100"})
+    assert parse_variant("base:") == ("base", {})
+
+
+def test_windows_cover_the_range_exactly():
+    w = split_windows(0, 100, 3)
+    assert w[0][0] == 0 and w[-1][1] == 100 and all(a[1] == b[0] for a, b in zip(w, w[1:]))
+
+
+def test_walk_forward_picks_in_sample_and_judges_out_of_sample():
+    variants = [("a", {}), ("b", {}), ("c", {})]
+    pnl = {"a": [5.0, -1.0, 0.0], "b": [1.0, 2.0, 3.0], "c": [0.0, 4.0, -2.0]}
+    wf, ranking, oos = rank(variants, pnl)
+    assert [w["chosen"] for w in wf] == ["a", "c"]          # best of window 0, then of window 1
+    assert oos == pytest.approx(-1.0 + -2.0)                # judged on the next window
+    assert [e["variant"] for e in ranking] == ["b", "c", "a"]   # mean over out-of-sample windows 1..2
+    assert ranking[0]["rank"] == 1 and ranking[1]["times_chosen"] == 1
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    d = tmp_path_factory.mktemp("replay-sweep")
+    sets = {"model.name": "none", "run.data_dir": str(d), "store.url": f"chdb://{d}/store"}
+    cfg = load_config(None, overrides=sets)
+    uni = resolve_universe(cfg)
+    store = Store.from_config(cfg)
+    write_md(store, simulated_md(cfg, uni, seconds=40, seed=11), uni)
+    yield cfg, store, sets
+    store.close()
+
+
+def test_parallel_sweep_ranks_and_saves_every_run(env):
+    cfg, store, sets = env
+    lo, hi = data_range(store)
+    source = ConfigSource(None, tuple(sets.items()))
+    grid = parse_grid(["strategy.min_edge_bps=1:41:40"])          # 1 bp trades, 41 bp never does
+    sw = run_variants(source, grid_variants(grid), store, lo, hi, windows=2, workers=2)
+    assert not [r.error for r in sw.results if r.error]
+    assert len(sw.results) == 4 and len(sw.walk_forward) == 1
+    never = next(e for e in sw.ranking if e["params"]["strategy.min_edge_bps"] == 41)
+    assert never["pnl_by_window"] == [0.0, 0.0]
+    assert sum(r.summary["intents"] for r in sw.results if r.params["strategy.min_edge_bps"] == 1) > 0
+    saved = {r["run_id"] for r in ReplayResults(store).list_runs(kind="sweep")}
+    assert set(sw.run_ids.values()) <= saved and len(sw.run_ids) == 4
+
+
+def test_strategies_rank_cli(env):
+    _, _, sets = env
+    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    res = CliRunner().invoke(app, argv + ["strategies", "rank", "--variant", "base:", "--variant",
+                                          "strict:strategy.min_edge_bps=41", "--windows", "2", "--workers", "1",
+                                          "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert {e["variant"] for e in out["ranking"]} == {"base", "strict"} and not out["errors"]
+    res = CliRunner().invoke(app, argv + ["replay", "--sweep", "strategy.cooldown_ms=100,1000", "--windows", "2",
+                                          "--workers", "1", "--no-save"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "walk-forward out-of-sample PnL" in res.output and "cooldown_ms=1000" in res.output

@@ -1,0 +1,130 @@
+"""``run_strategy`` on real shared-memory rings: md in, intents and journal out, exec back in.
+
+The test plays the other components: it writes offline simulator md into the md ring (the feed),
+answers every intent with FILL exec events (an executor with a perfect venue) and reads the
+journal (the recorder).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ctrader.config import load_config
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind
+from ctrader.core.ring import wait_until
+from ctrader.runtime.resources import RunResources, consumer_id
+from ctrader.runtime.stats import read_stats
+from ctrader.runtime.supervisor import ChildContext, run_dir
+from ctrader.sim.offline import OfflineMarket, offline_sim_config
+from ctrader.strategy.process import run_strategy
+
+
+@pytest.fixture
+def setup(tmp_path):
+    cfg = load_config(overrides={"run.data_dir": str(tmp_path / "data")})
+    market = OfflineMarket(offline_sim_config(cfg.sim, dislocations_per_min=30.0), seed=21)
+    info = tmp_path / "exchange_info.json"
+    info.write_text(json.dumps(market.exchange_info))
+    cfg = dataclasses.replace(cfg, market=dataclasses.replace(cfg.market, exchange_info_file=str(info)))
+    from ctrader.market.universe import load_universe
+
+    market.map_symbols(load_universe(cfg).by_name)
+    return cfg, market
+
+
+def test_run_strategy_on_rings(setup):
+    cfg, market = setup
+    run_id = f"tst{int(time.time() * 1000) % 10**8}"
+    with RunResources.create(cfg, run_id, ["strategy"]) as res:
+        rings = res.rings
+        stop = threading.Event()
+        ctx = ChildContext("strategy", cfg, run_id, stop, res.health.slot("strategy"),
+                           {k: r.name for k, r in rings.items()})
+        errors = []
+
+        def target():
+            try:
+                run_strategy(ctx)
+            except BaseException as exc:  # noqa: BLE001 - surfaced by the assertions below
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        # the strategy attaches its md consumer only after its warm-up
+        assert wait_until(lambda: rings["md"].stats()["consumers"] or errors, 120.0)
+        assert not errors, errors
+        md_out = rings["md"].producer()
+        intents_in = rings["intents"].consumer(consumer_id("intents", "executor"))
+        exec_out = rings["exec"].producer()
+        journal_in = rings["journal"].consumer(consumer_id("journal", "recorder"))
+        intents, cands = [], []
+        ibuf, jbuf = np.zeros(256, ORDER_INTENT), np.zeros(4096, CANDIDATE)
+
+        def drain():
+            n = intents_in.read_batch(ibuf)
+            if n:
+                got = ibuf[:n].copy()
+                intents.append(got)
+                ex = np.zeros(n, EXEC_EVENT)
+                ex["group_id"], ex["leg"], ex["symbol_id"] = got["group_id"], got["leg"], got["symbol_id"]
+                ex["kind"] = ExecKind.FILL
+                exec_out.write(ex)
+            n = journal_in.read_batch(jbuf)
+            if n:
+                cands.append(jbuf[:n].copy())
+
+        md_out.write(market.snapshots())
+        written = 0
+        for batch in market.run(20.0):
+            md_out.write(batch)
+            written += len(batch)
+            drain()
+            if written % 2000 < len(batch):
+                time.sleep(0.01)            # let the strategy keep up (a broadcast ring never waits)
+        assert not errors, errors
+        wait_until(lambda: (drain() or True) and rings["md"].stats()["consumers"][0]["lag"] == 0, 30.0)
+        time.sleep(0.2)
+        drain()
+        stop.set()
+        thread.join(30.0)
+        assert not thread.is_alive() and not errors, errors
+        drain()
+
+    intents = np.concatenate(intents)
+    cands = np.concatenate(cands)
+    taken = cands[cands["decision"] == Decision.TAKEN]
+    assert len(taken) > 0 and len(intents) == 3 * len(taken)
+    assert set(intents["group_id"].tolist()) == set(taken["group_id"].tolist())
+    assert intents["group_id"].min() >= 1 << 20         # live group ids start from the wall clock
+    stats = read_stats(run_dir(cfg, run_id))["strategy"]
+    assert stats["taken"] == len(taken) and stats["candidates"] == len(cands)
+    assert stats["events"] == written + len(market.universe.symbols)
+    assert stats["groups_done"] == len(taken)          # our FILLs came back through the exec ring
+    assert stats["md_overruns"] == 0 and stats["journal_dropped"] == 0
+    assert stats["model"].startswith("default@") and stats["eval_p50_us"] > 0
+
+
+def test_the_process_refuses_a_model_with_other_features(setup, tmp_path):
+    import shutil
+
+    from ctrader.model.registry import PACKAGED_DIR
+    from ctrader.model.scoring import FeatureMismatch
+    from ctrader.strategy.process import build_engine
+
+    cfg, _ = setup
+    bad = tmp_path / "data" / "models" / "older"
+    shutil.copytree(PACKAGED_DIR / "default", bad)
+    meta = json.loads((bad / "metadata.json").read_text())
+    meta["features"] = meta["features"][:-2]            # trained before two features existed
+    (bad / "metadata.json").write_text(json.dumps(meta))
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="older"))
+    with pytest.raises(FeatureMismatch, match="missing \\['edge_age_ms', 'levels_used'\\]"):
+        build_engine(cfg)
+    # "none" runs unscored
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="none"))
+    assert build_engine(cfg).model is None
