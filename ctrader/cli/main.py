@@ -18,6 +18,7 @@ app = typer.Typer(
     help="Low-latency arbitrage trading for Binance Spot.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,          # help texts contain [section] names and a:b:step: print them as written
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -34,8 +34,8 @@ def rank_cmd(
     start: str | None = typer.Option(None, "--start"),
     end: str | None = typer.Option(None, "--end"),
     windows: int = typer.Option(3, "--windows", help="walk-forward windows over the range"),
-    workers: int = typer.Option(0, "--workers", help="processes (0 = \\[replay] workers / cores)"),
-    model: str | None = typer.Option(None, "--model", help="model for every variant (default: \\[model] name)"),
+    workers: int = typer.Option(0, "--workers", help="processes (0 = [replay] workers / cores)"),
+    model: str | None = typer.Option(None, "--model", help="model for every variant (default: [model] name)"),
     no_save: bool = typer.Option(False, "--no-save"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
