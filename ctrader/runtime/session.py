@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import pathlib
 import threading
 import time
@@ -31,8 +32,8 @@ from ctrader.runtime.supervisor import ChildContext, Component, Supervisor, _cal
 log = logging.getLogger("ctrader.session")
 
 COMPONENTS: dict[str, Component] = {
-    "sim": Component("sim", "ctrader.sim.process:run_sim", ready="ctrader.sim.process:wait_ready"),
-    "recorder": Component("recorder", "ctrader.store.recorder:run_recorder"),
+    "sim": Component("sim", "ctrader.runtime.session:run_sim_in_background", ready="ctrader.sim.process:wait_ready"),
+    "recorder": Component("recorder", "ctrader.runtime.session:run_recorder_in_background"),
     "executor": Component("executor", "ctrader.execution.process:run_executor"),
     "strategy": Component("strategy", "ctrader.strategy.process:run_strategy"),
     "feed": Component("feed", "ctrader.feed.process:run_feed"),
@@ -40,9 +41,33 @@ COMPONENTS: dict[str, Component] = {
 START_ORDER = list(COMPONENTS)
 
 
-def new_run_id() -> str:
-    import os
+# Nice increment of the components off the tick-to-order path. On a 2-core machine the five
+# processes share two cores: the feed, strategy and executor must get a core as soon as they
+# have work, so the simulator (a stand-in for the exchange) and the recorder (batches rows for
+# the store, never waited on) yield to them.
+BACKGROUND_NICE = 10
 
+
+def in_background(nice: int = BACKGROUND_NICE) -> None:
+    """Lower the calling thread's CPU priority (Linux: per thread; a child process's main thread
+    is the process). Best effort: a platform without it keeps the normal priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, min(os.getpriority(os.PRIO_PROCESS, 0) + nice, 19))
+    except (AttributeError, OSError) as exc:
+        log.debug("cannot lower the priority: %s", exc)
+
+
+def run_sim_in_background(ctx: ChildContext) -> None:
+    in_background()
+    _call("ctrader.sim.process:run_sim")(ctx)
+
+
+def run_recorder_in_background(ctx: ChildContext) -> None:
+    in_background()
+    _call("ctrader.store.recorder:run_recorder")(ctx)
+
+
+def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}"
 
 
@@ -65,8 +90,10 @@ def save_exchange_info(cfg: Config, path: pathlib.Path) -> Config:
 
 def run_session(cfg: Config, components: list[str], duration_s: float | None = None, processes: bool = True,
                 on_status: Callable[[dict], None] | None = None, status_every_s: float = 5.0,
-                run_id: str | None = None, log_format: str = "text", log_level: str = "INFO") -> dict:
-    """Run ``components`` until ``duration_s`` passes or Ctrl-C/SIGTERM; returns the run summary."""
+                run_id: str | None = None, log_format: str = "text", log_level: str = "INFO",
+                stop_when: Callable[[dict], bool] | None = None) -> dict:
+    """Run ``components`` until ``duration_s`` passes, Ctrl-C/SIGTERM, or ``stop_when(stats)``
+    (checked with the components' stats every ``status_every_s``) is true; returns the summary."""
     names = ordered(components)
     if "sim" in names and cfg.venue.kind != "sim":
         names.remove("sim")
@@ -77,9 +104,15 @@ def run_session(cfg: Config, components: list[str], duration_s: float | None = N
     if "sim" not in names and not cfg.market.exchange_info_file:
         cfg = save_exchange_info(cfg, info_path)
 
-    def status_tick(_sup=None) -> None:
+    def status_tick(sup=None) -> bool:
+        """Report the status; True (and the supervisor told) when ``stop_when`` says stop."""
+        stats = read_stats(rdir)
         if on_status is not None:
-            on_status(read_stats(rdir))
+            on_status(stats)
+        done = stop_when is not None and bool(stop_when(stats))
+        if done and sup is not None:
+            sup.stop_event.set()
+        return done
 
     if processes:
         def on_ready(sup: Supervisor, component: Component) -> None:
@@ -90,7 +123,7 @@ def run_session(cfg: Config, components: list[str], duration_s: float | None = N
                          log_level=log_level, on_ready=on_ready)
         sup.start()
         try:
-            sup.run(duration_s, on_tick=status_tick if on_status else None, tick_s=status_every_s)
+            sup.run(duration_s, on_tick=status_tick if (on_status or stop_when) else None, tick_s=status_every_s)
         finally:
             codes = sup.stop(timeout_s=60.0)
             failed = list(sup.failed)
@@ -101,6 +134,21 @@ def run_session(cfg: Config, components: list[str], duration_s: float | None = N
                "stats": read_stats(rdir)}
     (rdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return summary
+
+
+def warm_strategy(cfg: Config) -> None:
+    """Threads mode: compile the strategy's kernels before its thread starts. numba holds the GIL
+    while it compiles (10+ s after a source change), which would stall every other thread of the
+    run; done here, before the feed starts, no market data is missed while it happens."""
+    from ctrader.strategy.process import build_engine
+
+    t0 = time.perf_counter()
+    try:
+        build_engine(cfg)
+    except Exception as exc:          # the strategy thread meets it again and fails the run properly
+        log.warning("strategy warm-up failed: %s", exc)
+        return
+    log.info("strategy kernels ready in %.1f s", time.perf_counter() - t0)
 
 
 def _run_threads(cfg: Config, names: list[str], run_id: str, info_path: pathlib.Path, duration_s, status_tick,
@@ -131,6 +179,8 @@ def _run_threads(cfg: Config, names: list[str], run_id: str, info_path: pathlib.
         try:
             for name in names:
                 component = COMPONENTS[name]
+                if name == "strategy":
+                    warm_strategy(cfg)
                 ctx = ChildContext(name, cfg, run_id, stops[name], res.health.slot(name), ring_names)
                 threads[name] = threading.Thread(target=run, args=(component, ctx), name=f"ctrader-{name}",
                                                  daemon=True)
@@ -145,7 +195,8 @@ def _run_threads(cfg: Config, names: list[str], run_id: str, info_path: pathlib.
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 if time.monotonic() >= next_status:
-                    status_tick()
+                    if status_tick():
+                        break
                     next_status += status_every_s
                 interrupted.wait(0.1)
         finally:
