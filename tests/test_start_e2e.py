@@ -123,23 +123,28 @@ def _sim_trades(cfg) -> set[tuple[str, int]]:
     return out
 
 
-def test_live_executor_killed_mid_run_is_restarted_and_the_venue_agrees_with_the_journal(tmp_path):
-    """Live mode against the simulator: SIGKILL the executor once it has traded; the supervisor
-    restarts it, it reconciles from its journal, and afterwards the simulator's trades are exactly
-    the fills the run recorded: nothing lost, nothing sent twice."""
+@pytest.mark.parametrize("victim", ["executor", "strategy"])
+def test_live_component_killed_mid_run_is_restarted_and_the_venue_agrees_with_the_run(tmp_path, victim):
+    """Live mode against the simulator: SIGKILL the executor (or the strategy) once the run has
+    traded; the supervisor restarts it (the executor reconciles from its journal), trading goes
+    on, and afterwards the simulator's trades are exactly the fills the run recorded: nothing
+    lost, nothing sent twice."""
     cfg = _cfg(tmp_path, _free_port(), **{"run.mode": "live"})
-    state = {"killed": None, "venue_trades": None}
+    state = {"killed": None, "venue_trades": None, "fills_at_kill": 0}
     kill_file = tmp_path / "KILL"
 
     def stop_when(stats) -> bool:
-        ex = stats.get("executor", {})
+        ex, target = stats.get("executor", {}), stats.get(victim, {})
         if state["killed"] is None:
             if ex.get("fills", 0) >= 3:
-                state["killed"] = ex["pid"]
-                os.kill(ex["pid"], signal.SIGKILL)
+                state["killed"], state["fills_at_kill"] = target["pid"], ex["fills"]
+                os.kill(target["pid"], signal.SIGKILL)
             return False
-        if ex.get("pid") == state["killed"] or ex.get("fills", 0) < 3:
-            return False                      # not restarted yet, or no trading since
+        if target.get("pid") == state["killed"]:
+            return False                      # not restarted yet
+        traded_since = ex.get("fills", 0) if victim == "executor" else ex.get("fills", 0) - state["fills_at_kill"]
+        if traded_since < 3:
+            return False
         if not kill_file.exists():
             kill_file.write_text("test: stop trading before comparing with the venue\n")
             state["killed_at"] = time.monotonic()
@@ -151,9 +156,9 @@ def test_live_executor_killed_mid_run_is_restarted_and_the_venue_agrees_with_the
 
     summary = run_session(cfg, ALL, duration_s=300, processes=True, status_every_s=1.0, stop_when=stop_when)
     assert state["killed"] is not None and state["venue_trades"] is not None, summary["stats"].get("executor")
-    assert summary["stats"]["executor"]["pid"] != state["killed"]
+    assert summary["failed"] == [] and summary["stats"][victim]["pid"] != state["killed"]
     rows = _executions(cfg, summary["run_id"])
     recorded = {(r["symbol"], int(r["trade_id"])) for r in rows if r["kind"] in ("fill", "partial_fill")}
     assert len(recorded) >= 3 and recorded == state["venue_trades"]
-    print(f"\nexecutor SIGKILLed (pid {state['killed']}), restarted; venue trades {len(recorded)} == recorded fills")
+    print(f"\n{victim} SIGKILLed (pid {state['killed']}), restarted; venue trades {len(recorded)} == recorded fills")
     assert _no_shm_left(summary["run_id"])
