@@ -120,6 +120,13 @@ def test_cli_eval_and_promote(env):
                                   "--end", str(split), "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["samples"] > 0
+    # the same through ``model train --from-store``
+    res = run.invoke(app, argv + ["model", "train", "--from-store", "--name", "cli2", "--start", str(lo),
+                                  "--end", str(split)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "model cli2" in res.stdout and "samples" in res.stdout
+    res = run.invoke(app, argv + ["model", "list"], catch_exceptions=False)
+    assert "cli2" in res.stdout
     res = run.invoke(app, argv + ["model", "eval", "cli1", "--start", str(split), "--end", str(hi), "--against",
                                   "none", "--json", "--no-save"], catch_exceptions=False)
     assert res.exit_code == 0, res.output

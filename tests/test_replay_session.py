@@ -33,7 +33,8 @@ def test_replay_of_a_paper_session_reproduces_its_decisions(session, tmp_path):
     assert res.exit_code == 0, res.output
     s = json.loads(res.stdout)
     c = s["session_comparison"]
-    assert c["recorded_candidates"] > 100, "the session must have traded on something"
+    # (the journal holds the first SKIP_RISK of each run only: tens of rows, not thousands)
+    assert c["recorded_candidates"] > 30, "the session must have traded on something"
     # the replay starts where the session's strategy started and sees the same events
     assert abs(c["replayed_candidates"] - c["recorded_candidates"]) <= 0.01 * c["recorded_candidates"]
     assert c["candidates_matched"] >= 0.98 * c["recorded_candidates"], c["differences"][:5]

@@ -136,3 +136,27 @@ def test_paced_replay_decides_as_the_fast_one(env):
     o.speed = 2000.0                     # 2000x market time: pacing on, still quick
     paced = replay_chunks(cfg, uni, [md[:20_000]], options=o)
     assert paced.digests == fast.digests
+
+
+def test_session_timing_delivers_executions_where_the_session_strategy_saw_them(env, tmp_path):
+    """The strategy process logs the md seq it had reached when each execution arrived; replay
+    turns it into that md record's receive time (delivery right after it)."""
+    from ctrader.core.records import EXEC_EVENT, ExecKind
+    from ctrader.replay.fidelity import SessionTiming
+    from ctrader.strategy.exec_arrivals import ExecArrivals
+
+    _, _, md, store, _ = env
+    seqs, counts = np.unique(md["seq"], return_counts=True)
+    first, second = seqs[counts == 1][[10, 20]]
+    run_dir = tmp_path / "runs" / "rec-sim3"
+    log = ExecArrivals(run_dir)
+    ex = np.zeros(2, EXEC_EVENT)
+    ex["group_id"], ex["leg"], ex["kind"] = 7, [0, 1], ExecKind.FILL
+    log.note(ex, after_md_seq=int(first), mono_ns=1)
+    log.note(ex[:1], after_md_seq=int(second), mono_ns=2)       # a repeat: the first arrival counts
+    log.close()
+    timing = SessionTiming.from_store(store, "rec-sim3", 0, run_dir=run_dir)
+    assert timing.exact_arrivals == 2
+    at = int(md[md["seq"] == first]["recv_ts_ns"][0])
+    assert timing.report_at(7, 0, int(ExecKind.FILL)) == at == timing.report_at(7, 1, int(ExecKind.FILL))
+    assert timing.report_at(7, 2, int(ExecKind.FILL)) is None

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ctrader.cli.main import app
 from ctrader.store.columns import Names, md_to_arrow
+from ctrader.store.migrations import latest_version
 from ctrader.store.store import Store
 from tests.test_store_schema import SYMBOLS, md_records
 
@@ -27,9 +28,9 @@ def data_dir(tmp_path, monkeypatch):
 def test_db_migrate_is_idempotent(data_dir):
     first = runner.invoke(app, ["db", "migrate"])
     assert first.exit_code == 0, first.output
-    assert "applied migrations 1" in first.output
+    assert "applied migrations 1, 2" in first.output
     again = runner.invoke(app, ["db", "migrate"])
-    assert again.exit_code == 0 and "schema up to date (version 1)" in again.output
+    assert again.exit_code == 0 and f"schema up to date (version {latest_version()})" in again.output
     assert (data_dir / "store").is_dir()
 
 
@@ -41,7 +42,7 @@ def test_db_info_shows_tables_rows_and_symbol_ranges(data_dir):
         store.insert("md_trade", trades)
     text = runner.invoke(app, ["db", "info"])
     assert text.exit_code == 0, text.output
-    assert "md_book" in text.output and "ETHBTC" in text.output and "schema version 1" in text.output
+    assert "md_book" in text.output and "ETHBTC" in text.output and f"schema version {latest_version()}" in text.output
     doc = json.loads(runner.invoke(app, ["db", "info", "--json"]).output)
     rows = {t["table"]: t["rows"] for t in doc["tables"]}
     assert rows["md_book"] + rows["md_trade"] == len(recs)

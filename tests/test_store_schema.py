@@ -92,6 +92,26 @@ def test_a_new_migration_is_applied_once(store):
     assert "note" in cols
 
 
+def test_migration_2_holds_the_replay_tables_and_takes_stores_that_already_had_them(tmp_path):
+    from ctrader.replay.results import ReplayResults
+
+    old = Store.open(f"chdb://{tmp_path}/old", "ctrader")
+    try:
+        tables = {r[0] for r in old.client.query("SELECT name FROM system.tables WHERE database = 'ctrader'")
+                  .result_rows}
+        assert {"replay_runs", "replay_fills", "replay_pnl"} <= tables and old.schema_version() >= 2
+        # a store from before migration 2: version 1 recorded, replay tables made by ReplayResults
+        old.client.command(f"ALTER TABLE ctrader.{MIGRATIONS_TABLE} DELETE WHERE version >= 2 "
+                           "SETTINGS mutations_sync = 1")
+        assert old.schema_version() == 1
+        ReplayResults(old)                               # applies migration 2 over the existing tables
+        assert old.schema_version() == max(m.version for m in MIGRATIONS)
+        assert apply_migrations(old.client, "ctrader") == []
+        assert ReplayResults(old).list_runs() == []
+    finally:
+        old.close()
+
+
 def test_md_round_trip_is_exact_in_time_order_and_bounded_chunks(store):
     recs = md_records(5000)
     book, trades = md_to_arrow(recs, Names(SYMBOLS), "run-a")

@@ -14,6 +14,7 @@ from ctrader.config import load_config
 from ctrader.core.records import (
     CANDIDATE,
     EXEC_EVENT,
+    MD_EVENT,
     ORDER_INTENT,
     Decision,
     ExecKind,
@@ -26,6 +27,7 @@ from ctrader.core.records import (
 from ctrader.market.universe import Universe
 from ctrader.model.registry import PACKAGED_DIR
 from ctrader.model.scoring import FeatureMismatch, OnnxModel
+from ctrader.replay.arrays import concat
 from ctrader.sim.offline import OfflineMarket, offline_sim_config
 from ctrader.strategy.engine import CLIENT_ID_RE, StrategyEngine
 from ctrader.strategy.features import FEATURES
@@ -157,6 +159,84 @@ def test_in_flight_triangle_is_not_fired_again_until_its_legs_are_done(cfg, disl
     ex["kind"][2] = ExecKind.CANCELED
     engine.on_exec(ex[2:])
     assert tri not in engine.busy_keys and engine.groups_done == 1
+
+
+def test_skip_risk_flood_journals_one_skip_per_triangle_per_in_flight_period(cfg, dislocated):
+    uni, batches = dislocated
+    sc = dataclasses.replace(cfg.strategy, cooldown_ms=0, inflight_timeout_ms=1e9)
+    engine = StrategyEngine(dataclasses.replace(cfg, strategy=sc), uni, None)
+    cands, _ = drive(engine, batches, exec_done=False)          # every taken triangle stays in flight
+    taken = cands[cands["decision"] == Decision.TAKEN]
+    assert len(taken) > 0 and engine.skip_risk_unjournaled > 0
+    for tri in np.unique(taken["triangle_id"]):
+        rows = cands[cands["triangle_id"] == tri]              # in journal order
+        after = rows[int(np.flatnonzero(rows["decision"] == Decision.TAKEN)[0]) + 1:]
+        assert np.all(after["decision"] == Decision.SKIP_RISK)
+    journaled_risk = int((cands["decision"] == Decision.SKIP_RISK).sum())
+    assert journaled_risk < engine.skip_risk_unjournaled       # most of the flood is counted only
+    # the counters still see every decision
+    assert engine.skipped()["SKIP_RISK"] == journaled_risk + engine.skip_risk_unjournaled
+    assert engine.candidate_rows == len(cands) + engine.skip_risk_unjournaled == engine.candidates + \
+        engine.skip_risk_unjournaled
+
+
+def test_decision_rules_journal_the_first_skip_risk_of_a_run():
+    """The numba rules on their own: one key fired, then re-evaluated while in flight."""
+    from types import SimpleNamespace
+
+    from ctrader.strategy import decide as D
+
+    sc = SimpleNamespace(min_edge_bps=1.0, min_score=0.5, cooldown_ms=0.0, inflight_timeout_ms=1e3,
+                         max_groups_per_event=1, max_groups_in_flight=1, max_groups_per_10s=5)
+    dec = D.DecisionState(sc, n_keys=2, first_group=100, strategy_id=1, n_legs=3, tif=2, order_type=1)
+    key, edge, pnl = np.array([0, 1]), np.array([1e-3, 1e-3]), np.array([2.0, 1.0])
+    decision, journal, gids, score = np.zeros(2, np.uint8), np.zeros(2, np.uint8), np.zeros(2, np.int64), \
+        np.full(2, np.nan)
+
+    def event(now, verdict=(0, 0)):
+        decision[:] = verdict
+        D.pre_decide(2, decision, key, edge, now, *dec.arrays, decision, journal)
+        D.finish_decide(2, key, pnl, score, False, now, *dec.arrays, decision, gids, journal)
+        return decision.tolist(), journal.tolist()
+
+    # the better key fires; the other is out of budget (one group in flight at most)
+    assert event(1) == ([Decision.TAKEN, Decision.SKIP_RISK], [1, 1]) and gids[0] == 100
+    assert event(2) == ([Decision.SKIP_RISK] * 2, [1, 0])       # key 0 busy: its first skip; key 1 again
+    assert event(3) == ([Decision.SKIP_RISK] * 2, [0, 0])       # the flood: counted only
+    assert dec.state[D.S_UNJOURNALED] == 3 and dec.decisions[Decision.SKIP_RISK] == 5
+    assert event(4, verdict=(0, Decision.SKIP_FILTER)) == ([Decision.SKIP_RISK, Decision.SKIP_FILTER], [0, 1])
+    assert event(5) == ([Decision.SKIP_RISK] * 2, [0, 1])       # another decision ended key 1's run
+    ex = np.zeros(3, EXEC_EVENT)
+    ex["group_id"], ex["leg"], ex["kind"] = 100, [0, 1, 2], ExecKind.FILL
+    D.apply_execs(ex, 3, 3, dec.state, dec.busy, dec.groups)
+    assert dec.state[D.S_GROUPS_DONE] == 1 and dec.busy[0] == 0
+    assert event(6) == ([Decision.TAKEN, Decision.SKIP_RISK], [1, 0]) and gids[0] == 101
+
+
+def test_on_md_until_stops_right_after_the_event_that_produced_intents(cfg, dislocated):
+    uni, batches = dislocated
+    md = concat(batches, MD_EVENT)
+    whole = StrategyEngine(cfg, uni, None)
+    all_c, all_o = whole.on_md(md)
+    stepped = StrategyEngine(cfg, uni, None)
+    cs, os_, i, stops = [], [], 0, 0
+    while i < len(md):
+        i, c, o = stepped.on_md_until(md, i, len(md))
+        assert c.dtype == CANDIDATE and o.dtype == ORDER_INTENT
+        cs.append(c)
+        os_.append(o)
+        if len(o):
+            stops += 1
+            # the cause of the intents is the last record applied
+            assert np.all(o["cause_recv_mono_ns"] == md[i - 1]["recv_mono_ns"])
+            assert len(np.unique(o["cause_recv_mono_ns"])) == 1
+    assert stops == whole.taken == stepped.taken > 0 and stepped.events == whole.events == len(md)
+    c, o = concat(cs, CANDIDATE), concat(os_, ORDER_INTENT)
+    for field in ("triangle_id", "decision", "edge", "group_id", "features", "score"):
+        assert np.array_equal(c[field], all_c[field], equal_nan=field == "score"), field
+    for field in ("client_order_id", "price_ticks", "qty_steps", "group_id", "cause_recv_ts_ns"):
+        assert np.array_equal(o[field], all_o[field]), field
+    assert stepped.first_md_seq == int(md[0]["seq"]) and stepped.last_md_seq == int(md[-1]["seq"])
 
 
 def test_cooldown_spaces_fires_of_one_triangle(cfg, dislocated):

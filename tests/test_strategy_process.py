@@ -103,10 +103,19 @@ def test_run_strategy_on_rings(setup):
     assert intents["group_id"].min() >= 1 << 20         # live group ids start from the wall clock
     stats = read_stats(run_dir(cfg, run_id))["strategy"]
     assert stats["taken"] == len(taken) and stats["candidates"] == len(cands)
+    assert stats["candidate_rows"] == len(cands) + stats["skip_risk_unjournaled"]
+    assert stats["first_md_seq"] >= 1
     assert stats["events"] == written + len(market.universe.symbols)
     assert stats["groups_done"] == len(taken)          # our FILLs came back through the exec ring
     assert stats["md_overruns"] == 0 and stats["journal_dropped"] == 0
     assert stats["model"].startswith("default@") and stats["eval_p50_us"] > 0
+    # every FILL we sent back is logged with the md position the strategy had reached
+    from ctrader.strategy.exec_arrivals import read_exec_arrivals
+
+    arrivals = read_exec_arrivals(run_dir(cfg, run_id))
+    assert {(int(g), int(leg), int(ExecKind.FILL)) for g, leg in zip(intents["group_id"], intents["leg"])} \
+        == set(arrivals)
+    assert all(stats["first_md_seq"] <= seq for seq in arrivals.values())
 
 
 def test_the_process_refuses_a_model_with_other_features(setup, tmp_path):
@@ -128,3 +137,33 @@ def test_the_process_refuses_a_model_with_other_features(setup, tmp_path):
     # "none" runs unscored
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="none"))
     assert build_engine(cfg).model is None
+
+
+def test_a_promoted_model_is_picked_up_without_restart_and_a_mismatch_is_refused(setup, tmp_path):
+    import shutil
+
+    from ctrader.model.registry import PACKAGED_DIR, registry_dir
+    from ctrader.replay.ml_loop import PromotionWatcher, promote
+    from ctrader.strategy.process import StrategyLoop, build_engine
+
+    cfg, _ = setup
+    reg = registry_dir(cfg)
+    for name, drop in (("good", 0), ("bad", 2)):
+        shutil.copytree(PACKAGED_DIR / "default", reg / name)
+        meta = json.loads((reg / name / "metadata.json").read_text())
+        meta["version"] = f"v-{name}"
+        meta["features"] = meta["features"][:len(meta["features"]) - drop]
+        (reg / name / "metadata.json").write_text(json.dumps(meta))
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="none"))
+    engine = build_engine(cfg, first_group=1)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name="current"))
+    engine.cfg = cfg
+    loop = StrategyLoop(engine, None, None, None, None, watcher=PromotionWatcher(cfg, interval_s=0.0))
+    loop.check_promotion()
+    assert engine.model is None and loop.model_swaps == 0      # nothing promoted yet
+    promote(cfg, "good")
+    loop.check_promotion()
+    assert engine.model.version == "v-good" and loop.model_swaps == 1
+    promote(cfg, "bad")                                         # trained on other features
+    loop.check_promotion()
+    assert engine.model.version == "v-good" and loop.model_refused == 1

@@ -274,6 +274,9 @@ def check_regressions(results: list[dict]) -> list[str]:
     for r in results:
         if r["name"].startswith("replay kernel") and r.get("ratio") is not None and r["ratio"] < 0.5:
             problems.append(f"replay kernel at {r['ratio']:.2f}x hftbacktest on the same events (limit 0.5x)")
+        if r["name"].startswith("replay triangular") and r["ratio"] < 0.04:
+            # 0.15-0.17 since the decision path moved into numba (0.03-0.06 before)
+            problems.append(f"triangular replay at {r['ratio']:.3f}x the do-nothing kernel (limit 0.04x)")
         if r["name"].startswith("replay end to end") and r["ratio"] < 0.05:
             problems.append(f"end-to-end replay at {r['ratio']:.2f}x the store read alone (limit 0.05x)")
     return problems

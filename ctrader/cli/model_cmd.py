@@ -35,24 +35,49 @@ def list_cmd(ctx: typer.Context) -> None:
 def train_cmd(
     ctx: typer.Context,
     from_sim: bool = typer.Option(False, "--from-sim", help="generate the data offline from the simulator's "
-                                  "market model (the only source for now)"),
+                                  "market model"),
+    from_store: bool = typer.Option(False, "--from-store", help="label recorded history from the store "
+                                    "(what each candidate's orders would have done; = model train-history)"),
     name: str = typer.Option("default", "--name", help="model name (a directory in the registry)"),
     out: str | None = typer.Option(None, "--out", help="output directory; default {registry}/{name}"),
+    kind: str = typer.Option("logreg", "--kind", help="--from-store: logreg or gbt"),
+    start: str | None = typer.Option(None, "--start", help="--from-store: period start (ISO or ns; default: "
+                                     "the first recorded md)"),
+    end: str | None = typer.Option(None, "--end", help="--from-store: period end (default: the last)"),
     seed: int = typer.Option(7, "--seed", help="seed of the simulated market"),
     seconds: float = typer.Option(900.0, "--seconds", help="market seconds to simulate"),
-    latency_ms: float = typer.Option(200.0, "--latency-ms", help="label: re-evaluate the triangle this much later"),
+    latency_ms: float | None = typer.Option(None, "--latency-ms", help="label: re-evaluate the triangle this "
+                                            "much later (default 200 from the sim, the replay latencies "
+                                            "from the store)"),
     dislocations_per_min: float = typer.Option(20.0, "--dislocations-per-min",
                                                help="dislocations in the simulated market"),
 ) -> None:
-    """Train a model from simulated market data, export it to ONNX, check it, and register it."""
+    """Train a model (from simulated market data or recorded history), export it to ONNX, check
+    it, and register it."""
     from ctrader.model.registry import registry_dir
-    from ctrader.model.train import TrainOptions, train_from_sim
 
     st = state(ctx)
     cfg = st.setup_logging("model")
-    if not from_sim:
-        raise typer.BadParameter("only --from-sim is available (training from the store comes with replay)")
-    opts = TrainOptions(seed=seed, market_seconds=seconds, latency_ms=latency_ms,
+    if from_sim == from_store:
+        raise typer.BadParameter("choose one source: --from-sim or --from-store")
+    if from_store:
+        from ctrader.cli.model_eval_cmd import _f, _range
+        from ctrader.cli.replay_cmd import open_store
+        from ctrader.replay.ml_loop import TrainSpec, train_from_store
+
+        store = open_store(cfg)
+        try:
+            lo, hi = _range(store, start, end)
+            res = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
+                                   out_dir=out)
+        finally:
+            store.close()
+        typer.echo(f"model {name} v{res.meta.version} ({kind}): {res.n_samples} samples, "
+                   f"auc {_f(res.metrics.get('auc'))}, onnx diff {res.max_onnx_diff:.1e} -> {res.path}")
+        return
+    from ctrader.model.train import TrainOptions, train_from_sim
+
+    opts = TrainOptions(seed=seed, market_seconds=seconds, latency_ms=200.0 if latency_ms is None else latency_ms,
                         dislocations_per_min=dislocations_per_min, name=name)
     target = pathlib.Path(out) if out else registry_dir(cfg) / name
     result = train_from_sim(cfg, opts, target)

@@ -42,7 +42,8 @@ def compare_candidates(recorded: np.ndarray, replayed: np.ndarray) -> tuple[int,
             why = ""
             if {int(a["decision"]), int(b["decision"])} == {int(Decision.TAKEN), int(Decision.SKIP_RISK)}:
                 why = ("; groups in flight / rate window: the strategies learned of earlier executions at "
-                       "different times (the session's strategy-side arrival times are not recorded)")
+                       "different times (replay with session timing and the session's "
+                       "strategy.exec_arrivals.csv to deliver them where the session did)")
             diffs.append(f"candidate t={k[0]} triangle {k[1]}: session {_decision(a['decision'])}, "
                          f"replay {_decision(b['decision'])} (edge {a['edge'] * 1e4:.3f} vs {b['edge'] * 1e4:.3f} bps)"
                          + why)
@@ -181,7 +182,11 @@ class SessionTiming:
         self.paper_latency_ns = paper_latency_ns
 
     @classmethod
-    def from_store(cls, store, run_id: str, paper_latency_ns: int) -> SessionTiming:
+    def from_store(cls, store, run_id: str, paper_latency_ns: int, run_dir=None) -> SessionTiming:
+        """``run_dir``: the session's run directory; when it holds the strategy's exec arrival log
+        (``ctrader.strategy.exec_arrivals``), each execution is delivered right after the md
+        record the session's strategy had applied when it learned of it (exact), instead of at
+        the execution's receive time (the executor's clock, not the strategy's)."""
         execs = store.read_executions(run_id)
         send, report = {}, {}
         for r in execs:
@@ -189,7 +194,35 @@ class SessionTiming:
             if r["sent_mono_ns"] and r["cause_recv_mono_ns"] and k not in send:
                 send[k] = max(0, int(r["sent_mono_ns"]) - int(r["cause_recv_mono_ns"]))
             report.setdefault(k + (int(r["kind"]),), int(r["recv_ts_ns"]))
-        return cls(send, report, paper_latency_ns)
+        timing = cls(send, report, paper_latency_ns)
+        if run_dir is not None:
+            timing.exact_arrivals = timing.use_arrivals(store, run_id, run_dir)
+        return timing
+
+    exact_arrivals = 0
+
+    def use_arrivals(self, store, run_id: str, run_dir) -> int:
+        """Replace report times by the receive time of the md record after which the session's
+        strategy saw each execution; returns how many were replaced."""
+        from ctrader.strategy.exec_arrivals import read_exec_arrivals
+
+        arrivals = read_exec_arrivals(run_dir)
+        seqs = sorted(set(arrivals.values()))
+        if not seqs:
+            return 0
+        ts_of: dict[int, int] = {}
+        for lo in range(0, len(seqs), 5000):
+            part = ", ".join(str(q) for q in seqs[lo:lo + 5000])
+            for table in ("md_book", "md_trade"):
+                rows = store.client.query(f"SELECT seq, toUnixTimestamp64Nano(recv_ts) FROM {store.db}.{table} "
+                                          f"WHERE run_id = '{run_id}' AND seq IN ({part})").result_rows
+                ts_of.update({int(q): int(t) for q, t in rows})
+        n = 0
+        for key, seq in arrivals.items():
+            if seq in ts_of:
+                self.report_ts[key] = ts_of[seq]
+                n += 1
+        return n
 
     def order_latency(self, group: int, leg: int) -> int | None:
         d = self.send_ns.get((group, leg))

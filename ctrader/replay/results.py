@@ -13,8 +13,7 @@ replay's run id (and a ``runs`` row with its symbols, so ``Store.read_candidates
     rs.list_runs(); rs.compare("rA", "rB")
 
 The replay tables follow the store's conventions (MergeTree by day, ordered by (run, time),
-DoubleDelta/Gorilla/ZSTD codecs); ``REPLAY_MIGRATION`` holds their DDL. They are created from
-here, idempotently, because the store's migration list belongs to the store module.
+DoubleDelta/Gorilla codecs); their DDL is store migration 2 (``ctrader.store.migrations``).
 """
 from __future__ import annotations
 
@@ -31,62 +30,13 @@ import pyarrow as pa
 
 import ctrader
 from ctrader.store.columns import Names, candidates_to_arrow, executions_to_arrow, intents_to_arrow, ts_column
-from ctrader.store.migrations import ID, MONO, NAME, PX, TS
+from ctrader.store.migrations import MIGRATIONS, apply_migrations
 
 log = logging.getLogger(__name__)
 
-REPLAY_MIGRATION = (
-    f"""CREATE TABLE IF NOT EXISTS {{db}}.replay_runs (
-        run_id String,
-        created_ts DateTime64(3, 'UTC'),
-        kind {NAME},
-        label String,
-        strategy {NAME},
-        config_hash String,
-        code_version String,
-        model_version String,
-        data_start {TS},
-        data_end {TS},
-        symbols Array(String),
-        events UInt64,
-        candidates UInt64,
-        intents UInt64,
-        fills UInt64,
-        pnl Float64,
-        expected_pnl Float64,
-        wall_s Float64,
-        params String,
-        config String,
-        summary String
-    ) ENGINE = ReplacingMergeTree(created_ts) ORDER BY run_id""",
-    f"""CREATE TABLE IF NOT EXISTS {{db}}.replay_fills (
-        run_id {NAME},
-        ts {TS},
-        cause_ts {TS},
-        group_id UInt64,
-        triangle_id Int32,
-        leg UInt8,
-        symbol {NAME},
-        side Enum8('none' = 0, 'buy' = 1, 'sell' = 2),
-        is_maker UInt8,
-        px {PX}, qty {PX}, quote {PX}, fee {PX},
-        fee_asset {NAME},
-        expected_px {PX},
-        slippage_bps {PX},
-        latency_ns {ID},
-        feed_ns {ID},
-        order_ns {ID}
-    ) ENGINE = MergeTree PARTITION BY toDate(ts) ORDER BY (run_id, ts)""",
-    f"""CREATE TABLE IF NOT EXISTS {{db}}.replay_pnl (
-        run_id {NAME},
-        ts {TS},
-        pnl {PX},
-        assets Array({NAME}),
-        values Array(Float64)
-    ) ENGINE = MergeTree PARTITION BY toDate(ts) ORDER BY (run_id, ts)""",
-)
-
-_ = MONO   # same codec family as the store; kept imported for readers of the DDL
+# The DDL of the replay tables is store migration 2 (ctrader.store.migrations); kept under this
+# name for callers that create the tables on a client of their own.
+REPLAY_MIGRATION = next(m for m in MIGRATIONS if m.name.startswith("replay")).statements
 
 
 @dataclass
@@ -169,7 +119,8 @@ class ReplaySink:
     def _flush(self, table: str) -> None:
         if not self._buf[table]:
             return
-        recs = np.concatenate(self._buf[table])
+        parts = self._buf[table]
+        recs = np.concatenate(parts, dtype=parts[0].dtype)      # dtype=: keeps the records' padding
         self._buf[table], self._rows[table] = [], 0
         if table == "candidates":
             data = candidates_to_arrow(recs, self.symbols, self.run_id)
@@ -191,8 +142,9 @@ class ReplayResults:
     def __init__(self, store) -> None:
         self.store = store
         self.db = store.db
-        for stmt in REPLAY_MIGRATION:
-            store.client.command(stmt.replace("{db}", self.db))
+        # Store.open applied every migration; a store opened by older code, or a client opened
+        # without Store.open, gets migration 2 (the replay tables) here. Idempotent.
+        apply_migrations(store.client, self.db)
 
     def sink(self, run_id: str, universe, batch_rows: int = 50_000) -> ReplaySink:
         return ReplaySink(self.store, run_id, universe, batch_rows)

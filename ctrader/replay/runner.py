@@ -125,8 +125,11 @@ def replay_store(cfg, store, start, end, *, symbols: list[str] | None = None, un
         from ctrader.replay.fidelity import SessionTiming
 
         options = options or options_from_config(cfg)
-        options.session_timing = SessionTiming.from_store(store, source_run,
-                                                          int(cfg.execution.paper_latency_ms * 1e6))
+        from ctrader.config.loader import expand_path
+
+        options.session_timing = SessionTiming.from_store(
+            store, source_run, int(cfg.execution.paper_latency_ms * 1e6),
+            run_dir=expand_path(cfg, cfg.run.data_dir) / "runs" / source_run)
     t0 = time.perf_counter()
     chunks = store.read_md(names, start_ns, end_ns, chunk_rows=cfg.replay.chunk_rows, symbol_ids=ids)
     result = replay_chunks(cfg, universe, chunks, model=model, options=options,

@@ -140,6 +140,58 @@ MIGRATIONS: list[Migration] = [
             config String
         ) ENGINE = ReplacingMergeTree(updated_ts) ORDER BY run_id""",
     )),
+    # Replay results (ctrader.replay.results). Stores that had them created by ReplayResults
+    # before this migration existed take it as a no-op (IF NOT EXISTS).
+    Migration(2, "replay runs, fills, pnl", (
+        f"""CREATE TABLE IF NOT EXISTS {{db}}.replay_runs (
+            run_id String,
+            created_ts DateTime64(3, 'UTC'),
+            kind {NAME},
+            label String,
+            strategy {NAME},
+            config_hash String,
+            code_version String,
+            model_version String,
+            data_start {TS},
+            data_end {TS},
+            symbols Array(String),
+            events UInt64,
+            candidates UInt64,
+            intents UInt64,
+            fills UInt64,
+            pnl Float64,
+            expected_pnl Float64,
+            wall_s Float64,
+            params String,
+            config String,
+            summary String
+        ) ENGINE = ReplacingMergeTree(created_ts) ORDER BY run_id""",
+        f"""CREATE TABLE IF NOT EXISTS {{db}}.replay_fills (
+            run_id {NAME},
+            ts {TS},
+            cause_ts {TS},
+            group_id UInt64,
+            triangle_id Int32,
+            leg UInt8,
+            symbol {NAME},
+            side {SIDE},
+            is_maker UInt8,
+            px {PX}, qty {PX}, quote {PX}, fee {PX},
+            fee_asset {NAME},
+            expected_px {PX},
+            slippage_bps {PX},
+            latency_ns {ID},
+            feed_ns {ID},
+            order_ns {ID}
+        ) ENGINE = MergeTree PARTITION BY toDate(ts) ORDER BY (run_id, ts)""",
+        f"""CREATE TABLE IF NOT EXISTS {{db}}.replay_pnl (
+            run_id {NAME},
+            ts {TS},
+            pnl {PX},
+            assets Array({NAME}),
+            values Array(Float64)
+        ) ENGINE = MergeTree PARTITION BY toDate(ts) ORDER BY (run_id, ts)""",
+    )),
 ]
 
 

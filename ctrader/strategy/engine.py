@@ -21,41 +21,49 @@ Per market event that yields candidates (see the strategy module for how they ar
    a TAKEN candidate gets a group id and one IOC LIMIT intent per leg, with the client order
    id ``ct{run_tag}{group_id:x}L{leg}`` (deterministic: a resent intent is the same order).
 
-Every candidate, taken or not, is returned for the journal. Times come from the md records
-(``recv_mono_ns``), so a replay decides exactly as the live run did.
+Every candidate, taken or not, is returned for the journal, except the SKIP_RISK flood: while a
+triangle is in flight, in its cooldown or out of group budget, only the first SKIP_RISK of the
+run is journaled, the rest are counted (``skip_risk_unjournaled``, and in ``skipped()``); see
+``ctrader.strategy.decide``. Times come
+from the md records (``recv_mono_ns``), so a replay decides exactly as the live run did.
+
+The decision rules run in numba (``ctrader.strategy.decide``); a strategy with a fused
+``scan_decide`` kernel (triangular) scans, decides and writes the records of a whole batch
+without returning to Python, except to score with the model or to hand over intents.
+``on_md_until`` stops right after the first record that produced intents, so the caller sends
+them at once (the process) or matches them before the next record (replay)::
+
+    i, cands, intents = engine.on_md_until(md, i, len(md))
 """
 from __future__ import annotations
 
-import collections
 import logging
 import re
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from ctrader.core.records import (
     CANDIDATE,
+    EXEC_EVENT,
     MAX_FEATURES,
     ORDER_INTENT,
     Decision,
-    ExecKind,
     OrderType,
     TimeInForce,
 )
 from ctrader.market.books import BookCache
 from ctrader.model.scoring import check_features
+from ctrader.replay.arrays import as_layout
+from ctrader.strategy import decide as D
 from ctrader.strategy.registry import strategy_class
 
 log = logging.getLogger(__name__)
 
-TERMINAL = {int(ExecKind.FILL), int(ExecKind.CANCELED), int(ExecKind.REJECTED), int(ExecKind.REFUSED)}
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
-_LATENCY_WINDOW = 4096
-_TAKEN, _SKIP_EDGE, _SKIP_SCORE, _SKIP_RISK = (int(Decision.TAKEN), int(Decision.SKIP_EDGE),
-                                               int(Decision.SKIP_SCORE), int(Decision.SKIP_RISK))
-_NEVER = -(1 << 62)
-_WINDOW_NS = 10_000_000_000
+_TAKEN = int(Decision.TAKEN)
+_CAND_BUFFER = 8192               # journal rows gathered in numba before Python takes them
+_DONE, _INTENTS, _SCORE, _FULL = 0, 1, 2, 3          # scan_decide outcomes (ctrader.strategy.triangular)
 _NO_INTENTS = np.zeros(0, ORDER_INTENT)
 
 
@@ -89,13 +97,6 @@ def run_tag_of(run_id: str, limit: int = 12) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", run_id)[-limit:]
 
 
-@dataclass
-class _Group:
-    key: int
-    legs_done: int        # bit per leg
-    started_ns: int
-
-
 class StrategyEngine:
     def __init__(self, cfg, universe, model=None, run_tag: str = "", strategy=None, first_group: int = 1) -> None:
         sc = cfg.strategy
@@ -111,123 +112,171 @@ class StrategyEngine:
             check_features(model.meta, self.strategy.features)
         self.model = model
         self.run_tag = run_tag_of(run_tag)
-        self.min_edge = sc.min_edge_bps * 1e-4
         self.min_score = sc.min_score
-        self.cooldown_ns = int(sc.cooldown_ms * 1e6)
-        self.inflight_timeout_ns = int(sc.inflight_timeout_ms * 1e6)
-        self.max_groups = sc.max_groups_per_event
-        self.max_in_flight = sc.max_groups_in_flight
-        self.max_per_window = sc.max_groups_per_10s
-        self.recent_fires: collections.deque[int] = collections.deque()   # event times of recent fires
         self.tif = int(TimeInForce[sc.tif])
-        self.next_group = first_group     # see group_base(): unique across restarts of a run
-        self.in_flight: dict[int, _Group] = {}        # group id -> group
-        self.busy_keys: dict[int, int] = {}           # key -> group id in flight
-        self.last_fired: dict[int, int] = {}          # key -> recv_mono_ns of the last fire
-        # counters for the stats file
+        n_keys = int(getattr(strategy, "n_triangles", 0) or getattr(strategy, "n_keys", 0))
+        self.dec = D.DecisionState(sc, n_keys, first_group, strategy.strategy_id, strategy.n_legs, self.tif,
+                                   int(OrderType.LIMIT))
+        self._fused = hasattr(strategy, "scan_decide")
+        rows = int(getattr(strategy, "max_rows", n_keys + 1))
+        # per-row work arrays of one market event: decision, journal flag, group id, score
+        self._work = (np.zeros(rows, np.uint8), np.zeros(rows, np.uint8), np.zeros(rows, np.int64),
+                      np.full(rows, np.nan))
+        # journal rows accumulate here between returns to Python; intents of one event at a time
+        self._cands = np.zeros(max(_CAND_BUFFER, 4 * rows), CANDIDATE)
+        self._cand_n = np.zeros(1, np.int64)
+        self._intents = np.zeros(rows * strategy.n_legs, ORDER_INTENT)
+        self._int_n = np.zeros(1, np.int64)
         self.events = 0
-        self.candidates = 0
-        self.taken = 0
-        self._decisions = np.zeros(max(Decision) + 1, dtype=np.int64)    # counts by Decision
-        self.groups_done = 0
-        self.groups_timed_out = 0
         self.model_calls = 0
-        self._lat = np.zeros(_LATENCY_WINDOW, dtype=np.int64)
-        self._lat_n = 0
-        self._t2i = np.zeros(_LATENCY_WINDOW, dtype=np.int64)   # md receive -> intents built (live clock)
-        self._t2i_n = 0
+        self.first_md_seq = 0          # seq of the first md record this engine saw (0: none yet)
+        self.last_md_seq = 0           # seq of the last md record applied
+
+    # --- state views (the arrays in self.dec are the truth) ------------------------------------
+
+    @property
+    def next_group(self) -> int:
+        return int(self.dec.state[D.S_NEXT_GROUP])
+
+    @property
+    def in_flight(self) -> dict[int, tuple[int, int, int]]:
+        """group id -> (key, started_ns, legs done bits)."""
+        return self.dec.in_flight()
+
+    @property
+    def busy_keys(self) -> dict[int, int]:
+        """key (triangle) -> group id in flight."""
+        return {int(k): int(self.dec.busy[k]) for k in np.flatnonzero(self.dec.busy)}
+
+    @property
+    def candidates(self) -> int:
+        """Candidate rows journaled (returned by on_md / on_md_until)."""
+        return int(self.dec.state[D.S_CANDIDATES] - self.dec.state[D.S_UNJOURNALED])
+
+    @property
+    def candidate_rows(self) -> int:
+        """Every candidate row decided, the unjournaled SKIP_RISK flood included."""
+        return int(self.dec.state[D.S_CANDIDATES])
+
+    @property
+    def taken(self) -> int:
+        return int(self.dec.state[D.S_TAKEN])
+
+    @property
+    def groups_done(self) -> int:
+        return int(self.dec.state[D.S_GROUPS_DONE])
+
+    @property
+    def groups_timed_out(self) -> int:
+        return int(self.dec.state[D.S_TIMED_OUT])
+
+    @property
+    def skip_risk_unjournaled(self) -> int:
+        return int(self.dec.state[D.S_UNJOURNALED])
 
     # --- market data ---------------------------------------------------------------------------
 
     def on_md(self, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Apply md records; the candidates and intents they produced (possibly empty arrays)."""
         n = len(records)
-        self.events += n
         cands, intents = [], []
         i = 0
         while i < n:
-            t0 = time.perf_counter_ns()
-            i, m = self.strategy.scan(records, i, n)
-            if m == 0:
-                break
-            c, o = self._decide(records[i - 1], m, t0)
-            cands.append(c)
+            i, c, o = self.on_md_until(records, i, n)
+            if len(c):
+                cands.append(c)
             if len(o):
                 intents.append(o)
         return _join(cands, CANDIDATE), _join(intents, ORDER_INTENT)
 
+    def on_md_until(self, records: np.ndarray, start: int, end: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Apply ``records[start:end]`` up to and including the first record whose candidates
+        produced intents: (next index, candidates, intents). The live loop sends those intents
+        before anything else; replay matches them before the strategy sees the next record."""
+        if start >= end:
+            return start, np.zeros(0, CANDIDATE), _NO_INTENTS
+        if self.first_md_seq == 0:
+            self.first_md_seq = int(records[start]["seq"])
+        if not self._fused:
+            return self._on_md_until_generic(records, start, end)
+        strat, dec, work = self.strategy, self.dec.arrays, self._work
+        has_model = self.model is not None
+        chunks = []
+        intents = _NO_INTENTS
+        self._cand_n[0] = 0
+        i = start
+        while i < end:
+            self._int_n[0] = 0
+            i, m, status = strat.scan_decide(records, i, end, dec, work, has_model, self._cands, self._cand_n,
+                                             self._intents, self._int_n)
+            if status == _SCORE:
+                self._score(work[0][:m], work[3][:m], strat.feat[:m])
+                if strat.complete_event(records, i - 1, m, dec, work, self._cands, self._cand_n, self._intents,
+                                        self._int_n):
+                    status = _INTENTS
+            if status == _INTENTS:
+                intents = self._intents[:self._int_n[0]].copy()
+                for o in intents:
+                    o["client_order_id"] = self.client_order_id(int(o["group_id"]), int(o["leg"])).encode()
+                break
+            if status == _FULL:
+                chunks.append(self._cands[:self._cand_n[0]].copy())
+                self._cand_n[0] = 0
+        if self._cand_n[0]:
+            chunks.append(self._cands[:self._cand_n[0]].copy())
+        self.events += i - start
+        self.last_md_seq = int(records[i - 1]["seq"])
+        return i, _join(chunks, CANDIDATE), intents
+
+    def _score(self, decision: np.ndarray, score: np.ndarray, features: np.ndarray) -> None:
+        """One batched model call for the rows still open (decision 0)."""
+        rows = np.flatnonzero(decision == 0)
+        score[rows] = self.model.score(features[rows])
+        self.model_calls += 1
+
+    def _on_md_until_generic(self, records: np.ndarray, start: int, end: int):
+        """For strategies with ``scan``/``evaluation`` only: the same decisions, rows built in Python."""
+        cands = []
+        intents = _NO_INTENTS
+        i = start
+        while i < end:
+            t0 = time.perf_counter_ns()
+            i, m = self.strategy.scan(records, i, end)
+            if m == 0:
+                i = end
+                break
+            c, intents = self._decide(records[i - 1], m, t0)
+            cands.append(c)
+            if len(intents):
+                break
+        self.events += i - start
+        self.last_md_seq = int(records[i - 1]["seq"])
+        return i, _join(cands, CANDIDATE), intents
+
     def _decide(self, rec, m: int, t0: int) -> tuple[np.ndarray, np.ndarray]:
         ev = self.strategy.evaluation(m)
         now = int(rec["recv_mono_ns"])
-        self._expire(now)
-        decision = ev.verdict.copy()
-        score = np.full(m, np.nan)
-        # thresholds and risk first, so the model scores only what could still be traded
-        edge, key = ev.edge, ev.key
-        for j in np.flatnonzero(decision == 0).tolist():
-            k = int(key[j])
-            if edge[j] < self.min_edge:
-                decision[j] = _SKIP_EDGE
-            elif k in self.busy_keys or now - self.last_fired.get(k, _NEVER) <= self.cooldown_ns:
-                decision[j] = _SKIP_RISK
-        open_rows = np.flatnonzero(decision == 0)
-        if len(open_rows) and not self._budget_allows(now):
-            decision[open_rows] = _SKIP_RISK          # no room for a group: do not even score
-            open_rows = open_rows[:0]
-        if self.model is not None and len(open_rows):
-            score[open_rows] = self.model.score(ev.features[open_rows])     # one batched call
-            self.model_calls += 1
-            decision[open_rows[~(score[open_rows] >= self.min_score)]] = _SKIP_SCORE
-            open_rows = np.flatnonzero(decision == 0)
-        fired = 0
-        group_ids = np.zeros(m, dtype=np.uint64)
-        if len(open_rows):
-            for j in open_rows[np.argsort(-ev.pnl[open_rows], kind="stable")].tolist():
-                if fired >= self.max_groups or not self._budget_allows(now):
-                    decision[j] = _SKIP_RISK
-                    continue
-                decision[j] = _TAKEN
-                group_ids[j] = self._fire(int(key[j]), now)
-                fired += 1
-        cands = self._candidates(ev, decision, score, group_ids, rec)
-        intents = self._intents(ev, np.flatnonzero(decision == _TAKEN), score, group_ids, rec) if fired else _NO_INTENTS
-        self.candidates += m
-        self.taken += fired
-        self._decisions += np.bincount(decision, minlength=len(self._decisions))
-        self._lat[self._lat_n % _LATENCY_WINDOW] = time.perf_counter_ns() - t0
-        self._lat_n += 1
+        key = np.ascontiguousarray(ev.key, dtype=np.int64)
+        self.dec.ensure_keys(int(key.max()) + 1)
+        if m > len(self._work[0]):
+            self._work = tuple(np.zeros(m, w.dtype) for w in self._work)
+        decision, journal, group_ids, score = (w[:m] for w in self._work)
+        decision[:] = ev.verdict
+        score[:] = np.nan
+        a = self.dec.arrays
+        n_open = D.pre_decide(m, decision, key, np.ascontiguousarray(ev.edge), now, *a, decision, journal)
+        has_score = self.model is not None and n_open > 0
+        if has_score:
+            self._score(decision, score, ev.features)
+        fired = D.finish_decide(m, key, np.ascontiguousarray(ev.pnl), score, has_score, now, *a, decision, group_ids,
+                                journal)
+        intents = self._intents_of(ev, np.flatnonzero(decision == _TAKEN), score, group_ids, rec) if fired else _NO_INTENTS
+        keep = journal.astype(bool)
+        cands = self._candidates(ev, decision, score, group_ids, rec)[keep]
+        D.note_latency(self.dec.lat, self.dec.state, D.S_LAT_N, time.perf_counter_ns() - t0)
         return cands, intents
 
-    def _budget_allows(self, now: int) -> bool:
-        """Room for one more group: in flight, and started within the last 10 s (event time)."""
-        while self.recent_fires and now - self.recent_fires[0] >= _WINDOW_NS:
-            self.recent_fires.popleft()
-        return len(self.in_flight) < self.max_in_flight and len(self.recent_fires) < self.max_per_window
-
-    def _fire(self, key: int, now: int) -> int:
-        gid = self.next_group
-        self.next_group += 1
-        self.recent_fires.append(now)
-        self.in_flight[gid] = _Group(key, 0, now)
-        self.busy_keys[key] = gid
-        self.last_fired[key] = now
-        return gid
-
-    def _expire(self, now: int) -> None:
-        if not self.in_flight:
-            return
-        for gid in [g for g, grp in self.in_flight.items() if now - grp.started_ns > self.inflight_timeout_ns]:
-            log.debug("group %d: legs unreported after %.0f ms, releasing its triangle", gid,
-                        self.inflight_timeout_ns / 1e6)
-            self._release(gid)
-            self.groups_timed_out += 1
-
-    def _release(self, gid: int) -> None:
-        grp = self.in_flight.pop(gid)
-        if self.busy_keys.get(grp.key) == gid:
-            del self.busy_keys[grp.key]
-
-    # --- records -------------------------------------------------------------------------------
+    # --- records (generic path) ------------------------------------------------------------------
 
     def client_order_id(self, group_id: int, leg: int) -> str:
         return f"ct{self.run_tag}{group_id:x}L{leg}"
@@ -255,12 +304,11 @@ class StrategyEngine:
         out["features"][:, :k] = ev.features[:, :k]
         return out
 
-    def _intents(self, ev, rows, score, group_ids, rec) -> np.ndarray:
+    def _intents_of(self, ev, rows, score, group_ids, rec) -> np.ndarray:
         legs = self.strategy.n_legs
         out = np.zeros(len(rows) * legs, ORDER_INTENT)
         created = time.monotonic_ns()
-        self._t2i[self._t2i_n % _LATENCY_WINDOW] = created - int(rec["recv_mono_ns"])
-        self._t2i_n += 1
+        D.note_latency(self.dec.t2i, self.dec.state, D.S_T2I_N, created - int(rec["recv_mono_ns"]))
         for r, j in enumerate(rows):
             gid = int(group_ids[j])
             for leg in range(legs):
@@ -289,38 +337,39 @@ class StrategyEngine:
 
     def on_exec(self, records: np.ndarray) -> None:
         """Legs reported done (filled, canceled/expired, rejected, refused) free their triangle."""
-        legs = self.strategy.n_legs
-        full = (1 << legs) - 1
-        for rec in records:
-            gid = int(rec["group_id"])
-            grp = self.in_flight.get(gid)
-            leg = int(rec["leg"])
-            # the executor's own orders for a group (unwinds) carry legs >= n_legs: not ours
-            if grp is None or leg >= legs or int(rec["kind"]) not in TERMINAL:
-                continue
-            grp.legs_done |= 1 << leg
-            if grp.legs_done == full:
-                self._release(gid)
-                self.groups_done += 1
+        if len(records) == 0:
+            return
+        if records.dtype != EXEC_EVENT:
+            records = as_layout(records, EXEC_EVENT)
+        D.apply_execs(records, len(records), self.strategy.n_legs, self.dec.state, self.dec.busy, self.dec.groups)
 
     # --- lifecycle -----------------------------------------------------------------------------
+
+    def set_model(self, model) -> None:
+        """Score with ``model`` from the next market event on (None: unscored); refuses a model
+        trained on other features (``FeatureMismatch``), keeping the current one."""
+        if model is not None:
+            check_features(model.meta, self.strategy.features)
+            model.score(np.zeros((1, len(self.strategy.features)), dtype=np.float32))   # warm its session
+        self.model = model
 
     def warmup(self) -> None:
         """Compile every kernel now (numba caches on disk), and run the model once."""
         self.strategy.warmup()
+        self.on_exec(np.zeros(1, EXEC_EVENT))                 # compiles apply_execs (group 0: no-op)
         if self.model is not None:
             self.model.score(np.zeros((1, len(self.strategy.features)), dtype=np.float32))
 
     def skipped(self) -> dict[str, int]:
-        return {d.name: int(self._decisions[d]) for d in Decision if d != Decision.TAKEN}
+        return {d.name: int(self.dec.decisions[d]) for d in Decision if d != Decision.TAKEN}
 
     def latency_ns(self) -> dict[str, float]:
         """Decision latency per market event with candidates (scan start -> records built)."""
-        return _percentiles(self._lat, self._lat_n)
+        return _percentiles(self.dec.lat, int(self.dec.state[D.S_LAT_N]))
 
     def tick_to_intent_ns(self) -> dict[str, float]:
         """md receive (feed's CLOCK_MONOTONIC) -> intents built; meaningful on live md only."""
-        return _percentiles(self._t2i, self._t2i_n)
+        return _percentiles(self.dec.t2i, int(self.dec.state[D.S_T2I_N]))
 
     def stats(self) -> dict:
         lat = self.latency_ns()
@@ -332,4 +381,6 @@ class StrategyEngine:
             "model_calls": self.model_calls, "eval_p50_us": lat["p50"] / 1e3, "eval_p99_us": lat["p99"] / 1e3,
             "tick_to_intent_p50_us": t2i["p50"] / 1e3, "tick_to_intent_p99_us": t2i["p99"] / 1e3,
             "model": f"{self.model.meta.name}@{self.model.version}" if self.model is not None else "none",
+            "candidate_rows": self.candidate_rows, "skip_risk_unjournaled": self.skip_risk_unjournaled,
+            "first_md_seq": self.first_md_seq,
         }

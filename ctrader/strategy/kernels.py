@@ -327,7 +327,7 @@ def evaluate_triangle(t, now_ns, tri, sym, book, params, outf, outi, row):
     return status
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def evaluate_symbol(sym_id, now_ns, tri, sym, book, params, edge_since, outf, outi):
     """Evaluate every triangle through ``sym_id``; rows 0..n-1 get those whose top-of-book net
     edge is positive (candidates, any status). ``edge_since[t]`` keeps the time the edge

@@ -8,8 +8,11 @@ Before consuming anything it loads the model (refusing one whose features do not
 warms up every numba kernel and the ONNX session on dummy data, so no JIT compile happens
 mid-market. It beats its health slot at least every second and writes its counters to
 ``{run_dir}/strategy.stats.json``: events, candidates, taken, skipped by reason, evaluation
-latency p50/p99 (per market event with candidates, scoring included), model version, md
-overruns, journal drops.
+latency p50/p99 (per market event with candidates, scoring included), tick-to-intent, model
+version, md overruns, journal drops, ``first_md_seq`` (where replay of the session starts), and
+logs when each execution reached it (``strategy.exec_arrivals.csv``, see
+``ctrader.strategy.exec_arrivals``). With ``[model] name = "current"`` a promoted model is
+picked up without a restart (``PromotionWatcher``); one with other features is refused.
 
 The journal is "lossless or counted": when the recorder falls a whole ring behind (or is not
 running), journal records are dropped and counted rather than stalling trading. Intents are
@@ -29,9 +32,11 @@ from ctrader.core.ring import Ring, RingFullTimeout
 from ctrader.core.wait import wait_strategy
 from ctrader.market.universe import load_universe
 from ctrader.model.scoring import load_model
+from ctrader.replay.ml_loop import CURRENT, PromotionWatcher
 from ctrader.runtime.resources import consumer_id
 from ctrader.runtime.stats import StatsFile
 from ctrader.strategy.engine import StrategyEngine, group_base
+from ctrader.strategy.exec_arrivals import ExecArrivals
 from ctrader.strategy.registry import strategy_class
 
 log = logging.getLogger(__name__)
@@ -67,9 +72,13 @@ def run_strategy(ctx) -> None:
     wait = wait_strategy(cfg.rings.wait)
     md_in = md.consumer(wait=wait)
     try:
+        watcher = None
+        if cfg.model.name == CURRENT:
+            watcher = PromotionWatcher(cfg)
         loop = StrategyLoop(engine, md_in, ex.consumer(consumer_id("exec", "strategy"), wait=wait),
                             intents.producer(wait, timeout_s=cfg.rings.lossless_timeout_s),
-                            journal.producer(wait, timeout_s=0.0), StatsFile(ctx.run_dir, "strategy"))
+                            journal.producer(wait, timeout_s=0.0), StatsFile(ctx.run_dir, "strategy"),
+                            arrivals=ExecArrivals(ctx.run_dir), watcher=watcher)
         loop.run(ctx.stop.is_set, ctx.health.beat)
     finally:
         md_in.release()
@@ -96,32 +105,56 @@ def _beating(health, every_s: float = 0.5):
 
 
 class StrategyLoop:
-    """Rings around a StrategyEngine; ``run`` until ``should_stop()``."""
+    """Rings around a StrategyEngine; ``run`` until ``should_stop()``.
 
-    def __init__(self, engine: StrategyEngine, md_in, exec_in, intents_out, journal_out, stats_file=None) -> None:
+    Latency: a md batch is processed up to the first record whose candidates produced intents,
+    those intents are written at once (before its journal rows, before the rest of the batch),
+    executions that arrived meanwhile are applied, and the batch carries on from there.
+    """
+
+    def __init__(self, engine: StrategyEngine, md_in, exec_in, intents_out, journal_out, stats_file=None,
+                 arrivals: ExecArrivals | None = None, watcher=None) -> None:
         self.engine = engine
         self.md_in, self.exec_in = md_in, exec_in
         self.intents_out, self.journal_out = intents_out, journal_out
         self.stats_file = stats_file
+        self.arrivals = arrivals          # when each execution reached the strategy (replay fidelity)
+        self.watcher = watcher            # PromotionWatcher: [model] name = "current"
         self.md_buf = np.zeros(MD_BATCH, MD_EVENT)
         self.exec_buf = np.zeros(EXEC_BATCH, EXEC_EVENT)
         self.journal_dropped = 0
         self.intents_written = 0
+        self.model_swaps = 0
+        self.model_refused = 0
+        self._r2i = np.zeros(4096, dtype=np.int64)
+        self._r2i_n = 0
 
     def step(self, timeout_s: float = 0.05) -> int:
         """One round: exec events first (they free triangles), then a batch of md. Returns md read."""
-        n = self.exec_in.read_batch(self.exec_buf, 0.0)
-        if n:
-            self.engine.on_exec(self.exec_buf[:n])
+        self._poll_exec()
         n = self.md_in.read_batch(self.md_buf, timeout_s)
-        if n:
-            cands, intents = self.engine.on_md(self.md_buf[:n])
+        read_ns = time.monotonic_ns()
+        i = 0
+        while i < n:
+            i, cands, intents = self.engine.on_md_until(self.md_buf, i, n)
             if len(intents):
                 self.intents_out.write(intents)       # first: it is what the market is waiting for
                 self.intents_written += len(intents)
+                # the strategy's own share of tick-to-intent: md batch in hand -> intents built
+                self._r2i[self._r2i_n % len(self._r2i)] = int(intents[0]["created_mono_ns"]) - read_ns
+                self._r2i_n += 1
             if len(cands):
                 self._journal(cands)
+            if i < n:
+                self._poll_exec()
         return n
+
+    def _poll_exec(self) -> None:
+        n = self.exec_in.read_batch(self.exec_buf, 0.0)
+        if n:
+            self.engine.on_exec(self.exec_buf[:n])
+            if self.arrivals is not None:
+                self.arrivals.note(self.exec_buf[:n], self.engine.last_md_seq, time.monotonic_ns())
 
     def _journal(self, cands: np.ndarray) -> None:
         try:
@@ -132,10 +165,32 @@ class StrategyLoop:
             # the records before the stuck one were written; the message says how many
             self.journal_dropped += len(cands)
 
+    def check_promotion(self) -> None:
+        """A new ``current`` model: load it and score with it from the next event; a model with
+        other features is refused (logged, counted) and the running one stays."""
+        if self.watcher is None or not self.watcher.poll():
+            return
+        from ctrader.model.scoring import load_model
+
+        try:
+            model = load_model(self.engine.cfg, self.engine.strategy.features, name="current")
+            self.engine.set_model(model)
+        except Exception as exc:  # noqa: BLE001 - a bad promotion must not stop trading
+            self.model_refused += 1
+            log.error("promoted model %s refused, keeping %s: %s", self.watcher.target,
+                      self.engine.stats()["model"], exc)
+            return
+        self.model_swaps += 1
+        log.info("now scoring with promoted model %s", self.engine.stats()["model"])
+
     def stats(self) -> dict:
         out = self.engine.stats()
         out.update(md_overruns=self.md_in.overruns, md_lost=self.md_in.lost, journal_dropped=self.journal_dropped,
-                   intents_written=self.intents_written)
+                   intents_written=self.intents_written, model_swaps=self.model_swaps,
+                   model_refused=self.model_refused)
+        k = min(self._r2i_n, len(self._r2i))
+        p50, p99 = np.percentile(self._r2i[:k], [50, 99]) / 1e3 if k else (0.0, 0.0)
+        out.update(read_to_intent_p50_us=float(p50), read_to_intent_p99_us=float(p99))
         return out
 
     def run(self, should_stop, beat=None) -> None:
@@ -147,11 +202,15 @@ class StrategyLoop:
                 if now >= next_beat:
                     if beat is not None:
                         beat(self.engine.events)
-                    if self.stats_file is not None:
-                        self.stats_file.maybe_write(self.stats())
+                    self.check_promotion()
+                    if self.stats_file is not None and self.stats_file.maybe_write(self.stats()) \
+                            and self.arrivals is not None:
+                        self.arrivals.flush()
                     next_beat = now + 0.25
         finally:
             stats = self.stats()
+            if self.arrivals is not None:
+                self.arrivals.close()
             if self.stats_file is not None:
                 self.stats_file.write(stats)
             log.info("strategy stopped: %d events, %d candidates, %d taken, eval p50 %.1f us p99 %.1f us",

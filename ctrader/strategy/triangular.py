@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ctrader.core.records import MD_EVENT, Decision, MdKind
+from ctrader.core.records import MAX_FEATURES, MAX_LEGS, MD_EVENT, Decision, MdKind
 from ctrader.market.books import BookCache, apply_md
+from ctrader.strategy import decide as D
 from ctrader.strategy import kernels as K
 from ctrader.strategy.features import (
     FEATURES,
@@ -81,11 +82,21 @@ def parse_amounts(items, uni) -> np.ndarray:
     return out
 
 
+# scan_decide outcomes
+DONE = 0          # every record applied
+INTENTS = 1       # record i - 1 produced intents (its candidates and intents are written)
+SCORE = 2         # record i - 1 has rows for the model: score them, then complete_event
+FULL = 3          # the candidate buffer is nearly full: take its rows, call again from i
+
+
 @njit(cache=True)
 def scan_records(recs, start, n, books, book, tri, sym, params, edge_since, stats, max_start,
                  outf, outi, feat):
     """Apply ``recs[start:n]`` until one yields candidates: returns (next index, candidate rows)."""
+    keep = 1.0 - params[K.P_FEE]
+    sym_ptr, sym_tri = tri[3], tri[4]
     for i in range(start, n):
+        # the same per-record body as scan_decide (see there why it is written out)
         sid = apply_md(books, recs, i)
         if sid < 0 or recs[i].kind == _TRADE:
             continue
@@ -93,11 +104,159 @@ def scan_records(recs, start, n, books, book, tri, sym, params, edge_since, stat
         b = books[sid]
         if b.n_bids > 0 and b.n_asks > 0:
             update_market_stats(stats, sid, 0.5 * (b.bid_px[0] + b.ask_px[0]), now)
-        m = K.evaluate_symbol(sid, now, tri, sym, book, params, edge_since, outf, outi)
+        m = 0
+        for j in range(sym_ptr[sid], sym_ptr[sid + 1]):
+            t = sym_tri[j]
+            if K.top_rate(t, tri, book, keep) <= 1.0:
+                edge_since[t] = 0
+                continue
+            K.evaluate_triangle(t, now, tri, sym, book, params, outf, outi, m)
+            if outf[m, K.F_EDGE_TOP] > 0.0:
+                if edge_since[t] == 0:
+                    edge_since[t] = now
+                m += 1
+            else:
+                edge_since[t] = 0
         if m > 0:
             compute_features(outf, outi, m, tri, stats, edge_since, max_start, now, feat)
             return i + 1, m
     return n, 0
+
+
+@njit(cache=True)
+def complete_event(recs, i, m, has_score, outf, outi, feat, tri, dec, decision, journal, group_ids, score,
+                   cands, cand_n, intents, int_n):
+    """Phase 2 of the decision for the candidates of record ``i``, then their journal rows
+    (``cands[cand_n[0]:]``) and, when groups fired, their intents (``intents[int_n[0]:]``;
+    client order ids are the caller's). Returns the number of groups fired."""
+    fp, ip, st, busy, last_fired, skip_noted, groups, fires, decisions, lat, t2i = dec
+    now = recs[i].recv_mono_ns
+    fired = D.finish_decide(m, outi[:, K.I_TRI], outf[:, K.F_PNL], score, has_score, now, fp, ip, st, busy,
+                            last_fired, skip_noted, groups, fires, decisions, lat, t2i, decision, group_ids,
+                            journal)
+    legs_symbol, legs_side = tri[0], tri[1]
+    sid = ip[D.IP_STRATEGY_ID]
+    ts, mono = recs[i].recv_ts_ns, recs[i].recv_mono_ns
+    if fired > 0:                       # intents first: they are what the market is waiting for
+        created = D.clock_ns()
+        p = int_n[0]
+        for j in range(m):
+            if decision[j] != D.TAKEN:
+                continue
+            t = outi[j, K.I_TRI]
+            for k in range(N_LEGS):
+                o = intents[p]
+                o.group_id = group_ids[j]
+                o.symbol_id = legs_symbol[t, k]
+                o.strategy_id = sid
+                o.leg = k
+                o.n_legs = N_LEGS
+                o.side = legs_side[t, k]
+                o.order_type = ip[D.IP_ORDER_TYPE]
+                o.tif = ip[D.IP_TIF]
+                o.price_ticks = outi[j, K.I_TICKS + k]
+                o.qty_steps = outi[j, K.I_STEPS + k]
+                o.price = outf[j, K.F_LIMIT + k]
+                o.qty = outf[j, K.F_QTY + k]
+                o.cause_recv_ts_ns = ts
+                o.cause_recv_mono_ns = mono
+                o.created_mono_ns = created
+                o.score = score[j]
+                o.expected_edge = outf[j, K.F_EDGE]
+                p += 1
+        int_n[0] = p
+        D.note_latency(t2i, st, D.S_T2I_N, created - mono)
+    eval_ns = D.clock_ns()
+    nf = min(feat.shape[1], MAX_FEATURES)
+    p = cand_n[0]
+    for j in range(m):
+        if journal[j] == 0:
+            continue
+        t = outi[j, K.I_TRI]
+        c = cands[p]
+        c.group_id = group_ids[j]
+        c.triangle_id = t
+        c.strategy_id = sid
+        c.decision = decision[j]
+        c.n_features = nf
+        c.event_recv_ts_ns = ts
+        c.event_recv_mono_ns = mono
+        c.eval_mono_ns = eval_ns
+        c.edge = outf[j, K.F_EDGE]
+        c.size_start = outf[j, K.F_SIZE]
+        c.expected_pnl = outf[j, K.F_PNL]
+        c.score = score[j]
+        for k in range(MAX_LEGS):
+            if k < N_LEGS:
+                c.leg_symbol_id[k] = legs_symbol[t, k]
+                c.leg_side[k] = legs_side[t, k]
+                c.leg_px[k] = outf[j, K.F_PX + k]
+                c.leg_qty[k] = outf[j, K.F_QTY + k]
+            else:
+                c.leg_symbol_id[k] = 0
+                c.leg_side[k] = 0
+                c.leg_px[k] = 0.0
+                c.leg_qty[k] = 0.0
+        for f in range(MAX_FEATURES):
+            c.features[f] = feat[j, f] if f < nf else 0.0
+        p += 1
+    cand_n[0] = p
+    D.note_latency(lat, st, D.S_LAT_N, D.clock_ns() - st[D.S_T0])
+    return fired
+
+
+@njit(cache=True)
+def scan_decide(recs, start, n, books, book, tri, sym, params, edge_since, stats, max_start, outf, outi, feat,
+                dec, decision, journal, group_ids, score, has_model, cands, cand_n, intents, int_n):
+    """Apply, evaluate and decide ``recs[start:n]`` with no return to Python until there is
+    something for it to do: returns (next index, candidate rows of record next - 1, outcome)."""
+    fp, ip, st, busy, last_fired, skip_noted, groups, fires, decisions, lat, t2i = dec
+    rows = outf.shape[0]
+    keep = 1.0 - params[K.P_FEE]
+    sym_ptr, sym_tri = tri[3], tri[4]
+    for i in range(start, n):
+        if cand_n[0] + rows > cands.shape[0]:
+            return i, 0, FULL
+        # Written out (here and in scan_records) rather than a helper: calls, even numba-inlined
+        # ones, that take the tuples of arrays cost ~3x the whole top-of-book check per record.
+        sid = apply_md(books, recs, i)
+        if sid < 0 or recs[i].kind == _TRADE:
+            continue
+        now = recs[i].recv_mono_ns
+        b = books[sid]
+        if b.n_bids > 0 and b.n_asks > 0:
+            update_market_stats(stats, sid, 0.5 * (b.bid_px[0] + b.ask_px[0]), now)
+        m = 0
+        for j in range(sym_ptr[sid], sym_ptr[sid + 1]):
+            t = sym_tri[j]
+            if K.top_rate(t, tri, book, keep) <= 1.0:      # no edge: the common case, decided inline
+                edge_since[t] = 0
+                skip_noted[t] = 0                           # its next SKIP_RISK is journaled (decide.py)
+                continue
+            if m == 0:
+                st[D.S_T0] = D.clock_ns()                   # decision latency: from the first candidate
+            K.evaluate_triangle(t, now, tri, sym, book, params, outf, outi, m)
+            if outf[m, K.F_EDGE_TOP] > 0.0:
+                if edge_since[t] == 0:
+                    edge_since[t] = now
+                m += 1
+            else:
+                edge_since[t] = 0
+                skip_noted[t] = 0
+        if m == 0:
+            continue
+        compute_features(outf, outi, m, tri, stats, edge_since, max_start, now, feat)
+        for j in range(m):
+            decision[j] = _VERDICT[outi[j, K.I_STATUS]]
+            score[j] = np.nan
+        n_open = D.pre_decide(m, decision, outi[:, K.I_TRI], outf[:, K.F_EDGE], recs[i].recv_mono_ns, fp, ip, st,
+                              busy, last_fired, skip_noted, groups, fires, decisions, lat, t2i, decision, journal)
+        if n_open > 0 and has_model:
+            return i + 1, m, SCORE
+        if complete_event(recs, i, m, False, outf, outi, feat, tri, dec, decision, journal, group_ids, score,
+                          cands, cand_n, intents, int_n) > 0:
+            return i + 1, m, INTENTS
+    return n, 0, DONE
 
 
 def book_views(cache: BookCache) -> tuple:
@@ -139,6 +298,25 @@ class TriangularArbitrage:
     def scan(self, records: np.ndarray, start: int, n: int) -> tuple[int, int]:
         return scan_records(records, start, n, self.books.books, self.book, self.tri, self.sym, self.params,
                             self.edge_since, self.stats, self.max_start, self.outf, self.outi, self.feat)
+
+    @property
+    def max_rows(self) -> int:
+        """Most candidate rows one market event can produce."""
+        return self.outf.shape[0]
+
+    def scan_decide(self, records: np.ndarray, start: int, n: int, dec: tuple, work: tuple, has_model: bool,
+                    cands: np.ndarray, cand_n: np.ndarray, intents: np.ndarray, int_n: np.ndarray):
+        """``scan_decide`` (the fused kernel) on this strategy's state; ``work``: the engine's
+        (decision, journal, group_ids, score) row arrays."""
+        return scan_decide(records, start, n, self.books.books, self.book, self.tri, self.sym, self.params,
+                           self.edge_since, self.stats, self.max_start, self.outf, self.outi, self.feat,
+                           dec, *work, has_model, cands, cand_n, intents, int_n)
+
+    def complete_event(self, records: np.ndarray, i: int, m: int, dec: tuple, work: tuple,
+                       cands: np.ndarray, cand_n: np.ndarray, intents: np.ndarray, int_n: np.ndarray) -> int:
+        """Phase 2 and the records of record ``i`` once the model scored (``work`` score column)."""
+        return complete_event(records, i, m, True, self.outf, self.outi, self.feat, self.tri, dec, *work,
+                              cands, cand_n, intents, int_n)
 
     def evaluate_all(self, now_ns: int) -> int:
         """Re-evaluate every triangle (a full rescan); rows as in ``scan``; features included."""
@@ -187,7 +365,25 @@ class TriangularArbitrage:
         recs["bid_px"][0, 0], recs["ask_px"][0, 0] = 1.0, 1.01
         recs["bid_qty"][0, 0] = recs["ask_qty"][0, 0] = 1.0
         dummy.scan(recs, 0, 1)
+        _warm_fused(dummy, recs)
         if full:
             dummy.evaluate_all(1)
             if self.table.n_triangles:
                 dummy.evaluate_one(0, 1, 1.0)
+
+
+def _warm_fused(strategy: TriangularArbitrage, recs: np.ndarray) -> None:
+    """Compile scan_decide and complete_event on a throwaway decision state."""
+    from types import SimpleNamespace
+
+    from ctrader.core.records import CANDIDATE, ORDER_INTENT
+
+    sc = SimpleNamespace(min_edge_bps=0.0, min_score=0.0, cooldown_ms=0.0, inflight_timeout_ms=1.0,
+                         max_groups_per_event=1, max_groups_in_flight=1, max_groups_per_10s=1)
+    dec = D.DecisionState(sc, strategy.n_triangles, 1, STRATEGY_ID, N_LEGS, 2, 1)
+    rows = strategy.max_rows
+    work = (np.zeros(rows, np.uint8), np.zeros(rows, np.uint8), np.zeros(rows, np.int64), np.zeros(rows))
+    cands, intents = np.zeros(rows, CANDIDATE), np.zeros(rows * N_LEGS, ORDER_INTENT)
+    cn, on = np.zeros(1, np.int64), np.zeros(1, np.int64)
+    strategy.scan_decide(recs, 0, len(recs), dec.arrays, work, True, cands, cn, intents, on)
+    strategy.complete_event(recs, 0, 0, dec.arrays, work, cands, cn, intents, on)
