@@ -12,4 +12,5 @@ SUITES = {
     "executor": "ctrader.benchmarks.executor",
     "strategy": "ctrader.benchmarks.strategy",
     "replay": "ctrader.benchmarks.replay",
+    "e2e": "ctrader.benchmarks.e2e",
 }

@@ -113,6 +113,9 @@ class Accounting:
         self.unwinds = 0
         self.unwind_pnl = 0.0      # valuation asset: what unwinding cost (negative) or made
         self.latency = LatencyLog()
+        # where tick-to-order goes: feed+strategy (tick -> intent built), the intents ring hop
+        # (built -> read by the executor) and the executor's own path (read -> handed to the venue)
+        self.stages = {"tick_to_intent": LatencyLog(), "intent_hop": LatencyLog(), "executor_path": LatencyLog()}
         self.day_start_pnl = 0.0
         self.day = -1
 
@@ -122,6 +125,10 @@ class Accounting:
         self.orders_sent += 1
         if order.cause_recv_mono_ns:
             self.latency.add(order.sent_mono_ns - order.cause_recv_mono_ns)
+            if order.created_mono_ns and order.seen_mono_ns:
+                self.stages["tick_to_intent"].add(order.created_mono_ns - order.cause_recv_mono_ns)
+                self.stages["intent_hop"].add(order.seen_mono_ns - order.created_mono_ns)
+                self.stages["executor_path"].add(order.sent_mono_ns - order.seen_mono_ns)
 
     def on_fill(self, order: Any, fill: Any) -> None:
         """Apply one fill of ``order`` (an ``orders.Order``; ``fill`` an ``orders.VenueUpdate``)."""
@@ -202,4 +209,5 @@ class Accounting:
             "unwinds": self.unwinds,
             "unwind_pnl": self.unwind_pnl,
             "tick_to_order": self.latency.percentiles(),
+            "tick_to_order_stages": {k: v.percentiles() for k, v in self.stages.items()},
         }

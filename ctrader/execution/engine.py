@@ -111,22 +111,35 @@ class Executor:
     # --- intents ------------------------------------------------------------------------------
 
     def on_intents(self, recs: np.ndarray, n: int) -> None:
-        """Gate, journal and send ``recs[:n]``. The batch is journaled with one fsync before the
-        first order leaves (group commit), so on return every intent is durable and the caller
-        may commit them on the ring."""
+        """Gate, journal and send ``recs[:n]``; on return every intent is journaled, so the
+        caller may commit them on the ring.
+
+        A syncing journal (live mode) makes the batch durable with one fsync before the first
+        order leaves (group commit). Without syncing (paper mode), each order leaves as soon as
+        it passed the gate and its journal line is written: the first leg does not wait for the
+        checks of the others. Venue answers are handled once every order of the batch is out."""
+        seen = self.clock()
         self.check_kill()
-        admitted: list[Order] = []
+        group_commit = self.journal is not None and self.journal.sync
+        waiting: list[Order] = []
         refused: list[Order] = []
+        updates: list[VenueUpdate] = []
         for i in range(n):
             order = self._order_from_intent(recs[i])
+            order.seen_mono_ns = seen
             verdict = self._admit(order)
             if verdict is True:
-                admitted.append(order)
+                if group_commit:
+                    waiting.append(order)
+                else:
+                    updates += self._place(order)
             elif verdict is False:
                 refused.append(order)
         self._commit()
-        for order in admitted:
-            self._send(order)
+        for order in waiting:
+            updates += self._place(order)
+        if updates:
+            self._apply(updates)
         for order in refused:
             self._check_group(self.groups[order.group_id])
         self.events += n
@@ -170,21 +183,32 @@ class Executor:
         return not reason
 
     def _send(self, order: Order) -> None:
+        updates = self._place(order)
+        if updates:
+            self._apply(updates)
+
+    def _place(self, order: Order) -> list[VenueUpdate]:
+        """Hand ``order`` to the venue (tick-to-order ends here); the caller applies the answers."""
         order.sent_mono_ns = self.clock()
         updates = self.venue.place(order, order.sent_mono_ns)
         self.accounting.on_sent(order)
-        if updates:
-            self._apply(updates)
+        return updates
 
     def _commit(self) -> None:
         """Make the journal durable, then publish what waited for it (never the other way round)."""
         if self.journal is not None:
             self.journal.commit()
         outbox, self._outbox = self._outbox, []
-        for _, rec in outbox:
+        if self.journal is None:
+            for _, rec in outbox:
+                self.sink(rec)
+            return
+        # An order is marked published right after its last event of the batch reaches the ring:
+        # a crash between the two republishes that one order's events on restart, not the batch's.
+        last = {id(order): i for i, (order, _) in enumerate(outbox)}
+        for i, (order, rec) in enumerate(outbox):
             self.sink(rec)
-        if self.journal is not None:
-            for order in {id(o): o for o, _ in outbox}.values():
+            if last[id(order)] == i:
                 self.journal.published(order)
 
     def _group_of(self, order: Order) -> Group:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctrader.core.records import EXEC_EVENT, ExecKind, OrderType, Side, TimeInForce
+from ctrader.core.records import EXEC_EVENT, ORDER_INTENT, ExecKind, OrderType, Side, TimeInForce
 from ctrader.venue.decimals import ONE
 
 # Binance order statuses (enums.md); the last four are terminal.
@@ -41,6 +41,9 @@ def client_order_id_for(group_id: int, leg: int) -> str:
     return f"ct{group_id:x}-{leg}"
 
 
+_INTENT_FIELD = {name: i for i, name in enumerate(ORDER_INTENT.names)}   # position in rec.item()
+
+
 @dataclass
 class Order:
     client_order_id: str
@@ -56,6 +59,8 @@ class Order:
     qty: int                     # 1e-8 units
     cause_recv_mono_ns: int = 0
     cause_recv_ts_ns: int = 0
+    created_mono_ns: int = 0     # the strategy built the intent (its CLOCK_MONOTONIC)
+    seen_mono_ns: int = 0        # the executor read it off the intents ring
     is_unwind: bool = False
     status: str = PENDING
     exchange_order_id: int = -1
@@ -70,14 +75,16 @@ class Order:
     @classmethod
     def from_intent(cls, rec, symbol_name: str, tick_units: int, step_units: int) -> Order:
         """An order from an ORDER_INTENT record: integer ticks/steps become exact 1e-8 units."""
-        coid = bytes(rec["client_order_id"]).rstrip(b"\0").decode() or \
-            client_order_id_for(int(rec["group_id"]), int(rec["leg"]))
-        return cls(client_order_id=coid, group_id=int(rec["group_id"]), leg=int(rec["leg"]),
-                   n_legs=int(rec["n_legs"]), symbol_id=int(rec["symbol_id"]), symbol=symbol_name,
-                   side=int(rec["side"]), order_type=int(rec["order_type"]), tif=int(rec["tif"]),
-                   price=int(rec["price_ticks"]) * tick_units, qty=int(rec["qty_steps"]) * step_units,
-                   cause_recv_mono_ns=int(rec["cause_recv_mono_ns"]),
-                   cause_recv_ts_ns=int(rec["cause_recv_ts_ns"]))
+        v = rec.item()             # every field as a Python value in one call: ~3x faster than rec[name]
+        f = _INTENT_FIELD
+        coid = v[f["client_order_id"]].rstrip(b"\0").decode() or \
+            client_order_id_for(v[f["group_id"]], v[f["leg"]])
+        return cls(client_order_id=coid, group_id=v[f["group_id"]], leg=v[f["leg"]], n_legs=v[f["n_legs"]],
+                   symbol_id=v[f["symbol_id"]], symbol=symbol_name, side=v[f["side"]],
+                   order_type=v[f["order_type"]], tif=v[f["tif"]],
+                   price=v[f["price_ticks"]] * tick_units, qty=v[f["qty_steps"]] * step_units,
+                   cause_recv_mono_ns=v[f["cause_recv_mono_ns"]], cause_recv_ts_ns=v[f["cause_recv_ts_ns"]],
+                   created_mono_ns=v[f["created_mono_ns"]])
 
     @property
     def is_open(self) -> bool:

@@ -125,13 +125,14 @@ def run_executor(ctx) -> None:
     executor = None
     md = None
     try:
-        producer = rings["exec"].producer(wait_strategy(cfg.rings.wait), cfg.rings.lossless_timeout_s)
+        wait = wait_strategy(cfg.rings.wait)        # in this thread: it is the one that waits
+        producer = rings["exec"].producer(wait, cfg.rings.lossless_timeout_s)
         universe = load_universe(cfg)
         executor = build_executor(cfg, universe, producer.write, run_id=ctx.run_id)
         if threading.current_thread() is threading.main_thread():
             executor.kill.install_signal_handler()
-        md = rings["md"].consumer()
-        loop = ExecutorLoop(executor, md, rings["intents"].consumer(consumer_id("intents", "executor")))
+        md = rings["md"].consumer(wait=wait)
+        loop = ExecutorLoop(executor, md, rings["intents"].consumer(consumer_id("intents", "executor"), wait=wait))
         stats = StatsFile(ctx.run_dir, "executor")
         log.info("executor: %s mode, %d symbols, journal %s", cfg.run.mode, len(universe.symbols),
                  executor.journal.path)

@@ -32,6 +32,12 @@ from ctrader.venue.decimals import ONE
 from ctrader.venue.errors import BinanceError
 from ctrader.venue.filters import OrderCheck
 
+# Plain ints for the per-order checks: an enum member lookup (``OrderType.MARKET``) costs a
+# Python-level ``__getattr__`` each time, and the gate runs on every order's critical path.
+_MARKET = int(OrderType.MARKET)
+_BUY = int(Side.BUY)
+_STALE = int(MdFlag.STALE)
+
 log = logging.getLogger(__name__)
 
 
@@ -165,14 +171,14 @@ class RiskGate:
         info = self.universe.symbols[order.symbol_id]
         if not self._passes_filters(order, info, mid):
             return RefusalReason.FILTER
-        if (order.order_type != OrderType.MARKET and lim.price_band_pct > 0
+        if (order.order_type != _MARKET and lim.price_band_pct > 0
                 and abs(order.price / ONE / mid - 1.0) * 100.0 > lim.price_band_pct):
             return RefusalReason.PRICE_BAND
         if not unwind:
             quote_value = self.valuer.price(info.quote_id)
             if math.isnan(quote_value):
                 return RefusalReason.STALE_BOOK     # cannot value the order: no usable book
-            px = order.price / ONE if order.order_type != OrderType.MARKET else mid
+            px = order.price / ONE if order.order_type != _MARKET else mid
             notional = px * order.qty / ONE * quote_value
             if notional > lim.max_order_notional:
                 return RefusalReason.MAX_ORDER_NOTIONAL
@@ -193,7 +199,7 @@ class RiskGate:
 
     def _fresh_mid(self, symbol_id: int, now_ns: int) -> float | None:
         b = self.books
-        if b.flags[symbol_id] & MdFlag.STALE or b.n_bids[symbol_id] == 0 or b.n_asks[symbol_id] == 0:
+        if b.flags[symbol_id] & _STALE or b.n_bids[symbol_id] == 0 or b.n_asks[symbol_id] == 0:
             return None
         if now_ns - int(b.last_recv_mono_ns[symbol_id]) > self.limits.max_book_age_ms * 1e6:
             return None
@@ -201,7 +207,7 @@ class RiskGate:
 
     def _passes_filters(self, order: Order, info: Any, mid: float) -> bool:
         rules = info.rules
-        is_market = order.order_type == OrderType.MARKET
+        is_market = order.order_type == _MARKET
         open_here = sum(1 for o in self.order_book.open_orders() if o.symbol_id == order.symbol_id)
         check = OrderCheck(side=order.side_name, order_type=order.type_name,
                            price=None if is_market else order.price, quantity=order.qty,
@@ -219,8 +225,8 @@ class RiskGate:
         exposure = {info.base_id: 0.0, info.quote_id: 0.0}
         for o in self.order_book.open_orders() + [order]:
             other = self.universe.symbols[o.symbol_id]
-            sign = 1.0 if o.side == Side.BUY else -1.0
-            o_px = o.price / ONE if o.order_type != OrderType.MARKET else px
+            sign = 1.0 if o.side == _BUY else -1.0
+            o_px = o.price / ONE if o.order_type != _MARKET else px
             remaining = (o.qty - o.cum_qty) / ONE
             if other.base_id in exposure:
                 exposure[other.base_id] += sign * remaining

@@ -9,6 +9,10 @@ order (feed first, recorder after everything it drains, simulator last so that o
 still be cancelled). The venue's exchangeInfo is fetched once and saved in the run directory;
 every process builds its universe from that file, so symbol ids agree across processes.
 
+The simulator and the recorder are off the tick-to-order path: in their own processes they run
+at a lower CPU priority (``BACKGROUND_NICE``), so that on a 2-core machine the feed, strategy and
+executor get a core as soon as they have work.
+
 ``processes=True`` runs each component as its own OS process under the Supervisor;
 ``processes=False`` runs the same entry functions as threads of this process (debugging, small
 machines): same rings, same code, one PID.
@@ -22,7 +26,7 @@ import os
 import pathlib
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ctrader.config import Config
 from ctrader.runtime.resources import RING_SPECS, RunResources, cleanup_stale
@@ -49,8 +53,11 @@ BACKGROUND_NICE = 10
 
 
 def in_background(nice: int = BACKGROUND_NICE) -> None:
-    """Lower the calling thread's CPU priority (Linux: per thread; a child process's main thread
-    is the process). Best effort: a platform without it keeps the normal priority."""
+    """Lower the CPU priority of a component's own process. Not in threads mode: a niced thread
+    holding the GIL would hold up the others (priority inversion). Best effort: a platform
+    without it keeps the normal priority."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, 0, min(os.getpriority(os.PRIO_PROCESS, 0) + nice, 19))
     except (AttributeError, OSError) as exc:
@@ -145,7 +152,7 @@ def warm_strategy(cfg: Config) -> None:
     t0 = time.perf_counter()
     try:
         build_engine(cfg)
-    except Exception as exc:          # the strategy thread meets it again and fails the run properly
+    except Exception as exc:          # noqa: BLE001  the strategy thread meets it again and fails the run
         log.warning("strategy warm-up failed: %s", exc)
         return
     log.info("strategy kernels ready in %.1f s", time.perf_counter() - t0)
