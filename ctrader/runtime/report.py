@@ -15,17 +15,18 @@ STATUS_FIELDS = [
     ("feed", "gaps", "gaps"),
     ("strategy", "events", "events"),
     ("strategy", "candidates", "cands"),
-    ("strategy", "intents", "intents"),
-    ("executor", "orders", "orders"),
+    ("strategy", "taken", "taken"),
+    ("executor", "orders_sent", "orders"),
     ("executor", "fills", "fills"),
-    ("executor", "refusals_total", "refused"),
-    ("executor", "pnl_start", "pnl"),
-    ("recorder", "rows_written", "stored"),
+    ("executor", "pnl", "pnl"),
+    ("recorder", "rows_md_book", "stored"),
 ]
+# (component, label, how to find p50/p99 in its stats)
 LATENCY_FIELDS = [
-    ("feed", "recv_to_ring_us", "feed"),
-    ("strategy", "eval_us", "eval"),
-    ("executor", "tick_to_order_us", "tick->order"),
+    ("feed", "feed", lambda st: (st.get("recv_to_ring_us_p50"), st.get("recv_to_ring_us_p99"))),
+    ("strategy", "tick->intent", lambda st: (st.get("tick_to_intent_p50_us"), st.get("tick_to_intent_p99_us"))),
+    ("executor", "tick->order",
+     lambda st: ((st.get("tick_to_order") or {}).get("p50_us"), (st.get("tick_to_order") or {}).get("p99_us"))),
 ]
 
 
@@ -43,10 +44,10 @@ def render_status(stats: dict[str, dict]) -> str:
         value = stats.get(comp, {}).get(key)
         if value is not None:
             parts.append(f"{label} {_fmt(value)}")
-    for comp, key, label in LATENCY_FIELDS:
-        lat = stats.get(comp, {}).get(key)
-        if isinstance(lat, dict) and lat.get("p50") is not None:
-            parts.append(f"{label} p50/p99 {lat['p50']:.1f}/{lat.get('p99') or 0:.1f}us")
+    for comp, label, find in LATENCY_FIELDS:
+        p50, p99 = find(stats.get(comp, {}))
+        if p50 is not None:
+            parts.append(f"{label} p50/p99 {p50:.0f}/{p99 or 0:.0f}us")
     return time.strftime("%H:%M:%S ") + (" | ".join(parts) if parts else "starting...")
 
 
