@@ -63,6 +63,26 @@ class TrainResult:
     max_onnx_diff: float
 
 
+class CandidateSampler:
+    """Which tradeable candidates become training rows: at most one per triangle every
+    ``every_ms`` of market time, so a dislocation that lasts seconds is not thousands of
+    near-identical rows. Shared by simulator training and training from recorded history."""
+
+    def __init__(self, every_ms: float) -> None:
+        self.every_ns = int(every_ms * 1e6)
+        self._last: dict[int, int] = {}
+
+    def pick(self, ev, t_ns: int) -> list[int]:
+        """Rows of ``ev`` (a strategy evaluation) to sample at market time ``t_ns``."""
+        chosen = []
+        for j in np.flatnonzero(ev.verdict == 0):
+            tri = int(ev.key[j])
+            if t_ns - self._last.get(tri, -self.every_ns) < self.every_ns:
+                continue
+            self._last[tri] = t_ns
+            chosen.append(int(j))
+        return chosen
+
 def _label(strategy, tri: int, size: float, now_ns: int) -> int:
     status, f, _ = strategy.evaluate_one(tri, now_ns, size)
     if status == K.ST_OK:
@@ -87,9 +107,8 @@ def collect_dataset(cfg, opts: TrainOptions) -> Dataset:
     strategy = TriangularArbitrage(cfg, uni)
     strategy.warmup(full=True)
     latency_ns = int(opts.latency_ms * 1e6)
-    every_ns = int(opts.sample_every_ms * 1e6)
+    sampler = CandidateSampler(opts.sample_every_ms)
     pending: collections.deque = collections.deque()     # (due_ns, row index)
-    last_sample: dict[int, int] = {}
     rows_x: list[np.ndarray] = []
     rows_t: list[int] = []
     rows_meta: list[tuple[int, float]] = []               # (triangle, size)
@@ -110,15 +129,11 @@ def collect_dataset(cfg, opts: TrainOptions) -> Dataset:
                 break
             t = int(batch[i - 1]["recv_mono_ns"])
             ev = strategy.evaluation(m)
-            for j in np.flatnonzero(ev.verdict == 0):
-                tri = int(ev.key[j])
-                if t - last_sample.get(tri, -every_ns) < every_ns:
-                    continue
-                last_sample[tri] = t
+            for j in sampler.pick(ev, t):
                 r = len(rows_x)
                 rows_x.append(ev.features[j].copy())
                 rows_t.append(t)
-                rows_meta.append((tri, float(ev.size[j])))
+                rows_meta.append((int(ev.key[j]), float(ev.size[j])))
                 pending.append((t + latency_ns, r))
         last_ns = now
     keep = [r for r in range(len(rows_x)) if r in labels]   # rows whose due time came before the end

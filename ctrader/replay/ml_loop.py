@@ -104,15 +104,14 @@ def fill_label(books, legs: np.ndarray, fee: float, universe, valuer) -> int:
 
 def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: float = 50.0):
     """``ctrader.model.train.Dataset`` of tradeable candidates and their labels, from md arrays."""
-    from ctrader.model.train import Dataset
+    from ctrader.model.train import CandidateSampler, Dataset
     from ctrader.strategy.triangular import TriangularArbitrage
 
     strategy = TriangularArbitrage(cfg, universe)
     strategy.warmup()
     latency_ns = int(latency_ms * 1e6)
-    every_ns = int(sample_every_ms * 1e6)
+    sampler = CandidateSampler(sample_every_ms)
     pending: collections.deque = collections.deque()         # (due mono ns, row)
-    last_sample: dict[int, int] = {}
     rows_x: list[np.ndarray] = []
     rows_t: list[int] = []
     rows_legs: list[np.ndarray] = []
@@ -148,11 +147,7 @@ def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: f
                 continue
             t = int(recs[i - 1]["recv_mono_ns"])
             ev = strategy.evaluation(m)
-            for j in np.flatnonzero(ev.verdict == 0):
-                tri = int(ev.key[j])
-                if t - last_sample.get(tri, -every_ns) < every_ns:
-                    continue
-                last_sample[tri] = t
+            for j in sampler.pick(ev, t):
                 r = len(rows_x)
                 rows_x.append(ev.features[j].copy())
                 rows_t.append(int(recs[i - 1]["recv_ts_ns"]))
