@@ -4,7 +4,8 @@
 Same layout (``ctrader/core/ring_layout.py``) and the same per-slot seqlock as the numba kernels
 in ``ctrader/core/ring_numba.py``; read that module's docstring for the protocol. Shared words are
 only touched through ``__atomic_*`` builtins so the C compiler can neither cache nor reorder
-them. Waiting releases the GIL.
+them. Waiting releases the GIL. The doorbell (wait kind BLOCK: producers wake consumers that
+sleep on a futex) follows ``ring_numba``'s protocol too.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 from libc.stdint cimport int64_t, uint64_t
@@ -17,6 +18,23 @@ cdef extern from *:
     #include <sched.h>
     #include <time.h>
     #include <unistd.h>
+    #include <limits.h>
+    #include <sys/syscall.h>
+    #if defined(__linux__) && defined(SYS_futex)
+    #include <linux/futex.h>
+    /* FUTEX_WAIT / FUTEX_WAKE, not the _PRIVATE ops: the word lives in shared memory. The word is
+       the low 32 bits of a uint64 ring word (little-endian). */
+    static inline void ct_futex_wait(uint64_t *p, uint64_t expected, int64_t timeout_ns) {
+        struct timespec ts = { timeout_ns / 1000000000LL, timeout_ns % 1000000000LL };
+        syscall(SYS_futex, (uint32_t *)p, FUTEX_WAIT, (uint32_t)expected, &ts, NULL, 0);
+    }
+    static inline void ct_futex_wake(uint64_t *p) { syscall(SYS_futex, (uint32_t *)p, FUTEX_WAKE, INT_MAX, NULL, NULL, 0); }
+    #else
+    static inline void ct_futex_wait(uint64_t *p, uint64_t expected, int64_t timeout_ns) { usleep(50); }
+    static inline void ct_futex_wake(uint64_t *p) { }
+    #endif
+    static inline uint64_t ct_fetch_add(uint64_t *p, int64_t d) { return __atomic_fetch_add(p, (uint64_t)d, __ATOMIC_SEQ_CST); }
+    static inline void ct_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
     static inline uint64_t ct_load_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
     static inline void ct_store_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
     static inline void ct_store_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
@@ -35,6 +53,10 @@ cdef extern from *:
     void ct_fence_release() nogil
     void ct_pause() nogil
     int64_t ct_monotonic_ns() nogil
+    void ct_futex_wait(uint64_t *p, uint64_t expected, int64_t timeout_ns) nogil
+    void ct_futex_wake(uint64_t *p) nogil
+    uint64_t ct_fetch_add(uint64_t *p, int64_t d) nogil
+    void ct_fence_seq_cst() nogil
     int sched_yield() nogil
     int usleep(unsigned int usec) nogil
 
@@ -45,19 +67,29 @@ cdef int64_t C_BASE = L.C_BASE, C_STRIDE = L.C_STRIDE, C_CURSOR = L.C_CURSOR, C_
 cdef int64_t C_OVERRUNS = L.C_OVERRUNS, C_LOST = L.C_LOST, C_TORN = L.C_TORN
 cdef uint64_t BROADCAST = L.BROADCAST
 cdef int64_t SEQ_STRIDE = L.SEQ_STRIDE
-cdef int SPIN = 0, SPIN_YIELD = 1
+cdef int64_t H_WAITERS = L.H_WAITERS, H_BELL = L.H_BELL, H_BELL_RINGS = L.H_BELL_RINGS
+from ctrader.core import wait as W
+cdef int SPIN = W.SPIN, SPIN_YIELD = W.SPIN_YIELD, BLOCK = W.BLOCK
+cdef int64_t SLEEP_MAX_US = W.SLEEP_MAX_US
 cdef int CLOCK_EVERY = 64
+cdef int64_t BLOCK_MAX_NS = 20000000     # longest single sleep on the doorbell
 
 
 cdef inline void wait_once(int kind, int64_t param, int64_t attempt) noexcept nogil:
-    cdef int64_t delay
-    if kind == SPIN or (kind == SPIN_YIELD and attempt < param):
+    """Same as ``ctrader.core.wait.wait_once`` (no doorbell)."""
+    cdef int64_t delay, cap
+    if kind == SPIN or ((kind == SPIN_YIELD or kind == BLOCK) and attempt < param):
         ct_pause()
     elif kind == SPIN_YIELD:
         sched_yield()
     else:
+        if kind == BLOCK:
+            attempt -= param
+            cap = SLEEP_MAX_US
+        else:
+            cap = param if param > 0 else 1
         delay = 1 << (attempt if attempt < 20 else 20)
-        usleep(<unsigned int>(delay if delay < param else (param if param > 0 else 1)))
+        usleep(<unsigned int>(delay if delay < cap else cap))
 
 
 cdef class RingCore:
@@ -144,8 +176,16 @@ cdef class RingCore:
                 self._put(src + (done + k) * self.record_size, head)
                 head += 1
             ct_store_release(&self.ctl[H_HEAD], <uint64_t>head)
+            self._ring_bell()
             done += chunk
         return done
+
+    cdef inline void _ring_bell(self) noexcept nogil:
+        ct_fence_seq_cst()                  # head and slots visible before we look for sleepers
+        if ct_load_acquire(&self.ctl[H_WAITERS]) != 0:
+            ct_fetch_add(&self.ctl[H_BELL], 1)
+            self.ctl[H_BELL_RINGS] += 1
+            ct_futex_wake(&self.ctl[H_BELL])
 
     def write(self, object records, int wait_kind, int64_t wait_param, int64_t timeout_ns):
         """Publish the records in a contiguous buffer (bytes, numpy record or array).
@@ -204,6 +244,22 @@ cdef class RingCore:
             ct_store_release(&self.ctl[base + C_CURSOR], <uint64_t>cursor)
         return n
 
+    cdef int64_t _read_block(self, int64_t consumer, char *out, int64_t limit, bint publish,
+                             int64_t deadline) noexcept nogil:
+        """Sleep on the doorbell until a publish (or ``deadline``), then read (ring_numba.read_rows_block)."""
+        cdef uint64_t bell = ct_load_acquire(&self.ctl[H_BELL])
+        cdef int64_t n, left
+        ct_fetch_add(&self.ctl[H_WAITERS], 1)       # a full barrier: registered before the re-check
+        n = self._read(consumer, out, limit, publish)
+        if n == 0:
+            left = deadline - ct_monotonic_ns()
+            if left > 0:
+                ct_futex_wait(&self.ctl[H_BELL], bell, left if left < BLOCK_MAX_NS else BLOCK_MAX_NS)
+        ct_fetch_add(&self.ctl[H_WAITERS], -1)
+        if n == 0:
+            n = self._read(consumer, out, limit, publish)
+        return n
+
     def read(self, int64_t consumer, object out, int wait_kind, int64_t wait_param, int64_t timeout_ns,
              bint publish=True):
         """Copy available records into the writable buffer ``out`` (a numpy record array).
@@ -222,6 +278,12 @@ cdef class RingCore:
                 if n == 0 and timeout_ns > 0 and limit > 0:
                     deadline = ct_monotonic_ns() + timeout_ns
                     while True:
+                        if wait_kind == BLOCK and attempt >= wait_param:
+                            n = self._read_block(consumer, <char *>view.buf, limit, publish, deadline)
+                            attempt += 1
+                            if n > 0 or ct_monotonic_ns() > deadline:
+                                break
+                            continue
                         wait_once(wait_kind, wait_param, attempt)
                         attempt += 1
                         n = self._read(consumer, <char *>view.buf, limit, publish)

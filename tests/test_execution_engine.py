@@ -218,3 +218,34 @@ def test_an_unwind_refused_by_the_rate_budget_is_retried_until_it_goes_through()
     filled = [o for o in group.unwind_orders if o.status == FILLED]
     assert sorted(o.symbol for o in filled) == ["BTCUSDT", "ETHUSDT"]
     assert abs(ex.accounting.positions["BTC"]) < UNI.by_name["BTCUSDT"].step_units
+
+
+def test_rehearsal_changes_nothing_and_the_next_real_order_is_unaffected(tmp_path):
+    # The executor loop rehearses the order path when idle (keep_warm_us): gate, journal
+    # encoding and exec record for a made-up order. No order, budget, journal line or event.
+    events = []
+    journal = Journal(tmp_path / "j.jsonl", sync=False)
+    ex = paper_executor(events.append, journal=journal)
+    before = (dict(ex.gate.rate.used), dict(ex.gate.group_notional), journal.records,
+              (tmp_path / "j.jsonl").stat().st_size, ex.stats()["orders_sent"])
+    for _ in range(50):
+        ex.rehearse()
+    after = (dict(ex.gate.rate.used), dict(ex.gate.group_notional), journal.records,
+             (tmp_path / "j.jsonl").stat().st_size, ex.stats()["orders_sent"])
+    assert after == before and events == [] and len(ex.orders.orders) == 0
+    assert ex.stats()["rehearsals"] == 50
+    for rec in triangle(1):
+        ex.on_intents(rec, 1)
+    assert all(o.status == FILLED for o in ex.orders.orders.values()) and len(ex.orders.orders) == 3
+
+
+def test_idle_executor_loop_rehearses_every_keep_warm_interval():
+    ex = paper_executor(lambda rec: None)
+    with Ring.create(f"ctrader.test.warm{id(ex)}", ORDER_INTENT, 64, "lossless", 1) as ring:
+        loop = ExecutorLoop(ex, None, ring.consumer(0), keep_warm_us=1)
+        for _ in range(5):
+            loop.step(idle_wait_s=0.001)
+        assert ex.rehearsals == 5
+        off = ExecutorLoop(ex, None, ring.consumer(0), keep_warm_us=0)
+        off.step(idle_wait_s=0.001)
+        assert ex.rehearsals == 5

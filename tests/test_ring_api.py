@@ -186,7 +186,7 @@ def test_records_round_trip_byte_exact(items):
 
 
 def test_wait_strategy_default_suits_the_core_count():
-    assert default_wait_strategy(cores=2).name == "sleep"
+    assert default_wait_strategy(cores=2).name == "block"
     assert default_wait_strategy(cores=16).name == "spin"
     assert wait_strategy("sleep").name == "sleep"
     with pytest.raises(ValueError, match="unknown wait strategy"):

@@ -377,3 +377,32 @@ def test_a_second_strategy_plugs_in_through_the_registry(cfg, dislocated, monkey
         info = uni.symbols[int(o["symbol_id"])]
         info.rules.check(OrderCheck("BUY", "LIMIT", price=int(o["price_ticks"]) * info.tick_units,
                                     quantity=int(o["qty_steps"]) * info.step_units))
+
+
+def test_rehearsals_between_events_change_no_decision(cfg, dislocated):
+    # The live loop rehearses the order path (a model call, client ids) when it sat idle; doing
+    # so before every batch must leave candidates and intents exactly as without.
+    uni, batches = dislocated
+    model = OnnxModel.load(PACKAGED_DIR / "default", FEATURES)
+    plain = StrategyEngine(cfg, uni, model, run_tag="w")
+    rehearsed = StrategyEngine(cfg, uni, model, run_tag="w")
+
+    class Rehearsing:
+        def __iter__(self):
+            for batch in batches:
+                rehearsed.rehearse()
+                yield batch
+
+    want_c, want_i = drive(plain, batches)
+    got_c, got_i = drive(rehearsed, Rehearsing())
+    assert len(want_i) > 0
+    for arrays, clock_field in (((want_c, got_c), "eval_mono_ns"), ((want_i, got_i), "created_mono_ns")):
+        for a in arrays:
+            a[clock_field] = 0        # when it ran, the only thing allowed to differ
+    for want, got in ((want_c, got_c), (want_i, got_i)):       # field by field: concatenate drops padding
+        assert want.dtype == got.dtype and len(want) == len(got)
+        for name in want.dtype.names:
+            assert np.array_equal(want[name], got[name], equal_nan=want[name].dtype.kind == "f"), name
+    stats = rehearsed.stats()
+    assert stats["rehearsals"] == len(batches)
+    assert stats["model_calls"] == plain.stats()["model_calls"]      # rehearsals are not model calls

@@ -11,7 +11,8 @@ from numba import njit
 from ctrader.core import ring_numba as rn
 from ctrader.core.ring import Ring
 from ctrader.core.ring_layout import OK
-from ctrader.core.wait import SPIN_YIELD
+from ctrader.core.atomics import sleep_us
+from ctrader.core.wait import BLOCK, BLOCK_SPINS, SPIN_YIELD, WaitStrategy
 
 # A 256-byte test record: word 0 is the sequence, every other word is derived from it, so a
 # consumer can tell a whole record from a torn one.
@@ -53,7 +54,24 @@ def produce(ctl, seqs, payload, n, batch, timeout_ns):
 
 
 @njit(cache=True)
-def consume(ctl, seqs, payload, consumer, n_expected, batch, timeout_ns, slow_every):
+def produce_bursts(ctl, seqs, payload, n, burst, pause_us):
+    """Write records 0..n-1 one at a time, ``burst`` back to back, then pause: consumers that
+    block fall asleep in every pause and must be woken by the next publish."""
+    row = np.empty(payload.shape[1], np.uint64)
+    state = np.zeros(2, np.int64)
+    for seq in range(n):
+        fill_row(row, seq)
+        status = rn.write_row(ctl, seqs, payload, row, state, SPIN_YIELD, 100, 10_000_000_000)
+        if status != OK:
+            return status
+        if (seq + 1) % burst == 0:
+            sleep_us(pause_us)
+    return OK
+
+
+@njit(cache=True)
+def consume(ctl, seqs, payload, consumer, n_expected, batch, timeout_ns, slow_every, wait_kind=SPIN_YIELD,
+            wait_param=100):
     """Read until the last sequence arrives (or a read times out).
 
     Returns (records seen, gaps in sequence summed, torn records accepted, checksum, last seq).
@@ -67,7 +85,7 @@ def consume(ctl, seqs, payload, consumer, n_expected, batch, timeout_ns, slow_ev
     expect = np.uint64(0)
     last = np.uint64(0)
     while True:
-        got = rn.read_rows_wait(ctl, seqs, payload, consumer, out, SPIN_YIELD, 100, timeout_ns)
+        got = rn.read_rows_wait(ctl, seqs, payload, consumer, out, wait_kind, wait_param, timeout_ns)
         if got == 0:
             break
         for i in range(got):
@@ -119,3 +137,40 @@ def run_consumer(name, index, n, batch, timeout_s, slow_every, ready, result_que
     result_queue.put((consumer.index, int(seen), int(gaps), int(torn), int(checksum), int(last),
                       consumer.lost, consumer.overruns))
     ring.close()
+
+
+def run_burst_producer(name, n, burst, pause_us, result_queue):
+    ring = Ring.attach(name, TEST_RECORD)
+    v = ring.views
+    status = produce_bursts(v.ctl, v.seqs, v.payload, n, burst, pause_us)
+    result_queue.put(("producer", int(status)))
+    ring.close()
+
+
+def run_blocking_consumer(name, index, n, in_numba, ready, result_queue):
+    """A consumer that waits with BLOCK: through the numba kernels or the Cython ``Consumer``."""
+    ring = Ring.attach(name, TEST_RECORD)
+    consumer = ring.consumer(index, wait=WaitStrategy(BLOCK, BLOCK_SPINS))
+    ready.set()
+    if in_numba:
+        v = ring.views
+        seen, gaps, torn, checksum, last = consume(v.ctl, v.seqs, v.payload, consumer.index, n, 64,
+                                                   30_000_000_000, 0, BLOCK, BLOCK_SPINS)
+    else:
+        out = np.empty(64, TEST_RECORD)
+        seen = gaps = torn = checksum = last = 0
+        expect = 0
+        while last != n - 1 or seen == 0:
+            got = consumer.read_batch(out, 30.0)
+            if got == 0:
+                break
+            for row in out[:got].view(np.uint64).reshape(got, -1):
+                seq = int(row[0])
+                torn += not row_is_whole(row)
+                gaps += seq - expect
+                expect = seq + 1
+                checksum = (checksum * 31 + seq + int(row[31])) % (1 << 64)
+                seen += 1
+                last = seq
+    result_queue.put((consumer.index, int(seen), int(gaps), int(torn), int(checksum), int(last),
+                      consumer.lost, consumer.overruns))

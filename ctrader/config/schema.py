@@ -140,8 +140,10 @@ class RingsConfig:
                             pow2=True)
     journal_capacity: int = opt("slots in the candidate-journal ring (power of two)",
                                 min=1024, max=1 << 22, pow2=True)
-    wait: str = opt("how consumers wait for data; auto picks from the core count",
-                    choices=("auto", "spin", "spin-yield", "sleep"))
+    wait: str = opt("how consumers wait for data; auto picks from the core count (block on <= 3 cores)",
+                    choices=("auto", "spin", "spin-yield", "sleep", "block"))
+    keep_warm_us: int = opt("strategy and executor rehearse their order path (dry run) when it sat idle this "
+                            "long, so caches stay warm for the next real order; 0 = off", min=0, max=10_000_000)
     lossless_timeout_s: float = opt("a lossless producer fails loudly after waiting this long",
                                     min=0.001, max=3600)
 

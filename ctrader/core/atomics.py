@@ -179,3 +179,83 @@ def sched_yield() -> None:
 @njit(cache=True, nogil=True)
 def sleep_us(us: int) -> None:
     _libc_usleep(us)
+
+
+# --- the ring's doorbell: read-modify-write, a full fence, and futex wait/wake -------------------
+
+@intrinsic
+def fetch_add(typingctx, arr, idx, delta):
+    """Atomically ``arr[idx] += delta`` (sequentially consistent); returns the old value.
+    A negative ``delta`` subtracts (two's complement on uint64)."""
+    if not _check_u64_array(arr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+        val = context.cast(builder, args[2], sig.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return types.uint64(arr, idx, delta), codegen
+
+
+@intrinsic
+def fence_seq_cst(typingctx):
+    """A full fence: earlier stores are visible before later loads (store -> load ordering,
+    which acquire/release alone do not give). The doorbell's publish-then-check needs it."""
+    def codegen(context, builder, sig, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+def _futex_syscall_number() -> int:
+    import platform
+
+    return {"x86_64": 202, "aarch64": 98}.get(platform.machine(), -1)
+
+
+SYS_FUTEX = _futex_syscall_number()   # -1: no futex here, the BLOCK wait falls back to sleeping
+FUTEX_WAIT, FUTEX_WAKE = 0, 1          # not the _PRIVATE ops: the word is in shared memory
+_INT_MAX = 2**31 - 1
+
+
+@intrinsic
+def _futex(typingctx, arr, idx, op, value, timeout_ns):
+    """``syscall(SYS_futex, &arr[idx], op, value, timeout, NULL, 0)``; the word is the low 32
+    bits of the uint64 element (little-endian), ``timeout_ns`` relative (FUTEX_WAIT only)."""
+    if not _check_u64_array(arr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+        ts = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+        tns = context.cast(builder, args[4], sig.args[4], types.int64)
+        billion = ir.Constant(i64, 1_000_000_000)
+        zero32 = ir.Constant(ir.IntType(32), 0)
+        builder.store(builder.sdiv(tns, billion), builder.gep(ts, [zero32, zero32]))
+        builder.store(builder.srem(tns, billion), builder.gep(ts, [zero32, ir.Constant(ir.IntType(32), 1)]))
+        fnty = ir.FunctionType(i64, [i64], var_arg=True)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "syscall")
+        op = context.cast(builder, args[2], sig.args[2], types.int64)
+        val = context.cast(builder, args[3], sig.args[3], types.int64)
+        return builder.call(fn, [ir.Constant(i64, SYS_FUTEX), builder.ptrtoint(ptr, i64), op, val,
+                                 builder.ptrtoint(ts, i64), ir.Constant(i64, 0), ir.Constant(i64, 0)])
+
+    return types.int64(arr, idx, op, value, timeout_ns), codegen
+
+
+@njit(cache=True, nogil=True)
+def futex_wait(arr, idx, expected, timeout_ns) -> None:
+    """Sleep while the low 32 bits of ``arr[idx]`` equal ``expected``, for up to ``timeout_ns``
+    (returns at once if they already differ; spurious returns are possible: re-check)."""
+    if SYS_FUTEX >= 0:
+        _futex(arr, idx, FUTEX_WAIT, expected & 0xFFFFFFFF, timeout_ns)
+
+
+@njit(cache=True, nogil=True)
+def futex_wake(arr, idx) -> None:
+    """Wake every thread sleeping on the low 32 bits of ``arr[idx]``."""
+    if SYS_FUTEX >= 0:
+        _futex(arr, idx, FUTEX_WAKE, _INT_MAX, 0)

@@ -3,8 +3,9 @@
     +-------------------------------+  offset 0
     | ctl: uint64 words             |  header line 0: identity (checked on attach)
     |   [0..7]   identity           |  line 1: producer (head, counters)
-    |   [8..15]  producer           |  one 64-byte line per consumer from word C_BASE
-    |   [16..]   consumers          |
+    |   [8..15]  producer           |  line 2: doorbell (blocked consumers, futex word)
+    |   [16..23] doorbell           |  one 64-byte line per consumer from word C_BASE
+    |   [24..]   consumers          |
     +-------------------------------+  64-aligned
     | seqs: one 64-byte line a slot |  slot s holds sequence q when seqs[s * SEQ_STRIDE] == q + 1
     +-------------------------------+  64-aligned
@@ -22,7 +23,7 @@ a line per sequence, 63M to 104M in three runs.
 from __future__ import annotations
 
 MAGIC = 0x4354524452494E47   # "CTRDRING"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 BROADCAST, LOSSLESS = 1, 2
 KIND_NAMES = {BROADCAST: "broadcast", LOSSLESS: "lossless"}
@@ -41,8 +42,15 @@ H_HEAD = 8               # sequences published so far (next sequence to write)
 H_PRODUCER_PID = 9
 H_PRODUCER_WAITS = 10    # times a lossless producer found the ring full and had to wait
 H_PRODUCER_TIMEOUTS = 11
+# Line 2: the doorbell, for consumers that block in the kernel instead of polling (wait kind
+# BLOCK, see ``ctrader.core.wait``). A consumer adds itself to H_WAITERS, re-checks its slot and
+# sleeps on the futex word H_BELL; a producer that publishes while H_WAITERS > 0 bumps H_BELL
+# and wakes the sleepers. Its own line: consumers write it, the producer only reads it per publish.
+H_WAITERS = 16           # consumers asleep (or about to be) on the bell
+H_BELL = 17              # bumped on every publish that found a waiter; futex on its low 32 bits
+H_BELL_RINGS = 18        # times the producer made the wake call (a counter for stats)
 # Consumer table: one line each.
-C_BASE = 16
+C_BASE = 24
 C_STRIDE = 8
 C_CURSOR = 0             # next sequence this consumer will read
 C_ACTIVE = 1             # 1 while the slot is claimed (broadcast) or declared (lossless)

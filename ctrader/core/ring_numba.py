@@ -13,6 +13,12 @@ Protocol (a per-slot seqlock, Disruptor style). Slot ``i`` holds sequence ``s`` 
   consumer: a = seqs[i] (acquire); if a == want + 1: copy payload; acquire fence;
             b = seqs[i]; b == a -> the copy is whole, else the producer lapped us mid-copy.
 
+Doorbell (wait kind BLOCK): after publishing, the producer issues a full fence and reads
+``H_WAITERS``; only if a consumer sleeps does it bump ``H_BELL`` and make the futex wake call.
+A consumer about to sleep reads ``H_BELL``, adds itself to ``H_WAITERS`` (a full barrier),
+re-checks its slot, and sleeps only while ``H_BELL`` is unchanged. Either the producer sees the
+waiter (and wakes it) or the consumer's re-check sees the record: no wake-up is lost.
+
 Every shared load or store goes through ``ctrader.core.atomics``: a plain load in a spin loop
 may be hoisted out of the loop by LLVM and spin for ever.
 """
@@ -21,12 +27,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ctrader.core.atomics import (cas, fence_acquire, fence_release, load_acquire, monotonic_ns,
-                                  store_relaxed, store_release)
+from ctrader.core.atomics import (cas, fence_acquire, fence_release, fence_seq_cst, fetch_add, futex_wait,
+                                  futex_wake, load_acquire, monotonic_ns, store_relaxed, store_release)
 from ctrader.core.ring_layout import (BROADCAST, C_ACTIVE, C_BASE, C_CURSOR, C_LOST, C_OVERRUNS,
-                                      C_PID, C_STRIDE, C_TORN, H_CAPACITY, H_HEAD, H_KIND,
-                                      H_MAX_CONSUMERS, H_PRODUCER_WAITS, OK, SEQ_STRIDE, TIMEOUT)
-from ctrader.core.wait import wait_once
+                                      C_PID, C_STRIDE, C_TORN, H_BELL, H_BELL_RINGS, H_CAPACITY, H_HEAD,
+                                      H_KIND, H_MAX_CONSUMERS, H_PRODUCER_WAITS, H_WAITERS, OK, SEQ_STRIDE,
+                                      TIMEOUT)
+from ctrader.core.wait import BLOCK, wait_once
 
 # Sequences and cursors are uint64 in memory but handled as int64 here: mixing the two in numba
 # arithmetic silently promotes to float64.
@@ -42,6 +49,18 @@ def _get(arr, i):
 
 # How many empty waits between two clock reads while waiting with a timeout.
 _CLOCK_EVERY = 64
+# Longest single sleep on the doorbell: a bound, should a wake-up ever be missed.
+_BLOCK_MAX_NS = 20_000_000
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ring_bell(ctl):
+    """After publishing: wake the consumers sleeping on the doorbell, if any (see module doc)."""
+    fence_seq_cst()                       # our head/slot stores are visible before we read WAITERS
+    if _ld(ctl, H_WAITERS) != 0:
+        fetch_add(ctl, H_BELL, 1)
+        ctl[H_BELL_RINGS] += np.uint64(1)
+        futex_wake(ctl, H_BELL)
 
 
 # --- producer ----------------------------------------------------------------------------------
@@ -123,6 +142,7 @@ def write_rows(ctl, seqs, payload, rows, state, wait_kind, wait_param, timeout_n
             _put(seqs, payload, rows[done + k], head, mask)
             head += 1
         store_release(ctl, H_HEAD, head)
+        ring_bell(ctl)
         done += chunk
     state[1] = done
     return OK
@@ -137,6 +157,7 @@ def write_row(ctl, seqs, payload, row, state, wait_kind, wait_param, timeout_ns)
             return TIMEOUT
     _put(seqs, payload, row, head, _get(ctl, H_CAPACITY) - 1)
     store_release(ctl, H_HEAD, head + 1)
+    ring_bell(ctl)
     return OK
 
 
@@ -196,6 +217,22 @@ def read_rows(ctl, seqs, payload, consumer, out):
 
 
 @njit(cache=True, nogil=True)
+def read_rows_block(ctl, seqs, payload, consumer, out, deadline_ns):
+    """Sleep on the doorbell until a publish (or ``deadline_ns``), then read. Returns how many."""
+    bell = _ld(ctl, H_BELL)
+    fetch_add(ctl, H_WAITERS, 1)          # a full barrier: registered before the re-check below
+    n = read_rows(ctl, seqs, payload, consumer, out)
+    if n == 0:
+        left = deadline_ns - monotonic_ns()
+        if left > 0:
+            futex_wait(ctl, H_BELL, bell, min(left, _BLOCK_MAX_NS))
+    fetch_add(ctl, H_WAITERS, -1)
+    if n == 0:
+        n = read_rows(ctl, seqs, payload, consumer, out)
+    return n
+
+
+@njit(cache=True, nogil=True)
 def read_rows_wait(ctl, seqs, payload, consumer, out, wait_kind, wait_param, timeout_ns):
     """Like ``read_rows`` but waits (with the wait strategy) up to ``timeout_ns`` for data."""
     n = read_rows(ctl, seqs, payload, consumer, out)
@@ -204,11 +241,16 @@ def read_rows_wait(ctl, seqs, payload, consumer, out, wait_kind, wait_param, tim
     deadline = monotonic_ns() + timeout_ns
     attempt = 0
     while True:
-        wait_once(wait_kind, wait_param, attempt)
+        if wait_kind == BLOCK and attempt >= wait_param:
+            n = read_rows_block(ctl, seqs, payload, consumer, out, deadline)
+            if n > 0 or monotonic_ns() > deadline:
+                return n
+        else:
+            wait_once(wait_kind, wait_param, attempt)
+            n = read_rows(ctl, seqs, payload, consumer, out)
+            if n > 0:
+                return n
         attempt += 1
-        n = read_rows(ctl, seqs, payload, consumer, out)
-        if n > 0:
-            return n
         if attempt % _CLOCK_EVERY == 0 and monotonic_ns() > deadline:
             return 0
 

@@ -8,14 +8,18 @@ extension can take them as plain arguments:
   spinning when a core is free, and gives the core away when another process needs it.
 - ``SLEEP``: sleep with exponential back-off from 1 µs up to ``param`` µs. Nearly free in CPU,
   adds up to ``param`` µs of latency.
+- ``BLOCK``: spin ``param`` times, then sleep in the kernel on the ring's doorbell (a futex the
+  producer rings only when a consumer sleeps, see ``ring_layout.H_BELL``). Free in CPU while
+  idle and woken within microseconds of a publish. Where there is no doorbell to sleep on (a
+  lossless producer waiting for room), it waits like ``SLEEP``.
 
 On this project's 2-core machines the feed, strategy and executor cannot each own a core, so the
-default there is a short sleep (back-off capped at ``SLEEP_MAX_US``, with the thread's timer
-slack cut to 1 µs); busy-spin is the default only when every busy process can have a core of
-its own. Measured with the e2e benchmark (five processes on two cores, 20 s runs): spin-then-
-yield and sleep give the same tick-to-order p50 (~0.8-1.0 ms, dominated by Python work), but
-spin-then-yield's p99 was 7-67 ms against 2.2-2.7 ms for sleep: a yielding spinner still
-holds its core, so the process that has work waits for a scheduler tick.
+default there is BLOCK; busy-spin is the default only when every busy process can have a core
+of its own. Measured here (Firecracker VM, 2 vCPUs): a futex wake reaches the other process in
+3 µs p50 / 10-40 µs p99, while even a 1 µs ``nanosleep`` lasts 16 µs (75 µs with the default
+timer slack), so a polling sleeper adds tens of µs per hop and ~50k context switches/s; a
+yielding spinner (SPIN_YIELD) gave p99 7-67 ms in five-process sessions, because it still holds
+its core and the process that has work waits for a scheduler tick.
 
     wait = wait_strategy(cfg.rings.wait)     # in the thread that will wait
     consumer = ring.consumer(wait=wait)
@@ -29,10 +33,11 @@ from numba import njit
 
 from ctrader.core.atomics import cpu_relax, sched_yield, sleep_us
 
-SPIN, SPIN_YIELD, SLEEP = 0, 1, 2
-NAMES = {"spin": SPIN, "spin-yield": SPIN_YIELD, "sleep": SLEEP}
+SPIN, SPIN_YIELD, SLEEP, BLOCK = 0, 1, 2, 3
+NAMES = {"spin": SPIN, "spin-yield": SPIN_YIELD, "sleep": SLEEP, "block": BLOCK}
 BUSY_PROCESSES = 3  # feed, strategy, executor all wait on rings
 SLEEP_MAX_US = 50           # a sleeping consumer's longest nap (back-off from 1 µs)
+BLOCK_SPINS = 64            # empty polls (~2-4 µs) before a BLOCK consumer sleeps on the doorbell
 TIMER_SLACK_NS = 1_000      # see precise_sleeps
 _PR_SET_TIMERSLACK = 29
 
@@ -56,15 +61,15 @@ def usable_cores() -> int:
 
 def default_wait_strategy(cores: int | None = None) -> WaitStrategy:
     """Busy-spin only when every busy process can have its own core (plus one for the OS);
-    otherwise sleep briefly, giving the core to whichever process has work."""
+    otherwise block on the ring's doorbell, giving the core to whichever process has work."""
     cores = usable_cores() if cores is None else cores
     if cores > BUSY_PROCESSES:
         return WaitStrategy(SPIN, 0)
-    return WaitStrategy(SLEEP, SLEEP_MAX_US)
+    return WaitStrategy(BLOCK, BLOCK_SPINS)
 
 
 def wait_strategy(name: str) -> WaitStrategy:
-    """Parse a config value: auto, spin, spin-yield or sleep.
+    """Parse a config value: auto, spin, spin-yield, sleep or block.
 
     Called by a component in the thread that will wait; a sleeping strategy also shrinks that
     thread's timer slack (``precise_sleeps``), or every sleep would last at least 50 µs."""
@@ -76,9 +81,11 @@ def wait_strategy(name: str) -> WaitStrategy:
         chosen = WaitStrategy(SPIN_YIELD, 200)
     elif name == "sleep":
         chosen = WaitStrategy(SLEEP, SLEEP_MAX_US)
+    elif name == "block":
+        chosen = WaitStrategy(BLOCK, BLOCK_SPINS)
     else:
-        raise ValueError(f"unknown wait strategy {name!r}; choose auto, spin, spin-yield or sleep")
-    if chosen.kind == SLEEP:
+        raise ValueError(f"unknown wait strategy {name!r}; choose auto, spin, spin-yield, sleep or block")
+    if chosen.kind in (SLEEP, BLOCK):
         precise_sleeps()
     return chosen
 
@@ -100,7 +107,8 @@ def precise_sleeps(slack_ns: int = TIMER_SLACK_NS) -> bool:
 
 @njit(cache=True, nogil=True)
 def wait_once(kind: int, param: int, attempt: int) -> None:
-    """One step of waiting; ``attempt`` counts the consecutive empty tries (from 0)."""
+    """One step of waiting without a doorbell; ``attempt`` counts the consecutive empty tries
+    (from 0). BLOCK spins ``param`` times, then sleeps like SLEEP."""
     if kind == SPIN:
         cpu_relax()
     elif kind == SPIN_YIELD:
@@ -108,6 +116,8 @@ def wait_once(kind: int, param: int, attempt: int) -> None:
             cpu_relax()
         else:
             sched_yield()
+    elif kind == BLOCK and attempt < param:
+        cpu_relax()
     else:
-        delay = 1 << min(attempt, 20)
-        sleep_us(min(delay, max(param, 1)))
+        delay = 1 << min(max(attempt - (param if kind == BLOCK else 0), 0), 20)
+        sleep_us(min(delay, SLEEP_MAX_US if kind == BLOCK else max(param, 1)))

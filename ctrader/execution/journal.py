@@ -60,9 +60,13 @@ class Journal:
         self._dirty = False
 
     def intent(self, order: Order, durable: bool = True) -> None:
+        self._write(self.intent_doc(order), durable)
+
+    @staticmethod
+    def intent_doc(order: Order) -> dict:
         doc = {"k": "intent"}
         doc.update({name: getattr(order, name) for name in _ORDER_FIELDS})
-        self._write(doc, durable)
+        return doc
 
     def state(self, order: Order, durable: bool = True) -> None:
         self._write({"k": "state", "coid": order.client_order_id, "status": order.status,

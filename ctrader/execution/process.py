@@ -85,10 +85,12 @@ class ExecutorLoop:
     """Moves records between the rings and an ``Executor``, one ``step`` at a time."""
 
     def __init__(self, executor: Executor, md: Consumer | None, intents: Consumer | None,
-                 md_batch: int = 512, intent_batch: int = 64) -> None:
+                 md_batch: int = 512, intent_batch: int = 64, keep_warm_us: int = 0) -> None:
         self.executor = executor
         self.md = md
         self.intents = intents
+        self.keep_warm_ns = keep_warm_us * 1000     # rehearse the order path after this long without one
+        self._warm_at = 0
         self.md_buf = np.empty(md_batch, MD_EVENT)
         self.intent_buf = np.empty(intent_batch, ORDER_INTENT)
 
@@ -103,8 +105,16 @@ class ExecutorLoop:
                 done += n
         done += self.executor.poll()
         if not done:
+            self._keep_warm()
             done = self._intents(idle_wait_s)
         return done
+
+    def _keep_warm(self) -> None:
+        if self.keep_warm_ns > 0:
+            now = time.monotonic_ns()
+            if now - self._warm_at >= self.keep_warm_ns:
+                self.executor.rehearse()
+                self._warm_at = now
 
     def _intents(self, timeout_s: float) -> int:
         if self.intents is None:
@@ -113,6 +123,7 @@ class ExecutorLoop:
         if n:
             self.executor.on_intents(self.intent_buf, n)   # journaled (fsync) before it returns
             self.intents.commit(n)
+            self._warm_at = time.monotonic_ns()
         return n
 
 
@@ -132,7 +143,8 @@ def run_executor(ctx) -> None:
         if threading.current_thread() is threading.main_thread():
             executor.kill.install_signal_handler()
         md = rings["md"].consumer(wait=wait)
-        loop = ExecutorLoop(executor, md, rings["intents"].consumer(consumer_id("intents", "executor"), wait=wait))
+        loop = ExecutorLoop(executor, md, rings["intents"].consumer(consumer_id("intents", "executor"), wait=wait),
+                            keep_warm_us=cfg.rings.keep_warm_us)
         stats = StatsFile(ctx.run_dir, "executor")
         log.info("executor: %s mode, %d symbols, journal %s", cfg.run.mode, len(universe.symbols),
                  executor.journal.path)

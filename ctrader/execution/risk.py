@@ -157,7 +157,12 @@ class RiskGate:
         self.rate.charge(now_mono_ns)
         return RefusalReason.NONE
 
-    def _first_breach(self, order: Order, now_ns: int, unwind: bool) -> RefusalReason:
+    def dry_check(self, order: Order, now_mono_ns: int) -> RefusalReason:
+        """What ``check`` would say, recording nothing (no budget charged, no group notional):
+        the executor's rehearsal runs it to keep the gate's code and data in cache."""
+        return self._first_breach(order, now_mono_ns, False, record=False)
+
+    def _first_breach(self, order: Order, now_ns: int, unwind: bool, record: bool = True) -> RefusalReason:
         lim = self.limits
         if self.kill.engaged:
             return RefusalReason.KILL_SWITCH
@@ -191,7 +196,7 @@ class RiskGate:
             return RefusalReason.MAX_OPEN_ORDERS
         if not self.rate.allows(now_ns, reserve=0 if unwind else self.unwind_reserve):
             return RefusalReason.RATE_BUDGET
-        if not unwind:
+        if record and not unwind:
             self.group_notional[order.group_id] = group_total
         return RefusalReason.NONE
 

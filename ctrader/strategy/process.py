@@ -78,7 +78,7 @@ def run_strategy(ctx) -> None:
         loop = StrategyLoop(engine, md_in, ex.consumer(consumer_id("exec", "strategy"), wait=wait),
                             intents.producer(wait, timeout_s=cfg.rings.lossless_timeout_s),
                             journal.producer(wait, timeout_s=0.0), StatsFile(ctx.run_dir, "strategy"),
-                            arrivals=ExecArrivals(ctx.run_dir), watcher=watcher)
+                            arrivals=ExecArrivals(ctx.run_dir), watcher=watcher, keep_warm_us=cfg.rings.keep_warm_us)
         loop.run(ctx.stop.is_set, ctx.health.beat)
     finally:
         md_in.release()
@@ -113,7 +113,7 @@ class StrategyLoop:
     """
 
     def __init__(self, engine: StrategyEngine, md_in, exec_in, intents_out, journal_out, stats_file=None,
-                 arrivals: ExecArrivals | None = None, watcher=None) -> None:
+                 arrivals: ExecArrivals | None = None, watcher=None, keep_warm_us: int = 0) -> None:
         self.engine = engine
         self.md_in, self.exec_in = md_in, exec_in
         self.intents_out, self.journal_out = intents_out, journal_out
@@ -128,10 +128,16 @@ class StrategyLoop:
         self.model_refused = 0
         self._r2i = np.zeros(4096, dtype=np.int64)
         self._r2i_n = 0
+        # keep the order path warm: rehearse it when no model call happened for keep_warm_ns
+        self.keep_warm_ns = keep_warm_us * 1000
+        self._warm_at = 0
+        self._calls_seen = -1
 
     def step(self, timeout_s: float = 0.05) -> int:
         """One round: exec events first (they free triangles), then a batch of md. Returns md read."""
         self._poll_exec()
+        if self.keep_warm_ns:
+            timeout_s = min(timeout_s, self.keep_warm_ns / 1e9)
         n = self.md_in.read_batch(self.md_buf, timeout_s)
         read_ns = time.monotonic_ns()
         i = 0
@@ -147,7 +153,19 @@ class StrategyLoop:
                 self._journal(cands)
             if i < n:
                 self._poll_exec()
+        if self.keep_warm_ns:
+            self._keep_warm()
         return n
+
+    def _keep_warm(self) -> None:
+        """Rehearse the order path when it sat idle ``keep_warm_ns`` (see ``StrategyEngine.rehearse``)."""
+        now = time.monotonic_ns()
+        calls = self.engine.model_calls + self.intents_written
+        if calls != self._calls_seen:
+            self._calls_seen, self._warm_at = calls, now
+        elif now - self._warm_at >= self.keep_warm_ns:
+            self.engine.rehearse()
+            self._warm_at = now
 
     def _poll_exec(self) -> None:
         n = self.exec_in.read_batch(self.exec_buf, 0.0)
