@@ -26,6 +26,9 @@ class RunConfig:
     data_dir: str = opt("directory for the embedded store, journals and models (CTRADER_DATA_DIR)")
     log_format: str = opt("log line format", choices=("text", "json"))
     log_level: str = opt("log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    cpu_layout: str = opt("auto: on 2-3 cores, --processes gives the strategy a core of its own (where it "
+                          "spins) and the other components share the rest; none: the OS places them",
+                          choices=("auto", "none"))
 
 
 @dataclass(frozen=True)

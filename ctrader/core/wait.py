@@ -68,13 +68,14 @@ def default_wait_strategy(cores: int | None = None) -> WaitStrategy:
     return WaitStrategy(BLOCK, BLOCK_SPINS)
 
 
-def wait_strategy(name: str) -> WaitStrategy:
-    """Parse a config value: auto, spin, spin-yield, sleep or block.
+def wait_strategy(name: str, owns_core: bool = False) -> WaitStrategy:
+    """Parse a config value: auto, spin, spin-yield, sleep or block. ``auto`` spins in a process
+    that has a core to itself (``owns_core``, see ``ctrader.runtime.cpus``).
 
     Called by a component in the thread that will wait; a sleeping strategy also shrinks that
     thread's timer slack (``precise_sleeps``), or every sleep would last at least 50 µs."""
     if name == "auto":
-        chosen = default_wait_strategy()
+        chosen = WaitStrategy(SPIN, 0) if owns_core else default_wait_strategy()
     elif name == "spin":
         chosen = WaitStrategy(SPIN, 0)
     elif name == "spin-yield":

@@ -125,6 +125,9 @@ class LiveVenue:
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return []        # the venue matches, not us
 
+    def wants_books(self) -> bool:
+        return False
+
     # --- receiving ----------------------------------------------------------------------------------
 
     def poll(self, now_ns: int) -> list[VenueUpdate]:

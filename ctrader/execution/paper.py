@@ -189,6 +189,12 @@ class PaperVenue:
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return self.model.on_book(symbol_id, now_ns)
 
+    def wants_books(self) -> bool:
+        """Whether ``on_book`` must see every book update now: only while orders are in flight or
+        resting, or fills have consumed liquidity that a book update makes fresh again."""
+        m = self.model
+        return bool(m.in_flight or m.resting or m._consumed)
+
     def poll(self, now_ns: int) -> list[VenueUpdate]:
         return self.model.advance(now_ns)
 

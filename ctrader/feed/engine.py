@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 # Staged records are written at the end of each socket read, or after this many records: a
 # burst of frames in one read then does not hold the first records back behind the last ones.
 FLUSH_EVERY = 32
+# ... or as soon as the first staged record has waited this long: parsing the rest of a long
+# read (depth frames take ~8 µs each) must not hold back a top-of-book change received first.
+FLUSH_AFTER_NS = 20_000
 STALE_FLAGS = {Reason.GAP: MdFlag.STALE | MdFlag.GAP, Reason.CROSSED: MdFlag.STALE | MdFlag.CROSSED}
 
 
@@ -97,6 +100,7 @@ class FeedEngine:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._current: StreamConnection | None = None     # the socket whose frame is being processed
+        self._oldest_staged_ns = 0                         # receive time of the first staged record
         # counters
         self.messages = 0
         self.bytes = 0
@@ -122,6 +126,15 @@ class FeedEngine:
     def flush(self) -> None:
         """End of a socket read: write the staged records to the ring."""
         self.batch.flush()
+
+    def before_frame(self, recv_mono: int) -> None:
+        """A frame is about to be processed: write what is staged first if its oldest record has
+        waited ``FLUSH_AFTER_NS`` (the frame's receive time tells how long parsing has taken)."""
+        if self.batch.stage.n == 0:
+            self._oldest_staged_ns = recv_mono
+        elif recv_mono - self._oldest_staged_ns >= FLUSH_AFTER_NS:
+            self.batch.flush()
+            self._oldest_staged_ns = recv_mono
 
     def process(self, data: bytes, recv_ts: int, recv_mono: int) -> None:
         """One frame of the combined stream -> zero or more staged records. Never raises."""

@@ -37,6 +37,8 @@ class FrameSink(Protocol):
 
     def flush(self) -> None: ...
 
+    def before_frame(self, recv_mono: int) -> None: ...
+
     def lost(self, symbols: list[str]) -> None: ...
 
 
@@ -76,6 +78,7 @@ class ShardLink:
         """picows callback for every text frame of this shard's sockets."""
         conn.last_rx_ns = recv_mono
         if conn is self.live:
+            self.feed.before_frame(recv_mono)
             if not self.fast(data, recv_ts, recv_mono):
                 self.feed.process_from(conn, data, recv_ts, recv_mono)
         elif conn is self.incoming:

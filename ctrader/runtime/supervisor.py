@@ -25,6 +25,7 @@ from typing import Callable
 
 from ctrader.config import Config, data_dir
 from ctrader.core.logs import setup_logging
+from ctrader.runtime import cpus
 from ctrader.runtime.health import HealthSlot, HealthTable
 from ctrader.runtime.resources import RunResources, cleanup_stale, health_name, ring_name
 
@@ -49,6 +50,7 @@ class ChildContext:
     stop: "mp.synchronize.Event"
     health: HealthSlot
     ring_names: dict[str, str] = field(default_factory=dict)
+    owns_core: bool = False      # alone on a core (``ctrader.runtime.cpus``): it may spin there
 
     @property
     def run_dir(self) -> pathlib.Path:
@@ -77,7 +79,10 @@ def _child_main(component: Component, cfg: Config, run_id: str, components: list
     slot = table.slot(component.name)
     slot.started()
     entry: Callable[[ChildContext], None] = _call(component.target)
-    ctx = ChildContext(component.name, cfg, run_id, stop, slot, {k: ring_name(run_id, k) for k in ring_keys})
+    plan = cpus.cpu_plan(components, cfg.run.cpu_layout)
+    cpus.apply(plan, component.name)
+    ctx = ChildContext(component.name, cfg, run_id, stop, slot, {k: ring_name(run_id, k) for k in ring_keys},
+                       owns_core=plan.owns_core(component.name))
     failed = False
     try:
         entry(ctx)
@@ -133,8 +138,9 @@ class Supervisor:
                 except BaseException:
                     self.stop()
                     raise
-        log.info("run %s started: %s", self.run_id, ", ".join(
-            f"{n}[{c.process.pid}]" for n, c in self.children.items()))
+        log.info("run %s started: %s; %s", self.run_id, ", ".join(
+            f"{n}[{c.process.pid}]" for n, c in self.children.items()),
+            cpus.cpu_plan([c.name for c in self.components], self.cfg.run.cpu_layout).describe())
 
     def _spawn(self, component: Component) -> mp.Process:
         proc = CTX.Process(target=_child_main, name=f"ctrader-{component.name}", daemon=False,

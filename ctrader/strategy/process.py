@@ -69,7 +69,7 @@ def run_strategy(ctx) -> None:
     ex = Ring.attach(ctx.ring_names["exec"], EXEC_EVENT)
     intents = Ring.attach(ctx.ring_names["intents"], ORDER_INTENT)
     journal = Ring.attach(ctx.ring_names["journal"], CANDIDATE)
-    wait = wait_strategy(cfg.rings.wait)
+    wait = wait_strategy(cfg.rings.wait, owns_core=ctx.owns_core)
     md_in = md.consumer(wait=wait)
     try:
         watcher = None
