@@ -249,9 +249,12 @@ def _futex(typingctx, arr, idx, op, value, timeout_ns):
 @njit(cache=True, nogil=True)
 def futex_wait(arr, idx, expected, timeout_ns) -> None:
     """Sleep while the low 32 bits of ``arr[idx]`` equal ``expected``, for up to ``timeout_ns``
-    (returns at once if they already differ; spurious returns are possible: re-check)."""
+    (returns at once if they already differ; spurious returns are possible: re-check). Without
+    futexes (not Linux x86-64/arm64) it naps 50 µs, like the Cython ring."""
     if SYS_FUTEX >= 0:
         _futex(arr, idx, FUTEX_WAIT, expected & 0xFFFFFFFF, timeout_ns)
+    else:
+        _libc_usleep(50)
 
 
 @njit(cache=True, nogil=True)

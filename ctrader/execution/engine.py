@@ -165,7 +165,7 @@ class Executor:
         3-5x slower than the next ones. The executor loop calls this when no order went through
         for ``[rings] keep_warm_us``."""
         rec = self._rehearsal_intent
-        sid = self.events % len(self.universe.symbols)       # a different book each time
+        sid = self.rehearsals % len(self.universe.symbols)   # a different book each time
         info = self.universe.symbols[sid]
         r = rec[0]
         r["symbol_id"], r["side"], r["leg"], r["n_legs"] = sid, Side.BUY, 0, 3

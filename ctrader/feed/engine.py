@@ -398,6 +398,7 @@ class FeedEngine:
             "handovers": sum(link.handovers for link in self.links),
             "handovers_started": {k: sum(link.handovers_started[k] for link in self.links)
                                   for k in ("server_shutdown", "planned")},
+            "shutdowns_absorbed": sum(link.shutdowns_absorbed for link in self.links),
             "pongs": sum(link.pongs for link in self.links),
             "server_shutdowns": self.server_shutdowns,
             "snapshots": self.snapshots.requests, "quiet_snapshots": self.quiet_snapshots, "snapshot_failures": self.snapshots.failures,

@@ -70,6 +70,7 @@ class ShardLink:
         self.disconnects = 0
         self.handovers = 0
         self.handovers_started = {"server_shutdown": 0, "planned": 0}
+        self.shutdowns_absorbed = 0        # notices that reached a socket already being replaced
         self.pongs = 0
 
     # --- frames ------------------------------------------------------------------------------
@@ -170,6 +171,7 @@ class ShardLink:
     async def _handover(self) -> None:
         """Open a new socket, let it deliver, then switch to it and close the old one."""
         old = self.live
+        noticed_before = old.shutdown_notice.is_set()
         new = self._new_conn()
         self.held, self.held_streams = [], set()
         self.incoming = new
@@ -206,6 +208,10 @@ class ShardLink:
             if not fast(data, ts, mono):
                 general(new, data, ts, mono)
         self.feed.flush()
+        if old.shutdown_notice.is_set() and not noticed_before:
+            # serverShutdown reached the old socket while we were replacing it anyway: this
+            # handover serves it, and the new socket (opened after the notice) stays up
+            self.shutdowns_absorbed += 1
         old.close()
         self.handovers += 1
         log.info("stream connection %d switched to a fresh socket (%d frames held)", self.index, len(held))
