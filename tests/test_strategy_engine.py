@@ -9,6 +9,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctrader.config import load_config
 from ctrader.core.records import (
@@ -406,3 +408,21 @@ def test_rehearsals_between_events_change_no_decision(cfg, dislocated):
     stats = rehearsed.stats()
     assert stats["rehearsals"] == len(batches)
     assert stats["model_calls"] == plain.stats()["model_calls"]      # rehearsals are not model calls
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**63 - 1), st.integers(0, 12)), min_size=1, max_size=9),
+       st.text(alphabet="abcXYZ0189", min_size=0, max_size=12))
+def test_client_ids_formatted_in_numba_equal_the_python_format(rows, tag):
+    from ctrader.strategy import decide as D
+    from ctrader.strategy.engine import _COID_AT, _COID_WIDTH
+
+    intents = np.zeros(len(rows), ORDER_INTENT)
+    intents["client_order_id"] = b"leftover-bytes-from-an-earlier-intent"
+    for i, (group, leg) in enumerate(rows):
+        intents[i]["group_id"], intents[i]["leg"] = group, leg
+    prefix = np.frombuffer(f"ct{tag}".encode(), np.uint8).copy()
+    D.format_client_ids(intents, intents.view(np.uint8), len(intents), ORDER_INTENT.itemsize, _COID_AT,
+                        _COID_WIDTH, prefix)
+    for rec, (group, leg) in zip(intents, rows):
+        assert rec["client_order_id"].decode() == f"ct{tag}{group:x}L{leg}"

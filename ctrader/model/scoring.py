@@ -78,8 +78,12 @@ class OnnxModel:
     def score(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) for each row of ``features`` (float32, (n, n_features))."""
         x = np.ascontiguousarray(features[:, : self.n_features], dtype=np.float32)
-        probs = self.session.run([self.output_name], {self.input_name: x})[0]
-        return np.asarray(probs, dtype=np.float64)[:, 1]
+        return np.asarray(self.probabilities(x), dtype=np.float64)[:, 1]
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """The model's (n, 2) class probabilities for ``x``, which must already be float32, C
+        order and exactly ``n_features`` wide (the strategy's hot path prepares it so)."""
+        return self.session.run([self.output_name], {self.input_name: x})[0]
 
 
 def load_model(cfg, features: Sequence[str], name: str | None = None) -> OnnxModel | None:

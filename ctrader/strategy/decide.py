@@ -288,3 +288,72 @@ def note_latency(ring, st, slot, value):
 @njit(cache=True)
 def clock_ns():
     return monotonic_ns()
+
+
+# --- the model call's input and output, without numpy temporaries ------------------------------
+# ``decision == 0`` rows (still open after the rules) are the ones the model scores. Gathering
+# them with numpy (flatnonzero, fancy indexing, a float32 copy) cost 7-13 µs in live sessions,
+# more than onnxruntime's own run (~8 µs); these two kernels do it in well under a microsecond.
+
+@njit(cache=True, nogil=True)
+def gather_open(decision, features, n_features, x, rows):
+    """Copy the first ``n_features`` features of every open row into ``x`` (float32, C order) and
+    their row numbers into ``rows``; returns how many."""
+    k = 0
+    for j in range(decision.shape[0]):
+        if decision[j] == 0:
+            for f in range(n_features):
+                x[k, f] = features[j, f]
+            rows[k] = j
+            k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
+def scatter_scores(score, rows, probs, k):
+    """``score[rows[i]] = P(class 1)`` for the ``k`` scored rows (``probs``: (k, 2))."""
+    for i in range(k):
+        score[rows[i]] = probs[i, 1]
+
+
+@njit(cache=True, nogil=True)
+def format_client_ids(intents, raw, n, itemsize, offset, width, prefix):
+    """Write ``{prefix}{group_id:x}L{leg}`` (ASCII, zero-padded to ``width``) into the
+    ``client_order_id`` bytes of ``intents[:n]``; ``raw`` is ``intents.view(np.uint8)``, the
+    field at byte ``offset`` of each ``itemsize``-byte record. The same text as
+    ``StrategyEngine.client_order_id`` (three f-strings cost ~11 µs in live sessions)."""
+    digits = np.empty(20, np.uint8)
+    for i in range(n):
+        at = i * itemsize + offset
+        p = 0
+        for c in range(prefix.shape[0]):
+            raw[at + p] = prefix[c]
+            p += 1
+        g = np.uint64(intents[i].group_id)
+        k = 0
+        while True:
+            d = g & np.uint64(15)
+            digits[k] = (48 + d) if d < 10 else (87 + d)      # 0-9, a-f
+            k += 1
+            g = g >> np.uint64(4)
+            if g == 0:
+                break
+        for j in range(k - 1, -1, -1):
+            raw[at + p] = digits[j]
+            p += 1
+        raw[at + p] = 76                                       # "L"
+        p += 1
+        leg = np.int64(intents[i].leg)
+        k = 0
+        while True:
+            digits[k] = 48 + leg % 10
+            k += 1
+            leg //= 10
+            if leg == 0:
+                break
+        for j in range(k - 1, -1, -1):
+            raw[at + p] = digits[j]
+            p += 1
+        while p < width:
+            raw[at + p] = 0
+            p += 1

@@ -65,6 +65,8 @@ _TAKEN = int(Decision.TAKEN)
 _CAND_BUFFER = 8192               # journal rows gathered in numba before Python takes them
 _DONE, _INTENTS, _SCORE, _FULL = 0, 1, 2, 3          # scan_decide outcomes (ctrader.strategy.triangular)
 _NO_INTENTS = np.zeros(0, ORDER_INTENT)
+_COID_AT = ORDER_INTENT.fields["client_order_id"][1]          # byte offset in the record
+_COID_WIDTH = ORDER_INTENT.fields["client_order_id"][0].itemsize
 
 
 def _join(chunks: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -126,7 +128,12 @@ class StrategyEngine:
         self._cands = np.zeros(max(_CAND_BUFFER, 4 * rows), CANDIDATE)
         self._cand_n = np.zeros(1, np.int64)
         self._intents = np.zeros(rows * strategy.n_legs, ORDER_INTENT)
+        self._intents_raw = self._intents.view(np.uint8)
+        self._coid_prefix = np.frombuffer(f"ct{self.run_tag}".encode(), np.uint8).copy()
         self._int_n = np.zeros(1, np.int64)
+        # the model's input rows, gathered in numba (``_score``)
+        self._score_x = np.zeros((rows, len(self.strategy.features)), np.float32)
+        self._score_rows = np.zeros(rows, np.int64)
         self.events = 0
         self.model_calls = 0
         self.rehearsals = 0
@@ -217,9 +224,10 @@ class StrategyEngine:
                                         self._int_n):
                     status = _INTENTS
             if status == _INTENTS:
-                intents = self._intents[:self._int_n[0]].copy()
-                for o in intents:
-                    o["client_order_id"] = self.client_order_id(int(o["group_id"]), int(o["leg"])).encode()
+                n_int = int(self._int_n[0])
+                D.format_client_ids(self._intents, self._intents_raw, n_int, ORDER_INTENT.itemsize, _COID_AT,
+                                    _COID_WIDTH, self._coid_prefix)
+                intents = self._intents[:n_int].copy()
                 break
             if status == _FULL:
                 chunks.append(self._cands[:self._cand_n[0]].copy())
@@ -232,8 +240,13 @@ class StrategyEngine:
 
     def _score(self, decision: np.ndarray, score: np.ndarray, features: np.ndarray) -> None:
         """One batched model call for the rows still open (decision 0)."""
-        rows = np.flatnonzero(decision == 0)
-        score[rows] = self.model.score(features[rows])
+        m = len(decision)
+        if len(self._score_x) < m:
+            self._score_x = np.zeros((m, self.model.n_features), np.float32)
+            self._score_rows = np.zeros(m, np.int64)
+        k = D.gather_open(decision, features, self.model.n_features, self._score_x, self._score_rows)
+        if k:
+            D.scatter_scores(score, self._score_rows, self.model.probabilities(self._score_x[:k]), k)
         self.model_calls += 1
 
     def _on_md_until_generic(self, records: np.ndarray, start: int, end: int):
@@ -366,8 +379,8 @@ class StrategyEngine:
         if self.model is not None:
             self.model.score(self._rehearsal_rows)
         scratch = self._intents[:3].copy()
-        for o in scratch:
-            o["client_order_id"] = self.client_order_id(0, int(o["leg"])).encode()
+        D.format_client_ids(scratch, scratch.view(np.uint8), len(scratch), ORDER_INTENT.itemsize, _COID_AT,
+                            _COID_WIDTH, self._coid_prefix)
         self.rehearsals += 1
 
     def warmup(self) -> None:
@@ -376,6 +389,11 @@ class StrategyEngine:
         self.on_exec(np.zeros(1, EXEC_EVENT))                 # compiles apply_execs (group 0: no-op)
         if self.model is not None:
             self.model.score(np.zeros((1, len(self.strategy.features)), dtype=np.float32))
+            calls = self.model_calls                           # compiles the gather/scatter kernels
+            self._score(np.zeros(1, np.uint8), np.zeros(1), np.zeros((1, len(self.strategy.features)), np.float32))
+            self.model_calls = calls
+        self.rehearse()                                        # compiles format_client_ids
+        self.rehearsals = 0
 
     def skipped(self) -> dict[str, int]:
         return {d.name: int(self.dec.decisions[d]) for d in Decision if d != Decision.TAKEN}
