@@ -9,6 +9,12 @@ Measured with the e2e benchmark (40 s sessions, 5 processes on 2 vCPUs): no pinn
 order p50 729-816 µs; strategy alone on a core, blocking 409 µs; spinning there 409-418 µs with
 tick-to-intent 131-137 µs (156 µs blocking); strategy and executor sharing the second core 550 µs.
 
+The executor, which shares its core with the feed, recorder and simulator, asks the scheduler
+for a short time slice (0.1 ms, ``sched_setattr``; Linux >= 6.12, EEVDF): a woken task with a
+shorter slice gets an earlier deadline, so the executor preempts whichever process holds the
+shared core sooner when an intent arrives. Measured in pairs of 40 s sessions: intent ring hop
+p50 78 -> 62 µs, tick-to-order p50 342 -> 292 µs. Where the call is missing it is skipped.
+
 With 4 or more cores every busy process spins on a core the OS picks (``wait.default_wait_strategy``)
 and nothing is pinned; with ``[run] cpu_layout = "none"`` nothing is pinned either.
 
@@ -18,8 +24,11 @@ and nothing is pinned; with ``[run] cpu_layout = "none"`` nothing is pinned eith
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import platform
+import struct
 from dataclasses import dataclass, field
 
 from ctrader.core.wait import BUSY_PROCESSES
@@ -27,12 +36,16 @@ from ctrader.core.wait import BUSY_PROCESSES
 log = logging.getLogger(__name__)
 
 DEDICATED = ("strategy",)        # in order of priority for a core of their own
+SHORT_SLICE = ("executor",)      # on the shared cores, first to run when woken
+SLICE_NS = 100_000               # the shortest custom slice Linux accepts
+_SYS_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}.get(platform.machine())
 
 
 @dataclass(frozen=True)
 class CpuPlan:
     cpus: dict[str, frozenset[int]] = field(default_factory=dict)   # component -> allowed cores
     dedicated: frozenset[str] = frozenset()                            # components alone on their core
+    short_slice: frozenset[str] = frozenset()                          # components asking for SLICE_NS
 
     def owns_core(self, name: str) -> bool:
         return name in self.dedicated
@@ -46,6 +59,8 @@ class CpuPlan:
         parts = [f"{'+'.join(names)} on cpu {','.join(map(str, sorted(cores)))}"
                  + (" (own core, spins)" if any(n in self.dedicated for n in names) else "")
                  for cores, names in by_cores.items()]
+        if self.short_slice:
+            parts.append(f"{'+'.join(sorted(self.short_slice))} with a {SLICE_NS // 1000} µs slice")
         return "cores: " + "; ".join(parts)
 
 
@@ -67,7 +82,7 @@ def cpu_plan(components: list[str], layout: str = "auto", cores: list[int] | Non
     own = {name: frozenset({cores[-1 - i]}) for i, name in enumerate(alone)}
     shared = frozenset(cores[: len(cores) - len(alone)])
     cpus = {name: own.get(name, shared) for name in components}
-    return CpuPlan(cpus, frozenset(alone))
+    return CpuPlan(cpus, frozenset(alone), frozenset(n for n in SHORT_SLICE if n in components))
 
 
 def apply(plan: CpuPlan, name: str) -> None:
@@ -80,3 +95,21 @@ def apply(plan: CpuPlan, name: str) -> None:
         os.sched_setaffinity(0, cores)
     except (AttributeError, OSError) as exc:
         log.warning("%s: cannot pin to cpu %s: %s", name, sorted(cores), exc)
+    if name in plan.short_slice and not request_slice(SLICE_NS):
+        log.debug("%s: no custom scheduler slice on this kernel", name)
+
+
+def request_slice(ns: int) -> bool:
+    """Ask for a ``ns`` time slice for the calling thread (SCHED_OTHER, nice unchanged). False
+    where the kernel or platform has no ``sched_setattr`` with custom slices."""
+    if _SYS_SCHED_SETATTR is None:
+        return False
+    try:
+        nice = os.getpriority(os.PRIO_PROCESS, 0)
+        # struct sched_attr, SCHED_ATTR_SIZE_VER1: size, policy, flags, nice, priority, runtime
+        # (the slice for SCHED_OTHER), deadline, period, util_min, util_max
+        attr = ctypes.create_string_buffer(struct.pack("IIQiIQQQII", 56, 0, 0, nice, 0, ns, 0, 0, 0, 0), 56)
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syscall(_SYS_SCHED_SETATTR, 0, attr, 0) == 0
+    except (OSError, AttributeError):
+        return False
