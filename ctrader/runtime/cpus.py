@@ -12,8 +12,9 @@ tick-to-intent 131-137 µs (156 µs blocking); strategy and executor sharing the
 The executor, which shares its core with the feed, recorder and simulator, asks the scheduler
 for a short time slice (0.1 ms, ``sched_setattr``; Linux >= 6.12, EEVDF): a woken task with a
 shorter slice gets an earlier deadline, so the executor preempts whichever process holds the
-shared core sooner when an intent arrives. Measured in pairs of 40 s sessions: intent ring hop
-p50 78 -> 62 µs, tick-to-order p50 342 -> 292 µs. Where the call is missing it is skipped.
+shared core sooner when an intent arrives. Measured in three pairs of 40 s sessions, tick-to-
+order p50 without / with: 342 / 292, 356 / 311, 321 / 319 µs (intent hop 78 / 62 µs in the
+first pair): a small gain, near the run-to-run noise. Where the call is missing it is skipped.
 
 With 4 or more cores every busy process spins on a core the OS picks (``wait.default_wait_strategy``)
 and nothing is pinned; with ``[run] cpu_layout = "none"`` nothing is pinned either.
