@@ -377,7 +377,7 @@ class StrategyEngine:
         onnxruntime path had left the caches); the strategy loop calls this when no model call
         happened for ``[rings] keep_warm_us``. Not counted in ``model_calls``."""
         if self.model is not None:
-            self.model.score(self._rehearsal_rows)
+            self.model.probabilities(self._rehearsal_rows)      # the live path's call (``_score``)
         scratch = self._intents[:3].copy()
         D.format_client_ids(scratch, scratch.view(np.uint8), len(scratch), ORDER_INTENT.itemsize, _COID_AT,
                             _COID_WIDTH, self._coid_prefix)
