@@ -18,3 +18,10 @@ def test_journal_fsync_beside_no_sync(benchmark):
     results = benchmark.pedantic(executor.bench_journal, args=(2_000,), rounds=1, iterations=1)
     _record(benchmark, results)
     assert results["fsync"] > 0 and results["nosync"] > 0
+
+
+def test_batch_gate_beside_the_reference_gate(benchmark):
+    """A triangle's legs: one compiled ``check_batch`` against three Python ``check`` calls."""
+    results = benchmark.pedantic(executor.bench_batch_gate, args=(5_000,), rounds=1, iterations=1)
+    _record(benchmark, results)
+    assert results["compiled"] > 0 and results["reference"] > 0

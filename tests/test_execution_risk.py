@@ -151,11 +151,13 @@ def test_stale_book_by_flag_and_by_age():
     assert [k for k, _ in h.kinds()].count("FILL") == 1
 
 
-def test_price_band_and_filters():
+def test_price_band_and_filters(caplog):
     h = Harness(price_band_pct=2.0)
     h.send(price=58000.0, group_id=1)            # 3.3% under mid
-    h.send(price=60001.0, qty=0.00005, group_id=2)   # 3 USDT < NOTIONAL minNotional 5
+    with caplog.at_level("INFO", logger="ctrader.execution.risk"):
+        h.send(price=60001.0, qty=0.00005, group_id=2)   # 3 USDT < NOTIONAL minNotional 5
     assert h.refusals() == ["PRICE_BAND", "FILTER"]
+    assert "Filter failure: NOTIONAL" in caplog.text      # the log says which filter
 
 
 def test_kill_file_refuses_new_orders_and_cancels_open_ones_within_one_event(tmp_path):

@@ -15,6 +15,8 @@ import os
 import tempfile
 import time
 
+import numpy as np
+
 from ctrader.core.records import Side, TimeInForce
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
@@ -37,6 +39,7 @@ def _setup():
     ex = Executor(uni, venue, None, lambda rec: None, LIMITS, clock=lambda: now[0], books=cache)
     levels = [(60001.0 + i, 0.002) for i in range(10)]
     ex.on_md(depth_record(uni.symbol_id("BTCUSDT"), [(60000.0, 1.0)], levels, now[0]), 1)
+    ex.warm_up()
     return uni, ex, now
 
 
@@ -80,6 +83,32 @@ def bench_pipeline(n: int) -> dict:
             "paper_fill": _per_op_ns(fill, n)}
 
 
+def bench_batch_gate(n: int) -> dict:
+    """A triangle's three legs through the gate: one compiled ``check_batch`` call against the
+    reference ``check`` per leg (what the executor did before), same books, same verdicts."""
+    uni, ex, now = _setup()
+    for sym, bid, ask in (("ETHBTC", 0.05, 0.05001), ("ETHUSDT", 3000.0, 3000.5)):
+        ex.on_md(depth_record(uni.symbol_id(sym), [(bid, 10.0)], [(ask, 10.0)], now[0]), 1)
+    legs = np.concatenate([intent_record(uni, "BTCUSDT", Side.BUY, 60001.0, 0.01, leg=0, n_legs=3),
+                           intent_record(uni, "ETHBTC", Side.BUY, 0.05001, 0.2, leg=1, n_legs=3),
+                           intent_record(uni, "ETHUSDT", Side.SELL, 3000.0, 0.2, leg=2, n_legs=3)])
+    infos = [uni.symbols[int(rec["symbol_id"])] for rec in legs]
+    orders = [Order.from_intent(rec, info.name, info.tick_units, info.step_units) for rec, info in zip(legs, infos)]
+    skip = [False] * 3
+    gate = ex.gate
+    if gate.check_batch(legs, 3, skip, now[0], record=False) != [int(gate.check(o, now[0])) for o in orders]:
+        raise AssertionError("the compiled gate and the reference disagree on the benchmark's triangle")
+
+    def compiled(i):
+        gate.check_batch(legs, 3, skip, now[0], record=False)
+
+    def reference(i):
+        for o in orders:
+            gate.dry_check(o, now[0])
+
+    return {"compiled": _per_op_ns(compiled, n), "reference": _per_op_ns(reference, n)}
+
+
 def bench_journal(n: int) -> dict:
     uni = sim_universe()
     info = uni.by_name["BTCUSDT"]
@@ -106,6 +135,11 @@ def run(quick: bool = False) -> list[dict]:
         results.append({"name": name, "value": p[key] / 1e3, "unit": "us/order",
                         "baseline_name": "decode intent (Order.from_intent)", "baseline_value": base / 1e3,
                         "ratio": p[key] / base, "note": f"{n} orders, one process"})
+    g = bench_batch_gate(n // 4)
+    results.append({"name": "risk gate, a triangle's 3 legs in one compiled call", "value": g["compiled"] / 1e3,
+                    "unit": "us/batch", "baseline_name": "reference gate, 3 x RiskGate.check (Python)",
+                    "baseline_value": g["reference"] / 1e3, "ratio": g["compiled"] / g["reference"],
+                    "note": "same books and verdicts; includes the per-batch Python set-up"})
     results.append({"name": "journal intent + fdatasync", "value": j["fsync"] / 1e3, "unit": "us/order",
                     "baseline_name": "journal intent, no sync", "baseline_value": j["nosync"] / 1e3,
                     "ratio": j["fsync"] / j["nosync"], "note": "in the home directory's file system"})
@@ -118,6 +152,8 @@ def check_regressions(results: list[dict]) -> list[str]:
     for r in results:
         if r["name"].startswith("executor order pipeline") and r["ratio"] > 100:
             problems.append(f"{r['name']}: {r['ratio']:.0f}x decoding the intent (limit 100x)")
+        if r["name"].startswith("risk gate, a triangle") and r["ratio"] > 1.0:
+            problems.append(f"{r['name']}: slower than the Python reference ({r['ratio']:.2f}x)")
         if r["name"] == "risk gate check" and r["ratio"] > 50:
             problems.append(f"risk gate: {r['ratio']:.0f}x decoding the intent (limit 50x)")
     return problems

@@ -29,6 +29,9 @@ class RunConfig:
     cpu_layout: str = opt("auto: on 2-3 cores, --processes gives the strategy a core of its own (where it "
                           "spins) and the other components share the rest; none: the OS places them",
                           choices=("auto", "none"))
+    gc: str = opt("idle: with --processes, the strategy and executor collect Python garbage only when "
+                  "idle (start-up objects frozen); python: CPython's automatic collection",
+                  choices=("idle", "python"))
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ class Valuer:
         pairs: dict[tuple[int, int], int] = {}
         for s in universe.symbols:
             pairs[(s.base_id, s.quote_id)] = s.id
-        self._routes: list[list[tuple[int, bool]]] = []   # per asset: [(symbol, inverted), ...]
+        self.routes: list[list[tuple[int, bool]]] = []    # per asset: [(symbol, inverted), ...]
         for a in range(len(universe.assets)):
-            self._routes.append(self._route(a, pairs))
+            self.routes.append(self._route(a, pairs))
 
     def _route(self, a: int, pairs: dict[tuple[int, int], int]) -> list[tuple[int, bool]]:
         v = self.val_id
@@ -69,7 +69,7 @@ class Valuer:
     def price(self, asset_id: int) -> float:
         """Value of one unit of ``asset_id`` in the valuation asset (nan when unknown)."""
         value = 1.0
-        for symbol_id, inverted in self._routes[asset_id]:
+        for symbol_id, inverted in self.routes[asset_id]:
             if symbol_id < 0:
                 return math.nan
             m = self.mid(symbol_id)

@@ -135,10 +135,12 @@ class Executor:
         waiting: list[Order] = []
         refused: list[Order] = []
         updates: list[VenueUpdate] = []
-        for i in range(n):
-            order = self._order_from_intent(recs[i])
+        orders = [self._order_from_intent(recs[i]) for i in range(n)]
+        # the whole batch through the gate in one compiled call (None: gate each order below)
+        verdicts = self.gate.check_batch(recs, n, self._seen_before(orders), seen)
+        for i, order in enumerate(orders):
             order.seen_mono_ns = seen
-            verdict = self._admit(order)
+            verdict = self._admit(order, reason=None if verdicts is None else verdicts[i])
             if verdict is True:
                 if group_commit:
                     waiting.append(order)
@@ -175,10 +177,26 @@ class Executor:
         r["qty_steps"] = 1
         r["client_order_id"] = b"rehearsal"
         order = self._order_from_intent(r)
-        self.gate.dry_check(order, self.clock())
+        self.gate.check_batch(rec, 1, [False], self.clock(), record=False)
         Journal.intent_doc(order)
         exec_record(order, ExecKind.ACK, out=self._rehearsal_event)
         self.rehearsals += 1
+
+    def _seen_before(self, orders: list[Order]) -> list[bool]:
+        """Which of ``orders`` repeat a client order id already known (journaled) or earlier in
+        the batch: duplicates, never gated nor sent (``_admit`` says so)."""
+        ids: set[str] = set()
+        out = []
+        for o in orders:
+            out.append(o.client_order_id in ids or self.orders.get(o.client_order_id) is not None)
+            ids.add(o.client_order_id)
+        return out
+
+    def warm_up(self) -> None:
+        """Load (or compile, after a source change: seconds) the gate's kernel before the first
+        intent needs it."""
+        self.rehearse()
+        self.rehearsals = 0
 
     def _order_from_intent(self, rec) -> Order:
         info = self.universe.symbols[int(rec["symbol_id"])]
@@ -195,15 +213,19 @@ class Executor:
             self._check_group(self.groups[order.group_id])
         return False
 
-    def _admit(self, order: Order, unwind: bool = False) -> bool | None:
-        """Gate and journal (not yet synced) one order: True to send, False refused, None duplicate."""
+    def _admit(self, order: Order, unwind: bool = False, reason: int | None = None) -> bool | None:
+        """Gate (unless ``reason`` is the gate's verdict already) and journal (not yet synced)
+        one order: True to send, False refused, None duplicate."""
         if self.orders.get(order.client_order_id) is not None:
             self.duplicates += 1
             log.warning("intent %s seen before (journaled): not sent again", order.client_order_id)
             return None
         order.is_unwind = unwind
         group = self._group_of(order)
-        reason = self.gate.check(order, self.clock(), unwind=unwind)
+        if reason is None:
+            reason = self.gate.check(order, self.clock(), unwind=unwind)
+        elif reason == RefusalReason.FILTER:
+            self.gate.log_filter_refusal(order, self.clock())     # which filter: the batch gate does not say
         self.orders.add(order)
         if unwind:
             group.unwind_orders.append(order)

@@ -29,6 +29,7 @@ from ctrader.execution.journal import Journal
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.risk import KillSwitch, RiskLimits
 from ctrader.market.books import BookCache
+from ctrader.runtime.idle_gc import IdleGC, own_process
 from ctrader.runtime.resources import consumer_id
 from ctrader.runtime.stats import StatsFile
 
@@ -78,6 +79,7 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
                         valuation_asset=cfg.risk.valuation_asset, unwind=cfg.execution.unwind, books=books)
     if recover:
         executor.recover()
+    executor.warm_up()
     return executor
 
 
@@ -85,12 +87,14 @@ class ExecutorLoop:
     """Moves records between the rings and an ``Executor``, one ``step`` at a time."""
 
     def __init__(self, executor: Executor, md: Consumer | None, intents: Consumer | None,
-                 md_batch: int = 512, intent_batch: int = 64, keep_warm_us: int = 0) -> None:
+                 md_batch: int = 512, intent_batch: int = 64, keep_warm_us: int = 0,
+                 gc_idle: IdleGC | None = None) -> None:
         self.executor = executor
         self.md = md
         self.intents = intents
         self.keep_warm_ns = keep_warm_us * 1000     # rehearse the order path after this long without one
         self._warm_at = 0
+        self.gc_idle = gc_idle or IdleGC()    # inactive unless started: the process decides
         self.md_buf = np.empty(md_batch, MD_EVENT)
         self.intent_buf = np.empty(intent_batch, ORDER_INTENT)
 
@@ -105,9 +109,16 @@ class ExecutorLoop:
                 done += n
         done += self.executor.poll()
         if not done:
+            # idle: collect garbage first, then rehearse (the collection walks memory the
+            # order path then finds evicted)
+            self.gc_idle.idle()
             self._keep_warm()
             done = self._intents(idle_wait_s)
+        self.gc_idle.busy()
         return done
+
+    def stats(self) -> dict:
+        return {**self.executor.stats(), "gc": self.gc_idle.stats()}
 
     def _keep_warm(self) -> None:
         if self.keep_warm_ns > 0:
@@ -134,6 +145,7 @@ def run_executor(ctx) -> None:
     rings = {key: Ring.attach(ctx.ring_names[key], dtype)
              for key, dtype in (("md", MD_EVENT), ("intents", ORDER_INTENT), ("exec", EXEC_EVENT))}
     executor = None
+    loop = None
     md = None
     try:
         wait = wait_strategy(cfg.rings.wait)        # in this thread: it is the one that waits
@@ -148,18 +160,22 @@ def run_executor(ctx) -> None:
         stats = StatsFile(ctx.run_dir, "executor")
         log.info("executor: %s mode, %d symbols, journal %s", cfg.run.mode, len(universe.symbols),
                  executor.journal.path)
+        if cfg.run.gc == "idle" and own_process():
+            loop.gc_idle.start()
         ctx.health.beat(0)
         next_beat = time.monotonic() + 0.5
         while not ctx.stop.is_set():
             loop.step()
             if time.monotonic() >= next_beat:
                 ctx.health.beat(executor.events)
-                stats.maybe_write(executor.stats())
+                stats.maybe_write(loop.stats())
                 next_beat = time.monotonic() + 0.5
     finally:
+        if loop is not None:
+            loop.gc_idle.stop()
         if executor is not None:
             executor.close()
-            final = executor.stats()
+            final = loop.stats() if loop is not None else executor.stats()
             StatsFile(ctx.run_dir, "executor").write(final)
             log.info("executor stopped: %d sent, %d fills, refusals %s, pnl %.6f %s, tick-to-order p50 %s us "
                      "p99 %s us", final["orders_sent"], final["fills"], final["refusals"] or "none", final["pnl"],

@@ -26,8 +26,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ctrader.core.records import MdFlag, OrderType, RefusalReason, Side
 from ctrader.execution.orders import Order
+from ctrader.execution.risk_kernel import _EXACT, OPEN_COLS, SURE, RiskTables, gate_batch
 from ctrader.venue.decimals import ONE
 from ctrader.venue.errors import BinanceError
 from ctrader.venue.filters import OrderCheck
@@ -117,6 +120,13 @@ class RateBudget:
                 and self.used["orders_day"] + orders <= self.limits["orders_day"]
                 and self.used["weight_min"] + weight <= self.limits["weight_min"])
 
+    def room(self, reserve: int = 0) -> int:
+        """How many more orders of weight 1 ``allows`` would let through, one after the other
+        (as of the last expiry; ``allows`` and ``_expire`` move the windows)."""
+        return max(0, min(self.limits["orders_10s"] - self.used["orders_10s"] - reserve,
+                          self.limits["orders_day"] - self.used["orders_day"],
+                          self.limits["weight_min"] - self.used["weight_min"]))
+
     def charge(self, now_ns: int, orders: int = 1, weight: int = 1) -> None:
         for key, amount in (("orders_10s", orders), ("orders_day", orders), ("weight_min", weight)):
             if amount:
@@ -140,6 +150,13 @@ class RiskGate:
         self.unwind_reserve = limits.orders_per_10s // 5
         self.refused_groups: dict[int, RefusalReason] = {}
         self.group_notional: dict[int, float] = {}
+        self.tables = RiskTables.build(universe, valuer.routes) if hasattr(valuer, "routes") else None
+        self._limits_vec = np.array([limits.max_order_notional, limits.max_group_notional, limits.max_position,
+                                     limits.price_band_pct, limits.max_book_age_ms * 1e6], np.float64)
+        self._held = np.zeros(len(universe.assets), np.float64)
+        self._asset_ids = {name: i for i, name in enumerate(universe.assets)}
+        self.batches = {"compiled": 0, "reference": 0}    # how check_batch decided
+        self._scratch = (np.zeros(0, np.int32),) * 4 + (np.zeros((0, OPEN_COLS), np.int64),)
 
     # --- the gate -------------------------------------------------------------------------------
 
@@ -156,6 +173,95 @@ class RiskGate:
             return reason
         self.rate.charge(now_mono_ns)
         return RefusalReason.NONE
+
+    def check_batch(self, intents: np.ndarray, n: int, skip: list[bool], now_mono_ns: int,
+                    record: bool = True) -> list[int] | None:
+        """``check`` for each of ``intents[:n]`` (ORDER_INTENT records, none an unwind) as if
+        called one after the other at ``now_mono_ns``, each passing intent counted as an open
+        order for the ones after it, in one compiled call (``risk_kernel``). ``skip[i]``: not
+        gated (a duplicate), -1 in the answer. With ``record`` the state changes ``check``
+        makes (rate budget, group notional, refused groups) are made.
+
+        None when the kernel cannot decide the batch exactly (an amount too large for float64,
+        a comparison too close to call, a symbol whose filters are not in the tables): then
+        gate the orders with ``check`` one by one."""
+        tables = self.tables
+        books = getattr(self.books, "books", None)      # the BookCache array behind the view
+        if tables is None or books is None or n == 0:
+            return None
+        scratch = self._scratch_for(n, self.order_book.open_count() + n)
+        pre, group_before, reasons, totals, rows = scratch
+        kill = self.kill.engaged
+        gids = intents["group_id"][:n].tolist()
+        sids = intents["symbol_id"][:n].tolist()
+        gated = False
+        for i in range(n):
+            gid = gids[i]
+            group_before[i] = 0.0
+            if skip[i]:
+                pre[i] = -1
+            elif kill:
+                pre[i] = RefusalReason.KILL_SWITCH
+            elif gid in self.refused_groups:
+                pre[i] = self.refused_groups[gid]
+            elif not tables.compiled[sids[i]]:
+                return self._declined()
+            else:
+                pre[i] = 0
+                group_before[i] = self.group_notional.get(gid, 0.0)
+                gated = True
+        lim = self.limits
+        daily_breach = gated and (self.accounting.daily_pnl(self.valuer, int(time.time() // 86_400))
+                                  < -lim.daily_loss_limit)
+        open_now = self.order_book.open_orders()
+        for k, o in enumerate(open_now):
+            remaining = o.qty - o.cum_qty
+            if not (0 <= o.price < _EXACT and 0 <= remaining < _EXACT):
+                return self._declined()
+            rows[k] = (o.symbol_id, o.side, o.order_type == _MARKET, o.price, remaining)
+        held = self._held
+        held[:] = 0.0
+        for name, units in self.accounting.positions.items():
+            asset_id = self._asset_ids.get(name)
+            if units and asset_id is not None:
+                held[asset_id] = units / ONE
+        self.rate._expire(now_mono_ns)
+        room = self.rate.room(self.unwind_reserve)
+        status = gate_batch(intents, n, pre, group_before, daily_breach, books, tables.filters,
+                            tables.symbols, tables.routes, rows, len(open_now), held, self._limits_vec,
+                            lim.max_open_orders, room, self.valuer.val_id, now_mono_ns, reasons, totals)
+        if status != SURE:
+            return self._declined()
+        self.batches["compiled"] += 1
+        out = reasons[:n].tolist()
+        if record:
+            for i, reason in enumerate(out):
+                if reason == 0:
+                    self.rate.charge(now_mono_ns)
+                    self.group_notional[gids[i]] = float(totals[i])
+                elif reason > 0 and intents[i]["leg"] == 0:
+                    self.refused_groups[gids[i]] = RefusalReason(reason)
+        return out
+
+    def log_filter_refusal(self, order: Order, now_mono_ns: int) -> None:
+        """Log which exchange filter ``order`` breaks, as ``check`` does (``check_batch`` only
+        says FILTER)."""
+        mid = self._fresh_mid(order.symbol_id, now_mono_ns)
+        if mid is not None:
+            self._passes_filters(order, self.universe.symbols[order.symbol_id], mid)
+
+    def _declined(self) -> None:
+        self.batches["reference"] += 1
+        return None
+
+    def _scratch_for(self, n: int, n_rows: int) -> tuple[np.ndarray, ...]:
+        """The kernel's work arrays, reused across batches (grown when a batch needs more)."""
+        pre, group_before, reasons, totals, rows = self._scratch
+        if len(pre) < n or len(rows) < n_rows:
+            size = max(2 * len(pre), n)
+            self._scratch = (np.zeros(size, np.int32), np.zeros(size, np.float64), np.zeros(size, np.int32),
+                             np.zeros(size, np.float64), np.zeros((max(2 * len(rows), n_rows), OPEN_COLS), np.int64))
+        return self._scratch
 
     def dry_check(self, order: Order, now_mono_ns: int) -> RefusalReason:
         """What ``check`` would say, recording nothing (no budget charged, no group notional):

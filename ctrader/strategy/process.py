@@ -33,6 +33,7 @@ from ctrader.core.wait import wait_strategy
 from ctrader.market.universe import load_universe
 from ctrader.model.scoring import load_model
 from ctrader.replay.ml_loop import CURRENT, PromotionWatcher
+from ctrader.runtime.idle_gc import IdleGC, own_process
 from ctrader.runtime.resources import consumer_id
 from ctrader.runtime.stats import StatsFile
 from ctrader.strategy.engine import StrategyEngine, group_base
@@ -71,6 +72,7 @@ def run_strategy(ctx) -> None:
     journal = Ring.attach(ctx.ring_names["journal"], CANDIDATE)
     wait = wait_strategy(cfg.rings.wait, owns_core=ctx.owns_core)
     md_in = md.consumer(wait=wait)
+    loop = None
     try:
         watcher = None
         if cfg.model.name == CURRENT:
@@ -79,8 +81,12 @@ def run_strategy(ctx) -> None:
                             intents.producer(wait, timeout_s=cfg.rings.lossless_timeout_s),
                             journal.producer(wait, timeout_s=0.0), StatsFile(ctx.run_dir, "strategy"),
                             arrivals=ExecArrivals(ctx.run_dir), watcher=watcher, keep_warm_us=cfg.rings.keep_warm_us)
+        if cfg.run.gc == "idle" and own_process():
+            loop.gc_idle.start()
         loop.run(ctx.stop.is_set, ctx.health.beat)
     finally:
+        if loop is not None:
+            loop.gc_idle.stop()
         md_in.release()
         for ring in (md, ex, intents, journal):
             ring.close()
@@ -113,7 +119,8 @@ class StrategyLoop:
     """
 
     def __init__(self, engine: StrategyEngine, md_in, exec_in, intents_out, journal_out, stats_file=None,
-                 arrivals: ExecArrivals | None = None, watcher=None, keep_warm_us: int = 0) -> None:
+                 arrivals: ExecArrivals | None = None, watcher=None, keep_warm_us: int = 0,
+                 gc_idle: IdleGC | None = None) -> None:
         self.engine = engine
         self.md_in, self.exec_in = md_in, exec_in
         self.intents_out, self.journal_out = intents_out, journal_out
@@ -132,6 +139,7 @@ class StrategyLoop:
         self.keep_warm_ns = keep_warm_us * 1000
         self._warm_at = 0
         self._calls_seen = -1
+        self.gc_idle = gc_idle or IdleGC()    # inactive unless started: the process decides
 
     def step(self, timeout_s: float = 0.05) -> int:
         """One round: exec events first (they free triangles), then a batch of md. Returns md read."""
@@ -153,6 +161,10 @@ class StrategyLoop:
                 self._journal(cands)
             if i < n:
                 self._poll_exec()
+        # garbage is collected between batches with nothing waiting, never inside one
+        if self.md_in.lag == 0:
+            self.gc_idle.idle()
+        self.gc_idle.busy()
         if self.keep_warm_ns:
             self._keep_warm()
         return n
@@ -205,7 +217,7 @@ class StrategyLoop:
         out = self.engine.stats()
         out.update(md_overruns=self.md_in.overruns, md_lost=self.md_in.lost, journal_dropped=self.journal_dropped,
                    intents_written=self.intents_written, model_swaps=self.model_swaps,
-                   model_refused=self.model_refused)
+                   model_refused=self.model_refused, gc=self.gc_idle.stats())
         k = min(self._r2i_n, len(self._r2i))
         p50, p99 = np.percentile(self._r2i[:k], [50, 99]) / 1e3 if k else (0.0, 0.0)
         out.update(read_to_intent_p50_us=float(p50), read_to_intent_p99_us=float(p99))
