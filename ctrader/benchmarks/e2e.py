@@ -51,14 +51,18 @@ def _free_port() -> int:
 
 
 def _warm_caches(overrides: dict) -> None:
-    """Compile (or load) the strategy's numba kernels once, in a child process, before the timed
-    session: after a source edit the compile takes 10+ s, which would eat a short run."""
+    """Compile (or load) the strategy's and the executor's numba kernels once, in a child
+    process, before the timed session: after a source edit the compile takes 10+ s, which
+    would eat a short run (and the executor's would hold the session's first intents)."""
     from ctrader.config import load_config
+    from ctrader.execution.process import build_executor
     from ctrader.execution.testing import sim_universe
     from ctrader.strategy.process import build_engine
 
     cfg = load_config(overrides=overrides, env={})
-    build_engine(cfg, universe=sim_universe(symbols=None))
+    universe = sim_universe(symbols=None)
+    build_engine(cfg, universe=universe)
+    build_executor(cfg, universe, lambda rec: None, recover=False).close()      # warm_up compiles
 
 
 def warm_up(data_dir: str) -> None:
