@@ -2,7 +2,10 @@
 split into stages (strategy, intents ring hop, executor path) in the stats."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import orjson
 
 from ctrader.core.records import Side
 from ctrader.execution.bookview import BookView
@@ -55,13 +58,25 @@ def triangle_batch(group_id: int, cause_ns: int = 0, created_ns: int = 0) -> np.
     return batch
 
 
-def test_without_sync_each_leg_leaves_as_soon_as_its_intent_is_journaled(tmp_path):
+def test_without_sync_each_leg_leaves_as_soon_as_its_intent_is_written(tmp_path):
     journal = Journal(tmp_path / "j.jsonl", sync=False)
     ex, venue = executor(journal, clock=lambda: 100 * S)
     base = journal.records
+    size = os.path.getsize(journal.path)
+    written = []
+
+    def place(order, now_ns, _place=venue.place):     # what the journal file holds as each leg leaves
+        written.append(os.path.getsize(journal.path))
+        return _place(order, now_ns)
+
+    venue.place = place
     ex.on_intents(triangle_batch(1), 3)
-    # leg 0 left before legs 1 and 2 were even checked: one intent line each time, no sync
+    # leg 0 left before legs 1 and 2 were journaled: its intent line in the file (not only
+    # staged), no sync
     assert venue.placed == [(0, base + 1, 0), (1, base + 2, 0), (2, base + 3, 0)]
+    assert size < written[0] < written[1] < written[2]
+    lines = open(journal.path, "rb").read()[size:written[2]].splitlines()
+    assert [orjson.loads(line)["k"] for line in lines] == ["intent"] * 3
     journal.close()
 
 

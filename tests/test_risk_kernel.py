@@ -7,6 +7,8 @@ group notionals, refused groups), or decline the batch (None) so the executor us
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,6 +50,9 @@ class World:
         self.accounting = Accounting(UNI)
         for asset, units in desc["positions"].items():
             self.accounting.positions[asset] = units
+        if desc.get("day_start") is not None:      # else the first look of a day sets it
+            self.accounting.day = int(time.time() // 86_400)
+            self.accounting.day_start_pnl = desc["day_start"]
         self.order_book = OrderBook()
         for k, (sid, side, market, price_ticks, qty_steps, filled) in enumerate(desc["open"]):
             info = UNI.symbols[sid]
@@ -110,7 +115,7 @@ limits = st.fixed_dictionaries({
     "max_position": st.sampled_from([1e9, 5000.0, 400.0, 5.0]),
     "max_open_orders": st.integers(0, 8),
     "orders_per_10s": st.integers(1, 60),
-    "daily_loss_limit": st.sampled_from([1e9] * 8 + [10.0, -1.0]),
+    "daily_loss_limit": st.sampled_from([1e9] * 6 + [10.0, 30.0, -1.0]),
     "max_book_age_ms": st.sampled_from([5000.0, 20000.0]),
     "price_band_pct": st.sampled_from([5.0, 0.5, 0.0]),
 })
@@ -135,6 +140,7 @@ world_desc = st.fixed_dictionaries({
                                       max_size=1),
     "group_notional": st.dictionaries(st.integers(1, 4), st.sampled_from([0.0, 100.0, 2900.0]), max_size=2),
     "orders_used": st.integers(0, 40),
+    "day_start": st.sampled_from([None, 0.0, 0.0, 40.0, -40.0]),
 })
 
 

@@ -125,19 +125,19 @@ class Executor:
         """Gate, journal and send ``recs[:n]``; on return every intent is journaled, so the
         caller may commit them on the ring.
 
-        A syncing journal (live mode) makes the batch durable with one fsync before the first
-        order leaves (group commit). Without syncing (paper mode), each order leaves as soon as
-        it passed the gate and its journal line is written: the first leg does not wait for the
-        checks of the others. Venue answers are handled once every order of the batch is out."""
+        The whole batch is gated first (one compiled call). A syncing journal (live mode) then
+        makes the batch durable with one fsync before the first order leaves (group commit).
+        Without syncing (paper mode), each order leaves as soon as its journal line is written.
+        Venue answers are handled once every order of the batch is out."""
         seen = self.clock()
-        self.check_kill()
+        killed = self.check_kill()
         group_commit = self.journal is not None and self.journal.sync
         waiting: list[Order] = []
         refused: list[Order] = []
         updates: list[VenueUpdate] = []
         orders = [self._order_from_intent(recs[i]) for i in range(n)]
         # the whole batch through the gate in one compiled call (None: gate each order below)
-        verdicts = self.gate.check_batch(recs, n, self._seen_before(orders), seen)
+        verdicts = self.gate.check_batch(recs, n, self._seen_before(orders), seen, killed=killed)
         for i, order in enumerate(orders):
             order.seen_mono_ns = seen
             verdict = self._admit(order, reason=None if verdicts is None else verdicts[i])
@@ -145,6 +145,8 @@ class Executor:
                 if group_commit:
                     waiting.append(order)
                 else:
+                    if self.journal is not None:
+                        self.journal.flush()      # write-ahead: its intent line is written before it leaves
                     updates += self._place(order)
             elif verdict is False:
                 refused.append(order)
@@ -419,14 +421,16 @@ class Executor:
 
     # --- kill switch --------------------------------------------------------------------------------
 
-    def check_kill(self) -> None:
-        """Once the switch is engaged: cancel every open order (new ones are refused by the gate)."""
+    def check_kill(self) -> bool:
+        """Once the switch is engaged: cancel every open order (new ones are refused by the gate).
+        Returns whether it is engaged."""
         engaged = self.kill.engaged
         if engaged and not self._kill_handled:
             self._kill_handled = True
             self.cancel_all(f"kill switch: {self.kill.reason}")
         elif not engaged:
             self._kill_handled = False
+        return engaged
 
     def cancel_all(self, why: str = "") -> int:
         open_orders = [o for o in self.orders.open_orders() if o.status != PENDING or o.sent_mono_ns]

@@ -7,10 +7,10 @@ about every order that was not finished (``live.LiveVenue.reconcile``) before tr
 never sends a journaled intent a second time.
 
     journal = Journal(run_dir / "executor.journal")
-    journal.intent(order)                      # durable (fdatasync) before the order leaves
-    journal.state(order, durable=False)        # a batch of changes...
+    journal.intent(order)                      # written and durable (fdatasync) before the order leaves
+    journal.state(order, durable=False)        # a batch of changes, staged...
     journal.fill(order, update, durable=False)
-    journal.commit()                           # ...made durable with one fdatasync
+    journal.commit()                           # ...written with one write and made durable with one fdatasync
     orders, fills = Journal.load(path)         # after a restart: fills are (run_id, update)
 
 One line per record, ``{"k": kind, ...}``; a torn last line (crash mid-write) is ignored.
@@ -40,23 +40,39 @@ class Journal:
         self.records = 0
         self.syncs = 0
         self._dirty = False
+        self._staged: list[bytes] = []
         # Fills after this line belong to this run: its accounting starts from them, while the
         # orders of earlier runs are still known (never resent, reconciled if unfinished).
         self._write({"k": "run", "run_id": run_id, "pid": os.getpid()})
 
     def _write(self, doc: dict, durable: bool = True) -> None:
-        os.write(self._fd, orjson.dumps(doc) + b"\n")
+        """Stage one line; ``commit`` (now, when ``durable``) writes what is staged."""
+        self._staged.append(orjson.dumps(doc))
         self.records += 1
         self._dirty = True
         if durable:
             self.commit()
 
     def commit(self) -> None:
-        """fdatasync what was written since the last commit (one sync for a batch of records)."""
+        """Write the staged lines with one write, then fdatasync them when the journal syncs
+        (one write and one sync for a batch of records). A write system call after a quiet
+        spell costs 15-20 µs on the test VM, on the path of an order: one per batch, not per line."""
+        self.flush()
         if self._dirty and self.sync:
             os.fdatasync(self._fd)
             self.syncs += 1
         self._dirty = False
+
+    def flush(self) -> None:
+        """Write the staged lines (one write), without syncing them."""
+        if self._staged:
+            self._write_all(b"\n".join(self._staged) + b"\n")
+            self._staged.clear()
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
 
     def intent(self, order: Order, durable: bool = True) -> None:
         self._write(self.intent_doc(order), durable)
@@ -76,12 +92,15 @@ class Journal:
                      "reject_code": order.reject_code, "sent": order.sent_mono_ns}, durable)
 
     def published(self, order: Order) -> None:
-        """The exec ring has the order's current state. Not synced: it only has to survive the
-        process (the page cache does), and losing it means publishing the state once more."""
+        """The exec ring has the order's current state. Written at once (a crash between an
+        order's events reaching the ring and this line republishes that order's events, so the
+        window is one order wide) and not synced: the page cache keeps it through a crash of
+        the process, and losing it means publishing the state once more."""
         order.published = (order.status, order.cum_qty)
         dirty = self._dirty
         self._write({"k": "pub", "coid": order.client_order_id, "status": order.status, "cum_qty": order.cum_qty},
                     durable=False)
+        self.flush()
         self._dirty = dirty
 
     def fill(self, order: Order, u: VenueUpdate, durable: bool = True) -> None:

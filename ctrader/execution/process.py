@@ -148,7 +148,7 @@ def run_executor(ctx) -> None:
     loop = None
     md = None
     try:
-        wait = wait_strategy(cfg.rings.wait)        # in this thread: it is the one that waits
+        wait = wait_strategy(cfg.rings.wait, owns_core=ctx.owns_core)     # in this thread: it is the one that waits
         producer = rings["exec"].producer(wait, cfg.rings.lossless_timeout_s)
         universe = load_universe(cfg)
         executor = build_executor(cfg, universe, producer.write, run_id=ctx.run_id)

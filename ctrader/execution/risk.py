@@ -154,6 +154,7 @@ class RiskGate:
         self._limits_vec = np.array([limits.max_order_notional, limits.max_group_notional, limits.max_position,
                                      limits.price_band_pct, limits.max_book_age_ms * 1e6], np.float64)
         self._held = np.zeros(len(universe.assets), np.float64)
+        self._held_order = np.zeros(len(universe.assets), np.int64)
         self._asset_ids = {name: i for i, name in enumerate(universe.assets)}
         self.batches = {"compiled": 0, "reference": 0}    # how check_batch decided
         self._scratch = (np.zeros(0, np.int32),) * 4 + (np.zeros((0, OPEN_COLS), np.int64),)
@@ -175,12 +176,13 @@ class RiskGate:
         return RefusalReason.NONE
 
     def check_batch(self, intents: np.ndarray, n: int, skip: list[bool], now_mono_ns: int,
-                    record: bool = True) -> list[int] | None:
+                    record: bool = True, killed: bool | None = None) -> list[int] | None:
         """``check`` for each of ``intents[:n]`` (ORDER_INTENT records, none an unwind) as if
         called one after the other at ``now_mono_ns``, each passing intent counted as an open
         order for the ones after it, in one compiled call (``risk_kernel``). ``skip[i]``: not
         gated (a duplicate), -1 in the answer. With ``record`` the state changes ``check``
-        makes (rate budget, group notional, refused groups) are made.
+        makes (rate budget, group notional, refused groups) are made. ``killed``: the kill
+        switch as the caller just read it (the file check is a system call: once per batch).
 
         None when the kernel cannot decide the batch exactly (an amount too large for float64,
         a comparison too close to call, a symbol whose filters are not in the tables): then
@@ -191,7 +193,7 @@ class RiskGate:
             return None
         scratch = self._scratch_for(n, self.order_book.open_count() + n)
         pre, group_before, reasons, totals, rows = scratch
-        kill = self.kill.engaged
+        kill = self.kill.engaged if killed is None else killed
         gids = intents["group_id"][:n].tolist()
         sids = intents["symbol_id"][:n].tolist()
         gated = False
@@ -211,25 +213,35 @@ class RiskGate:
                 group_before[i] = self.group_notional.get(gid, 0.0)
                 gated = True
         lim = self.limits
-        daily_breach = gated and (self.accounting.daily_pnl(self.valuer, int(time.time() // 86_400))
-                                  < -lim.daily_loss_limit)
+        acct = self.accounting
+        day = int(time.time() // 86_400)
+        if not gated:
+            daily_known = 0
+        elif day != acct.day:         # the first look of a day sets its starting PnL: as check does
+            daily_known = int(acct.daily_pnl(self.valuer, day) < -lim.daily_loss_limit)
+        else:
+            daily_known = -1          # the kernel values the positions when an intent needs it
         open_now = self.order_book.open_orders()
         for k, o in enumerate(open_now):
             remaining = o.qty - o.cum_qty
             if not (0 <= o.price < _EXACT and 0 <= remaining < _EXACT):
                 return self._declined()
             rows[k] = (o.symbol_id, o.side, o.order_type == _MARKET, o.price, remaining)
-        held = self._held
+        held, held_order = self._held, self._held_order
         held[:] = 0.0
-        for name, units in self.accounting.positions.items():
+        n_held = 0
+        for name, units in acct.positions.items():
             asset_id = self._asset_ids.get(name)
             if units and asset_id is not None:
                 held[asset_id] = units / ONE
+                held_order[n_held] = asset_id
+                n_held += 1
         self.rate._expire(now_mono_ns)
         room = self.rate.room(self.unwind_reserve)
-        status = gate_batch(intents, n, pre, group_before, daily_breach, books, tables.filters,
-                            tables.symbols, tables.routes, rows, len(open_now), held, self._limits_vec,
-                            lim.max_open_orders, room, self.valuer.val_id, now_mono_ns, reasons, totals)
+        status = gate_batch(intents, n, pre, group_before, daily_known, acct.day_start_pnl, lim.daily_loss_limit,
+                            books, tables.filters, tables.symbols, tables.routes, rows, len(open_now), held,
+                            held_order, n_held, self._limits_vec, lim.max_open_orders, room, self.valuer.val_id,
+                            now_mono_ns, reasons, totals)
         if status != SURE:
             return self._declined()
         self.batches["compiled"] += 1

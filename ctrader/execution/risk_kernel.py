@@ -18,9 +18,10 @@ The caller then gates that batch with the reference instead. Every other compari
 reference's float arithmetic operation for operation, so its results are the same bits.
 
     tables = RiskTables.build(universe, valuer.val_id)
-    status = gate_batch(intents, n, pre, group_before, daily_breach, books, tables.filters,
-                        tables.symbols, tables.routes, open_orders, n_open, held, limits,
-                        max_open_orders, room, val_id, reasons_out, group_total_out)
+    status = gate_batch(intents, n, pre, group_before, daily_known, day_start, daily_limit, books,
+                        tables.filters, tables.symbols, tables.routes, open_orders, n_open, held,
+                        held_order, n_held, limits, max_open_orders, room, val_id, now_ns,
+                        reasons_out, group_total_out)
 """
 from __future__ import annotations
 
@@ -214,17 +215,32 @@ def _asset_price(books, routes, asset):
 
 
 @njit(cache=True)
-def gate_batch(intents, n, pre, group_before, daily_breach, books, filters, symbols, routes,
-               open_orders, n_open, held, limits, max_open_orders, room, val_id, now_ns,
-               reasons, group_total):
+def _pnl(books, routes, held, held_order, n_held):
+    """``Accounting.pnl``: every position at its current value, summed in the same order."""
+    total = 0.0
+    for k in range(n_held):
+        v = held[held_order[k]] * _asset_price(books, routes, held_order[k])
+        if not math.isnan(v):
+            total += v
+    return total
+
+
+@njit(cache=True)
+def gate_batch(intents, n, pre, group_before, daily_known, day_start, daily_limit, books, filters, symbols,
+               routes, open_orders, n_open, held, held_order, n_held, limits, max_open_orders, room, val_id,
+               now_ns, reasons, group_total):
     """Verdicts for ``intents[:n]`` into ``reasons`` (RefusalReason, -1 skipped) and each
     passing intent's group notional into ``group_total``; returns SURE or UNSURE.
 
     ``pre[i]``: -1 skip (a duplicate), > 0 a reason decided before (kill switch, refused group),
     0 gate it. ``open_orders[:n_open]`` are the open orders (``O_*`` columns), in the order the
     reference walks them; the kernel appends each intent that passes (capacity ``n_open + n``).
-    ``held``: positions per asset in whole units. ``room``: orders the rate budget still allows."""
+    ``held``: positions per asset in whole units, ``held_order[:n_held]`` the assets held in the
+    order ``Accounting.positions`` lists them. Daily loss: ``daily_known`` 1 breached, 0 not,
+    -1 work it out (PnL - ``day_start`` < -``daily_limit``) when the first intent needs it.
+    ``room``: orders the rate budget still allows."""
     passed = 0
+    breach = daily_known
     refused_gid = np.zeros(n, np.uint64)
     refused_why = np.zeros(n, np.int32)
     n_refused = 0
@@ -240,8 +256,11 @@ def gate_batch(intents, n, pre, group_before, daily_breach, books, filters, symb
                 if refused_gid[r] == gid:
                     reason = refused_why[r]
                     break
-        if reason == 0 and daily_breach:
-            reason = _R_DAILY
+        if reason == 0:
+            if breach < 0:
+                breach = 1 if _pnl(books, routes, held, held_order, n_held) - day_start < -daily_limit else 0
+            if breach:
+                reason = _R_DAILY
         if reason == 0:
             sid = intents[i]["symbol_id"]
             side = intents[i]["side"]
