@@ -161,8 +161,8 @@ class Executor:
 
     def rehearse(self) -> None:
         """A dry run of ``on_intents``' path for a made-up order, changing nothing: the intent is
-        turned into an order, gated (``RiskGate.dry_check``: no budget charged), its journal line
-        encoded (not written) and its exec event built (not published).
+        turned into an order, gated (``RiskGate.check_batch`` with ``record=False``: no budget
+        charged), its journal line encoded (not written) and its exec event built (not published).
 
         Why: on a machine whose cores other processes share, code and data not touched for a
         millisecond fall out of the caches, and the first real order after a quiet spell ran

@@ -277,7 +277,7 @@ class RiskGate:
 
     def dry_check(self, order: Order, now_mono_ns: int) -> RefusalReason:
         """What ``check`` would say, recording nothing (no budget charged, no group notional):
-        the executor's rehearsal runs it to keep the gate's code and data in cache."""
+        the benchmark's reference for ``check_batch``."""
         return self._first_breach(order, now_mono_ns, False, record=False)
 
     def _first_breach(self, order: Order, now_ns: int, unwind: bool, record: bool = True) -> RefusalReason:
