@@ -129,6 +129,19 @@ def test_rate_budget_window_arithmetic():
     assert not rb.allows(30 * S)       # 3 orders today
 
 
+def test_rate_budget_room_is_how_many_allows_would_let_through():
+    rb = RateBudget(orders_per_10s=5, orders_per_day=100, weight_per_minute=100)
+    for t in (0, 1, 2):
+        rb.charge(t * S)
+    assert rb.room(3 * S) == 2 and rb.room(3 * S, reserve=1) == 1 and rb.room(3 * S, reserve=4) == 0
+    assert rb.room(10.5 * S) == 3          # the first order slid out of the 10 s window
+    room, granted = rb.room(11 * S), 0     # by 11 s the first two slid out
+    while rb.allows(11 * S):
+        rb.charge(11 * S)
+        granted += 1
+    assert room == granted == 4 and rb.room(11 * S) == 0
+
+
 def test_daily_loss_stops_new_orders():
     h = Harness(daily_loss_limit=50)
     h.send()                                  # buys 0.01 BTC at 60001

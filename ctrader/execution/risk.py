@@ -120,9 +120,10 @@ class RateBudget:
                 and self.used["orders_day"] + orders <= self.limits["orders_day"]
                 and self.used["weight_min"] + weight <= self.limits["weight_min"])
 
-    def room(self, reserve: int = 0) -> int:
-        """How many more orders of weight 1 ``allows`` would let through, one after the other
-        (as of the last expiry; ``allows`` and ``_expire`` move the windows)."""
+    def room(self, now_ns: int, reserve: int = 0) -> int:
+        """How many more orders of weight 1 ``allows(now_ns, reserve=reserve)`` would let
+        through, one after the other."""
+        self._expire(now_ns)
         return max(0, min(self.limits["orders_10s"] - self.used["orders_10s"] - reserve,
                           self.limits["orders_day"] - self.used["orders_day"],
                           self.limits["weight_min"] - self.used["weight_min"]))
@@ -236,8 +237,7 @@ class RiskGate:
                 held[asset_id] = units / ONE
                 held_order[n_held] = asset_id
                 n_held += 1
-        self.rate._expire(now_mono_ns)
-        room = self.rate.room(self.unwind_reserve)
+        room = self.rate.room(now_mono_ns, self.unwind_reserve)
         status = gate_batch(intents, n, pre, group_before, daily_known, acct.day_start_pnl, lim.daily_loss_limit,
                             books, tables.filters, tables.symbols, tables.routes, rows, len(open_now), held,
                             held_order, n_held, self._limits_vec, lim.max_open_orders, room, self.valuer.val_id,

@@ -6,10 +6,11 @@ call, so the first leg does not wait ~10-30 µs of interpreted checks per leg. M
 executor's path: ``tools/ctrader bench --suite executor`` and ``bench/BENCHMARKS.md``.
 
 What stays in Python, once per batch (``RiskGate.check_batch``): the kill switch, groups already
-refused, the daily loss, the rate budget's room, and snapshots of the open orders and positions.
-The kernel then walks the intents in order, as the reference would: stale book, exchange filters,
-price band, order and group notional, position, open orders, rate room; an intent that passes
-is counted as open (and in its group's notional) for the ones after it.
+refused, the day's starting PnL, the rate budget's room, and snapshots of the open orders and
+positions. The kernel then walks the intents in order, as the reference would: refused group,
+daily loss, stale book, exchange filters, price band, order and group notional, position, open
+orders, rate room; an intent that passes is counted as open (and in its group's notional) for
+the ones after it.
 
 Exactness. Filters compare integers of 1e-8 units (``venue.filters``), and price x quantity can
 pass 2^63; the kernel compares such products in float64 and, when the two sides are within
@@ -17,7 +18,7 @@ pass 2^63; the kernel compares such products in float64 and, when the two sides 
 The caller then gates that batch with the reference instead. Every other comparison repeats the
 reference's float arithmetic operation for operation, so its results are the same bits.
 
-    tables = RiskTables.build(universe, valuer.val_id)
+    tables = RiskTables.build(universe, valuer.routes)      # once
     status = gate_batch(intents, n, pre, group_before, daily_known, day_start, daily_limit, books,
                         tables.filters, tables.symbols, tables.routes, open_orders, n_open, held,
                         held_order, n_held, limits, max_open_orders, room, val_id, now_ns,
