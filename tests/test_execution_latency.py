@@ -75,7 +75,8 @@ def test_without_sync_each_leg_leaves_as_soon_as_its_intent_is_written(tmp_path)
     # staged), no sync
     assert venue.placed == [(0, base + 1, 0), (1, base + 2, 0), (2, base + 3, 0)]
     assert size < written[0] < written[1] < written[2]
-    lines = open(journal.path, "rb").read()[size:written[2]].splitlines()
+    with open(journal.path, "rb") as fh:
+        lines = fh.read()[size:written[2]].splitlines()
     assert [orjson.loads(line)["k"] for line in lines] == ["intent"] * 3
     journal.close()
 

@@ -263,12 +263,12 @@ class RiskGate:
             self._passes_filters(order, self.universe.symbols[order.symbol_id], mid)
 
     def _declined(self) -> None:
+        """Count a batch left to the reference (``check_batch`` returns None)."""
         self.batches["reference"] += 1
-        return None
 
     def _scratch_for(self, n: int, n_rows: int) -> tuple[np.ndarray, ...]:
         """The kernel's work arrays, reused across batches (grown when a batch needs more)."""
-        pre, group_before, reasons, totals, rows = self._scratch
+        pre, rows = self._scratch[0], self._scratch[-1]
         if len(pre) < n or len(rows) < n_rows:
             size = max(2 * len(pre), n)
             self._scratch = (np.zeros(size, np.int32), np.zeros(size, np.float64), np.zeros(size, np.int32),

@@ -146,14 +146,14 @@ def _filters_pass(filters, sid, side, is_market, price, qty, reference, open_her
         a, b, c, d = filters[sid, k, 1], filters[sid, k, 2], filters[sid, k, 3], filters[sid, k, 4]
         if kind == F_NONE:
             break
+        # (no else below: a filter that does not apply to this order falls through and passes)
         if kind == F_PRICE:
-            if not is_market:
-                if (a and price < a) or (b and price > b) or (c and price % c != 0):
-                    return 0
+            if not is_market and ((a and price < a) or (b and price > b) or (c and price % c != 0)):
+                return 0
         elif kind == F_LOT or kind == F_MARKET_LOT:
-            if kind == F_LOT or is_market:
-                if qty < a or (b and qty > b) or (c and qty % c != 0):
-                    return 0
+            applies = kind == F_LOT or is_market        # MARKET_LOT_SIZE: MARKET orders only
+            if applies and (qty < a or (b and qty > b) or (c and qty % c != 0)):
+                return 0
         elif kind == F_NOTIONAL:
             if is_market and not (c or d):
                 continue
@@ -184,11 +184,9 @@ def _filters_pass(filters, sid, side, is_market, price, qty, reference, open_her
                     return 2
                 if s < 0:
                     return 0
-        elif kind == F_MAX_ORDERS:
-            if open_here + 1 > a:
-                return 0
-        elif kind == F_EXCHANGE_MAX_ORDERS:
-            if open_all + 1 > a:
+        elif kind == F_MAX_ORDERS or kind == F_EXCHANGE_MAX_ORDERS:
+            count = open_here if kind == F_MAX_ORDERS else open_all
+            if count + 1 > a:
                 return 0
     return 1 if qty > 0 and (is_market or price > 0) else 0
 
