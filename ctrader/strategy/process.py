@@ -162,9 +162,10 @@ class StrategyLoop:
             if i < n:
                 self._poll_exec()
         # garbage is collected between batches with nothing waiting, never inside one
-        if self.md_in.lag == 0:
-            self.gc_idle.idle()
-        self.gc_idle.busy()
+        if self.gc_idle.active:
+            if self.md_in.lag == 0:
+                self.gc_idle.idle()
+            self.gc_idle.busy()
         if self.keep_warm_ns:
             self._keep_warm()
         return n
