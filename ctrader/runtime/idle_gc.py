@@ -47,7 +47,8 @@ class IdleGC:
         self.pause_ns_total = 0
         self.pause_ns_max = 0
         self.frozen = 0
-        self.active = False
+        self.active = False        # in charge of the collector now
+        self.started = False       # was in charge during this run (what the stats report)
         self._was_enabled = True
 
     def start(self) -> None:
@@ -57,7 +58,7 @@ class IdleGC:
         gc.freeze()
         self.frozen = gc.get_freeze_count()
         gc.disable()
-        self.active = True
+        self.active = self.started = True
 
     def stop(self) -> None:
         """Automatic collection back on (as it was before ``start``); frozen objects stay frozen."""
@@ -99,7 +100,7 @@ class IdleGC:
         self.pause_ns_max = max(self.pause_ns_max, pause)
 
     def stats(self) -> dict:
-        return {"mode": "idle" if self.active else "python", "frozen": self.frozen,
+        return {"mode": "idle" if self.started else "python", "frozen": self.frozen,
                 "collections": list(self.collections), "forced": self.forced,
                 "pause_ms_total": round(self.pause_ns_total / 1e6, 3),
                 "pause_us_max": round(self.pause_ns_max / 1e3, 1)}
