@@ -10,7 +10,7 @@ from ctrader.core.ring import Ring
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
-from ctrader.execution.orders import FILLED
+from ctrader.execution.orders import FILLED, Order, client_order_ids
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.process import ExecutorLoop
 from ctrader.execution.risk import RiskLimits
@@ -249,3 +249,16 @@ def test_idle_executor_loop_rehearses_every_keep_warm_interval():
         off = ExecutorLoop(ex, None, ring.consumer(0), keep_warm_us=0)
         off.step(idle_wait_s=0.001)
         assert ex.rehearsals == 5
+
+
+def test_client_order_ids_of_a_batch_are_the_ids_its_orders_get():
+    """The executor finds duplicates from the records, before building any order: the ids must
+    be exactly those ``Order.from_intent`` gives (the intent's own, or ct<group>-<leg>)."""
+    batch = np.concatenate([intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.01, group_id=0x1F, leg=0),
+                            intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.01, group_id=0x1F, leg=2,
+                                          client_order_id="my-id-7"),
+                            intent_record(UNI, "ETHBTC", Side.SELL, 0.05, 0.1, group_id=2**63 + 5, leg=1)])
+    info = [UNI.symbols[int(r["symbol_id"])] for r in batch]
+    built = [Order.from_intent(r, i.name, i.tick_units, i.step_units).client_order_id for r, i in zip(batch, info)]
+    assert client_order_ids(batch, 3) == built == ["ct1f-0", "my-id-7", f"ct{2**63 + 5:x}-1"]
+    assert client_order_ids(batch, 1) == ["ct1f-0"]

@@ -26,11 +26,29 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ctrader.core.records import EXEC_EVENT, ORDER_INTENT, ExecKind, MdKind, OrderType, RefusalReason, Side, TimeInForce
+from ctrader.core.records import (
+    EXEC_EVENT,
+    ORDER_INTENT,
+    ExecKind,
+    MdKind,
+    OrderType,
+    RefusalReason,
+    Side,
+    TimeInForce,
+)
 from ctrader.execution.accounting import Accounting, Valuer
 from ctrader.execution.bookview import BookView
 from ctrader.execution.journal import Journal
-from ctrader.execution.orders import FILLED, PENDING, REFUSED, Order, OrderBook, VenueUpdate, exec_record
+from ctrader.execution.orders import (
+    FILLED,
+    PENDING,
+    REFUSED,
+    Order,
+    OrderBook,
+    VenueUpdate,
+    client_order_ids,
+    exec_record,
+)
 from ctrader.execution.risk import KillSwitch, RiskGate, RiskLimits
 from ctrader.market.books import BookCache, apply_all, apply_md
 from ctrader.venue.decimals import ONE
@@ -135,10 +153,13 @@ class Executor:
         waiting: list[Order] = []
         refused: list[Order] = []
         updates: list[VenueUpdate] = []
-        orders = [self._order_from_intent(recs[i]) for i in range(n)]
-        # the whole batch through the gate in one compiled call (None: gate each order below)
-        verdicts = self.gate.check_batch(recs, n, self._seen_before(orders), seen, killed=killed)
-        for i, order in enumerate(orders):
+        # the whole batch through the gate in one compiled call (None: gate each order below);
+        # each order object is built just before it is admitted: leg 0 leaves without waiting
+        # for the others'
+        verdicts = self.gate.check_batch(recs, n, self._seen_before(client_order_ids(recs, n)), seen,
+                                         killed=killed)
+        for i in range(n):
+            order = self._order_from_intent(recs[i])
             order.seen_mono_ns = seen
             verdict = self._admit(order, reason=None if verdicts is None else verdicts[i])
             if verdict is True:
@@ -184,14 +205,14 @@ class Executor:
         exec_record(order, ExecKind.ACK, out=self._rehearsal_event)
         self.rehearsals += 1
 
-    def _seen_before(self, orders: list[Order]) -> list[bool]:
-        """Which of ``orders`` repeat a client order id already known (journaled) or earlier in
-        the batch: duplicates, never gated nor sent (``_admit`` says so)."""
+    def _seen_before(self, client_ids: list[str]) -> list[bool]:
+        """Which of ``client_ids`` repeat one already known (journaled) or earlier in the batch:
+        duplicates, never gated nor sent (``_admit`` says so)."""
         ids: set[str] = set()
         out = []
-        for o in orders:
-            out.append(o.client_order_id in ids or self.orders.get(o.client_order_id) is not None)
-            ids.add(o.client_order_id)
+        for coid in client_ids:
+            out.append(coid in ids or self.orders.get(coid) is not None)
+            ids.add(coid)
         return out
 
     def warm_up(self) -> None:

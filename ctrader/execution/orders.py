@@ -41,6 +41,14 @@ def client_order_id_for(group_id: int, leg: int) -> str:
     return f"ct{group_id:x}-{leg}"
 
 
+def client_order_ids(intents: np.ndarray, n: int) -> list[str]:
+    """The client order id of each of ``intents[:n]`` (as ``Order.from_intent`` reads it),
+    without building the orders."""
+    raw = intents["client_order_id"][:n].tolist()
+    groups, legs = intents["group_id"][:n].tolist(), intents["leg"][:n].tolist()
+    return [b.rstrip(b"\0").decode() or client_order_id_for(g, leg) for b, g, leg in zip(raw, groups, legs)]
+
+
 _INTENT_FIELD = {name: i for i, name in enumerate(ORDER_INTENT.names)}   # position in rec.item()
 
 
