@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from ctrader.core.records import EXEC_EVENT, ExecKind, OrderType, Side, TimeInForce
+from ctrader.core.records import EXEC_EVENT, ExecKind, OrderType, RefusalReason, Side, TimeInForce
 from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
 from ctrader.execution.live import LiveVenue, order_params
-from ctrader.execution.orders import FILLED, NEW, REJECTED, Order
+from ctrader.execution.orders import FILLED, NEW, REFUSED, REJECTED, Order
 from ctrader.execution.risk import RiskLimits
 from ctrader.execution.testing import depth_record, intent_record
 from ctrader.execution.ws_api_client import WsApiClient
@@ -148,6 +148,61 @@ def test_venue_rejects_become_rejected_with_their_code(live_factory, sim_account
     assert live.wait(lambda: not tiny.is_open)
     assert tiny.status == REJECTED and tiny.reject_code == -1013
     assert live.ex.stats()["rejects"] == {"-2010": 1, "-1013": 1}
+
+
+def test_a_venue_rate_limit_closes_the_order_budget_until_its_retry_time(sim_factory, sim_account, tmp_path):
+    """The venue allows fewer unfilled orders than our gate (2 per 10 s here): its 429 -1015
+    carries a retry time, and no new order leaves before it (Binance bans an IP that keeps
+    sending after a 429)."""
+    live = Live(sim_factory({"limits.orders_per_10s": 2}), sim_account.hmac_signer(), tmp_path / "journal.jsonl")
+    try:
+        info = live.uni.by_name["BTCUSDT"]
+        bid, _ = live.best("BTCUSDT")
+        price = (bid * 97 // 100) // info.tick_units * info.tick_units     # rests: stays unfilled
+
+        def resting_buy(k):
+            live.send("BTCUSDT", Side.BUY, price, 0.0001, tif=TimeInForce.GTC, group_id=k, client_order_id=f"ct-rl-{k}")
+            return live.ex.orders.get(f"ct-rl-{k}")
+        first, second = resting_buy(1), resting_buy(2)
+        assert live.wait(lambda: first.status == NEW and second.status == NEW)
+        third = resting_buy(3)
+        assert live.wait(lambda: not third.is_open)
+        assert third.status == REJECTED and third.reject_code == -1015
+        venue = live.ex.venue
+        assert venue.rate_limited == 1 and venue.backoff_until_ns > time.monotonic_ns()
+        assert live.ex.gate.rate.closed_until_ns == venue.backoff_until_ns
+        # until the retry time: refused here, never sent
+        fourth = resting_buy(4)
+        assert fourth.status == REFUSED and fourth.reject_code == RefusalReason.RATE_BUDGET
+        assert "ct-rl-4" not in venue.orders
+        # after it, orders leave again
+        assert live.wait(lambda: time.monotonic_ns() >= venue.backoff_until_ns, timeout_s=12)
+        live.show_books()                 # fresh books again (the gate refuses on an old one)
+        fifth = resting_buy(5)
+        assert live.wait(lambda: fifth.status == NEW), fifth
+        assert venue.rate_limited == 1 and live.ex.stats()["refusals"] == {"RATE_BUDGET": 1}
+    finally:
+        live.close()
+
+
+@pytest.mark.parametrize("answer, wait_s", [
+    ({"status": 429, "error": {"code": -1015, "msg": "Too many new orders",
+                               "data": {"serverTime": 1_000, "retryAfter": 4_000}}}, 3.0),   # WS API: venue ms
+    ({"status": 429, "error": {"code": -1003, "msg": "Too much request weight used"}, "retry_after": "7"}, 7.0),
+    ({"status": 418, "error": {"code": -1003, "msg": "IP banned"}, "retry_after": None}, 120.0),   # the shortest ban
+    ({"status": 400, "error": {"code": -2010, "msg": "Account has insufficient balance"}}, None),
+])
+def test_retry_time_of_a_rate_limit_answer(answer, wait_s):
+    venue = LiveVenue(client=None, universe=None)
+    before = time.monotonic_ns()
+    [update] = venue._on_response(("place", "ct-1"), answer)
+    after = time.monotonic_ns()
+    assert update.status == REJECTED and update.reject_code == answer["error"]["code"]
+    if wait_s is None:
+        assert venue.backoff_until_ns == 0 and venue.rate_limited == 0
+    else:
+        assert before + wait_s * 1e9 <= venue.backoff_until_ns <= after + wait_s * 1e9
+        assert venue.rate_limited == 1
 
 
 def test_restart_reconciles_an_order_sent_without_ack_and_never_sends_it_twice(sim_server, sim_account, tmp_path):

@@ -310,6 +310,8 @@ class Executor:
         updates = self.venue.poll(self.clock())
         if updates:
             self._apply(updates)
+        if self.venue.backoff_until_ns > self.gate.rate.closed_until_ns:
+            self.gate.rate.back_off(self.venue.backoff_until_ns)    # the venue said 429/418: wait
         return len(updates)
 
     def _apply(self, updates: list[VenueUpdate]) -> None:

@@ -8,6 +8,11 @@ as ``newClientOrderId`` (a resend is a duplicate the venue refuses, never a seco
 stream (``executionReport``) moves orders in between; a fill reported by both is counted once
 (by trade id, ``orders.OrderBook``).
 
+A 429 or 418 answer (-1003 too much weight or banned, -1015 too many new orders) sets
+``backoff_until_ns`` from the venue's retry time (WS API ``error.data.retryAfter``, REST
+``Retry-After``); the executor closes its rate budget until then, so no new order is sent
+while the venue asks us to wait (Binance bans an IP that keeps sending after a 429).
+
 When the venue's answer leaves the outcome unknown (HTTP 5xx, -1006, -1007, a dropped
 connection) the order is asked about (``order.status`` by client id, then ``myTrades`` for its
 fills) instead of being guessed. After a reconnect every open order is asked about, since
@@ -20,13 +25,14 @@ user-data events may have been missed.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from ctrader.core.records import OrderType
 from ctrader.execution.orders import FILLED, PARTIALLY_FILLED, REJECTED, Order, VenueUpdate
 from ctrader.execution.ws_api_client import WsApiClient
 from ctrader.venue.decimals import decimals_of, format_trimmed, parse_units, quote_amount
-from ctrader.venue.errors import execution_status_unknown
+from ctrader.venue.errors import RATE_LIMITED, execution_status_unknown, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,7 @@ NO_SUCH_ORDER = -2013
 CANCEL_REJECTED = -2011
 INVALID_TIMESTAMP = -1021
 OUR_PREFIXES = ("ct", "uw")          # client ids this executor makes (orders.client_order_id_for, unwinds)
+RATE_LIMIT_CODES = (-1003, -1015)     # too many requests / too much weight / banned; too many new orders
 
 
 def order_params(order: Order, info: Any) -> dict:
@@ -100,6 +107,8 @@ class LiveVenue:
         self.unknown_outcomes = 0
         self.status_queries = 0
         self._pending_status: dict[str, str] = {}    # status to apply once an order's trades arrive
+        self.backoff_until_ns = 0      # monotonic: send no new order before (the venue's retry time)
+        self.rate_limited = 0          # 429 / 418 answers
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -169,6 +178,8 @@ class LiveVenue:
             return ups
         err = doc.get("error", {})
         code, status = int(err.get("code", 0)), int(doc.get("status", 0))
+        if status in RATE_LIMITED or code in RATE_LIMIT_CODES:
+            self._back_off(status, code, err, doc)
         if what == "place":
             if execution_status_unknown(status, code):
                 self.unknown_outcomes += 1
@@ -188,6 +199,21 @@ class LiveVenue:
             else:
                 log.warning("%s %s failed: %s %s", what, coid, code, err.get("msg"))
         return []
+
+    def _back_off(self, status: int, code: int, err: dict, doc: dict) -> None:
+        """Note the venue's retry time: ``error.data`` (WS API: ``retryAfter`` and ``serverTime``,
+        both venue ms, so our clock offset does not matter) or REST's ``Retry-After`` seconds."""
+        data = err.get("data") or {}
+        if "retryAfter" in data and "serverTime" in data:
+            wait_s = max(0.0, (int(data["retryAfter"]) - int(data["serverTime"])) / 1000)
+        else:
+            wait_s = retry_after_s(status if status in RATE_LIMITED else 429, doc.get("retry_after"))
+        self.rate_limited += 1
+        until = time.monotonic_ns() + int(wait_s * 1e9)
+        if until > self.backoff_until_ns:
+            self.backoff_until_ns = until
+            log.warning("venue rate limit (%s %s %s): no new orders for %.1f s", status, code, err.get("msg"),
+                        wait_s)
 
     def _ask_status(self, coid: str) -> None:
         order = self.orders.get(coid)
@@ -231,6 +257,7 @@ class LiveVenue:
     def stats(self) -> dict:
         return {"ws_connects": self.client.connects, "rest_fallbacks": self.rest_fallbacks,
                 "unknown_outcomes": self.unknown_outcomes, "status_queries": self.status_queries,
+                "rate_limited": self.rate_limited,
                 "clock_offset_ms": round(self.client.clock_offset_ms, 1)}
 
     def close(self) -> None:

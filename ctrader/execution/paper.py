@@ -177,6 +177,8 @@ class PaperVenue:
     """The executor's venue in paper mode: ``PaperFillModel`` behind the venue interface that
     ``live.LiveVenue`` also implements (place / cancel / on_book / poll / reconcile / close)."""
 
+    backoff_until_ns = 0       # the paper venue never asks to back off (see LiveVenue)
+
     def __init__(self, model: PaperFillModel) -> None:
         self.model = model
 

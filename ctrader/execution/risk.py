@@ -97,7 +97,11 @@ class KillSwitch:
 
 class RateBudget:
     """Sliding-window counts of orders (10 s, 1 day) and request weight (1 min), kept below the
-    venue's limits so that a burst is refused here instead of banned there."""
+    venue's limits so that a burst is refused here instead of banned there.
+
+    When the venue says back off all the same (429 / 418 with a retry time: another client on
+    the same IP or account, limits lower than configured), ``back_off`` closes the budget until
+    then: Binance bans an IP that keeps sending after a 429."""
 
     WINDOWS_NS: ClassVar[dict[str, int]] = {"orders_10s": 10 * 10**9, "orders_day": 86_400 * 10**9, "weight_min": 60 * 10**9}
 
@@ -106,6 +110,14 @@ class RateBudget:
                        "weight_min": weight_per_minute}
         self.events: dict[str, deque] = {k: deque() for k in self.limits}   # (time, amount)
         self.used: dict[str, int] = dict.fromkeys(self.limits, 0)
+        self.closed_until_ns = 0           # the venue's retry time (monotonic), see back_off
+        self.backoffs = 0
+
+    def back_off(self, until_ns: int) -> None:
+        """Allow nothing before ``until_ns`` (monotonic ns): the venue's 429/418 retry time."""
+        if until_ns > self.closed_until_ns:
+            self.closed_until_ns = until_ns
+            self.backoffs += 1
 
     def _expire(self, now_ns: int) -> None:
         for key, events in self.events.items():
@@ -116,6 +128,8 @@ class RateBudget:
     def allows(self, now_ns: int, orders: int = 1, weight: int = 1, reserve: int = 0) -> bool:
         """Room for ``orders`` more while keeping ``reserve`` orders of the 10 s window free."""
         self._expire(now_ns)
+        if now_ns < self.closed_until_ns:
+            return False
         return (self.used["orders_10s"] + orders + reserve <= self.limits["orders_10s"]
                 and self.used["orders_day"] + orders <= self.limits["orders_day"]
                 and self.used["weight_min"] + weight <= self.limits["weight_min"])
@@ -124,6 +138,8 @@ class RateBudget:
         """How many more orders of weight 1 ``allows(now_ns, reserve=reserve)`` would let
         through, one after the other."""
         self._expire(now_ns)
+        if now_ns < self.closed_until_ns:
+            return 0
         return max(0, min(self.limits["orders_10s"] - self.used["orders_10s"] - reserve,
                           self.limits["orders_day"] - self.used["orders_day"],
                           self.limits["weight_min"] - self.used["weight_min"]))

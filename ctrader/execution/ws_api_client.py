@@ -250,6 +250,7 @@ class WsApiClient:
                                           headers={"X-MBX-APIKEY": self.signer.api_key}) as resp:
                 body = orjson.loads(await resp.read())
                 if resp.status >= 400 or (isinstance(body, dict) and "code" in body and "msg" in body):
-                    return {"status": resp.status, "error": body}
+                    return {"status": resp.status, "error": body, "retry_after": resp.headers.get("Retry-After")}
                 return {"status": resp.status, "result": body}
         return asyncio.run_coroutine_threadsafe(go(), self._loop).result(timeout_s)
+

@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from ctrader.feed.weight import WeightBudget, depth_weight
+from ctrader.venue.errors import RATE_LIMITED, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,9 @@ class SnapshotClient:
         async with self.session.get(self.url, params={"symbol": symbol, "limit": str(self.limit)}) as resp:
             self.budget.observe_headers(resp.headers)
             body = await resp.read()
-            if resp.status in (429, 418):
+            if resp.status in RATE_LIMITED:
                 self.rate_limited += 1
-                # Binance always sends Retry-After; without one, a ban (418) lasts at least 2 minutes
-                retry = _seconds(resp.headers.get("Retry-After"), 1.0 if resp.status == 429 else 120.0)
+                retry = retry_after_s(resp.status, resp.headers.get("Retry-After"))
                 log.warning("depth snapshot %s: HTTP %d, backing off %.0fs", symbol, resp.status, retry)
                 self.budget.back_off(retry)
                 return None
@@ -107,10 +107,3 @@ class SnapshotClient:
         if self.session is not None:
             await self.session.close()
             self.session = None
-
-
-def _seconds(value: str | None, default: float) -> float:
-    try:
-        return max(0.0, float(value)) if value else default
-    except ValueError:
-        return default

@@ -25,6 +25,21 @@ class BinanceError(Exception):
         return {"code": self.code, "msg": self.msg}
 
 
+RATE_LIMITED = (429, 418)      # too many requests / orders; IP banned (for sending after a 429)
+
+
+def retry_after_s(http_status: int, header: str | None = None) -> float:
+    """Seconds to wait after a 429/418: the ``Retry-After`` header (Binance always sends one),
+    else 1 s for a 429 and 2 minutes, the shortest ban, for a 418."""
+    try:
+        return max(0.0, float(header)) if header else _DEFAULT_WAIT_S.get(http_status, 1.0)
+    except ValueError:
+        return _DEFAULT_WAIT_S.get(http_status, 1.0)
+
+
+_DEFAULT_WAIT_S = {429: 1.0, 418: 120.0}
+
+
 def execution_status_unknown(http_status: int, code: int | None) -> bool:
     """Binance: 5xx and -1006/-1007 mean the order may or may not have executed; reconcile."""
     return http_status >= 500 or code in (-1006, -1007)
