@@ -205,6 +205,12 @@ class Executor:
         exec_record(order, ExecKind.ACK, out=self._rehearsal_event)
         self.rehearsals += 1
 
+    def on_idle(self) -> None:
+        """While nothing waits: touch the journal's next page, so that no order takes the page
+        fault of its line."""
+        if self.journal is not None:
+            self.journal.prepare()
+
     def _seen_before(self, client_ids: list[str]) -> list[bool]:
         """Which of ``client_ids`` repeat one already known (journaled) or earlier in the batch:
         duplicates, never gated nor sent (``_admit`` says so)."""

@@ -112,6 +112,7 @@ class ExecutorLoop:
             # idle: collect garbage first, then rehearse (the collection walks memory the
             # order path then finds evicted)
             self.gc_idle.idle()
+            self.executor.on_idle()
             self._keep_warm()
             done = self._intents(idle_wait_s)
         self.gc_idle.busy()

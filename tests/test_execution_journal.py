@@ -1,0 +1,91 @@
+"""The executor's journal file: written through a memory map that runs ahead in zero-filled
+chunks. A crashed run leaves those zeros (and maybe a torn line); the next run appends after the
+last line and ``load`` reads every whole line back."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+from ctrader.core.records import OrderType, Side, TimeInForce
+from ctrader.execution import journal as journal_module
+from ctrader.execution.journal import Journal
+from ctrader.execution.orders import NEW, Order, VenueUpdate
+
+
+def _order(k: int) -> Order:
+    return Order(f"ct{k:x}-0", k, 0, 1, 0, "BTCUSDT", int(Side.BUY), int(OrderType.LIMIT), int(TimeInForce.IOC),
+                 60_000 * 10**8, 10**5 + k)
+
+
+def _crashing_run(path, n: int) -> None:
+    """A process journals ``n`` intents and dies by SIGKILL: no close, no trim."""
+    code = (f"import os, signal, sys\nsys.path.insert(0, {os.getcwd()!r})\n"
+            "from tests.test_execution_journal import _order\n"
+            "from ctrader.execution.journal import Journal\n"
+            f"j = Journal({str(path)!r}, sync=False, run_id='crashed')\n"
+            f"for k in range({n}):\n    j.intent(_order(k))\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+
+
+def _data(path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def test_a_crashed_run_leaves_zeros_and_the_next_run_appends_after_its_last_line(tmp_path):
+    path = tmp_path / "executor.jsonl"
+    _crashing_run(path, 3)
+    assert os.path.getsize(path) == journal_module._CHUNK           # the map's zeros are still there
+    orders, _ = Journal.load(path)
+    assert sorted(orders) == ["ct0-0", "ct1-0", "ct2-0"]            # every line made it: page cache
+
+    j = Journal(path, sync=False, run_id="second")
+    order = _order(7)
+    j.intent(order)
+    order.status = NEW                      # the venue acknowledged it
+    j.state(order)
+    j.close()
+    data = _data(path)
+    assert b"\0" not in data and data.endswith(b"\n")                # close trims the zeros
+    assert [line.count(b'"k":"run"') for line in data.splitlines()].count(1) == 2
+    orders, _ = Journal.load(path)
+    assert sorted(orders) == ["ct0-0", "ct1-0", "ct2-0", "ct7-0"] and orders["ct7-0"].status == NEW
+
+
+def test_a_line_torn_by_a_crash_is_skipped_and_what_follows_is_read(tmp_path, caplog):
+    path = tmp_path / "executor.jsonl"
+    _crashing_run(path, 2)
+    end = len(_data(path).rstrip(b"\0"))
+    with open(path, "r+b") as fh:           # the crash hit mid-copy: a head, zeros, then a tail
+        fh.seek(end)
+        fh.write(b'{"k":"intent","client_order_id":"ct9' + b"\0" * 40 + b'0,"qty":1}')
+    j = Journal(path, sync=True, run_id="after")
+    j.intent(_order(3))
+    j.close()
+    with caplog.at_level(logging.WARNING, logger="ctrader.execution.journal"):
+        orders, _ = Journal.load(path)
+    assert sorted(orders) == ["ct0-0", "ct1-0", "ct3-0"]
+    assert "unreadable line" in caplog.text
+
+
+def test_the_map_grows_past_its_chunk_and_a_syncing_journal_syncs_once_per_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "_CHUNK", 1 << 16)            # 64 KiB chunks: grow often
+    path = tmp_path / "executor.jsonl"
+    j = Journal(path, sync=True, run_id="big")
+    syncs = j.syncs
+    for k in range(600):                                             # ~200 KB of lines
+        o = _order(k)
+        j.intent(o, durable=False)
+        j.fill(o, VenueUpdate(o.client_order_id, "FILLED", k, last_qty=o.qty, last_px=o.price,
+                              last_quote=6 * 10**9, fee=10, fee_asset="BTC", trade_id=k), durable=False)
+        j.commit()
+        j.prepare()                                                  # what the executor does when idle
+    assert j.syncs - syncs == 600
+    assert os.path.getsize(path) > 3 * (1 << 16)
+    j.close()
+    orders, fills = Journal.load(path)
+    assert len(orders) == 600 and len(fills) == 600
+    assert all(o.trade_ids == {k} and o.fees == {"BTC": 10} for k, o in enumerate(orders.values()))
