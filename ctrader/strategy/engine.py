@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -198,16 +199,24 @@ class StrategyEngine:
                 intents.append(o)
         return _join(cands, CANDIDATE), _join(intents, ORDER_INTENT)
 
-    def on_md_until(self, records: np.ndarray, start: int, end: int) -> tuple[int, np.ndarray, np.ndarray]:
+    def on_md_until(self, records: np.ndarray, start: int, end: int,
+                    emit: Callable[[np.ndarray], None] | None = None) -> tuple[int, np.ndarray, np.ndarray]:
         """Apply ``records[start:end]`` up to and including the first record whose candidates
         produced intents: (next index, candidates, intents). The live loop sends those intents
-        before anything else; replay matches them before the strategy sees the next record."""
+        before anything else; replay matches them before the strategy sees the next record.
+
+        ``emit`` (the live loop's ring write) is handed the intents the moment their client ids
+        are written, before they are copied out and the candidates joined: ~16 µs went by
+        between building an intent and writing it otherwise (first touch after a quiet spell)."""
         if start >= end:
             return start, np.zeros(0, CANDIDATE), _NO_INTENTS
         if self.first_md_seq == 0:
             self.first_md_seq = int(records[start]["seq"])
         if not self._fused:
-            return self._on_md_until_generic(records, start, end)
+            i, cands, intents = self._on_md_until_generic(records, start, end)
+            if emit is not None and len(intents):
+                emit(intents)
+            return i, cands, intents
         strat, dec, work = self.strategy, self.dec.arrays, self._work
         has_model = self.model is not None
         chunks = []
@@ -227,6 +236,8 @@ class StrategyEngine:
                 n_int = int(self._int_n[0])
                 D.format_client_ids(self._intents, self._intents_raw, n_int, ORDER_INTENT.itemsize, _COID_AT,
                                     _COID_WIDTH, self._coid_prefix)
+                if emit is not None:
+                    emit(self._intents[:n_int])
                 intents = self._intents[:n_int].copy()
                 break
             if status == _FULL:

@@ -150,9 +150,9 @@ class StrategyLoop:
         read_ns = time.monotonic_ns()
         i = 0
         while i < n:
-            i, cands, intents = self.engine.on_md_until(self.md_buf, i, n)
+            # the intents go to the ring from inside (``emit``): first, they are what the market waits for
+            i, cands, intents = self.engine.on_md_until(self.md_buf, i, n, emit=self.intents_out.write)
             if len(intents):
-                self.intents_out.write(intents)       # first: it is what the market is waiting for
                 self.intents_written += len(intents)
                 # the strategy's own share of tick-to-intent: md batch in hand -> intents built
                 self._r2i[self._r2i_n % len(self._r2i)] = int(intents[0]["created_mono_ns"]) - read_ns
