@@ -86,7 +86,10 @@ class KillSwitch:
 
     @property
     def engaged(self) -> bool:
-        return bool(self._latched) or (self.path is not None and os.path.exists(self.path))
+        # os.access, not os.path.exists: no FileNotFoundError raised and caught when the file is
+        # absent (the usual case, on every intent batch): 0.7 vs 1.35 µs back to back, 22 vs
+        # 34 µs after 50 ms idle on the test VM
+        return bool(self._latched) or (self.path is not None and os.access(self.path, os.F_OK))
 
     @property
     def reason(self) -> str:
