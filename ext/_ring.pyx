@@ -68,6 +68,7 @@ cdef int64_t C_OVERRUNS = L.C_OVERRUNS, C_LOST = L.C_LOST, C_TORN = L.C_TORN
 cdef uint64_t BROADCAST = L.BROADCAST
 cdef int64_t SEQ_STRIDE = L.SEQ_STRIDE
 cdef int64_t H_WAITERS = L.H_WAITERS, H_BELL = L.H_BELL, H_BELL_RINGS = L.H_BELL_RINGS
+cdef int64_t H_ANNOUNCES = L.H_ANNOUNCES, ANNOUNCE_SPIN_NS = L.ANNOUNCE_SPIN_NS
 from ctrader.core import wait as W
 cdef int SPIN = W.SPIN, SPIN_YIELD = W.SPIN_YIELD, BLOCK = W.BLOCK
 cdef int64_t SLEEP_MAX_US = W.SLEEP_MAX_US
@@ -187,6 +188,13 @@ cdef class RingCore:
             self.ctl[H_BELL_RINGS] += 1
             ct_futex_wake(&self.ctl[H_BELL])
 
+    def announce(self):
+        """Ring the bell without publishing: sleepers wake now and spin for the records about
+        to come (``ring_layout.ANNOUNCE_SPIN_NS``). A full fence and a load when nobody sleeps."""
+        with nogil:
+            self.ctl[H_ANNOUNCES] += 1
+            self._ring_bell()
+
     def write(self, object records, int wait_kind, int64_t wait_param, int64_t timeout_ns):
         """Publish the records in a contiguous buffer (bytes, numpy record or array).
 
@@ -246,7 +254,8 @@ cdef class RingCore:
 
     cdef int64_t _read_block(self, int64_t consumer, char *out, int64_t limit, bint publish,
                              int64_t deadline) noexcept nogil:
-        """Sleep on the doorbell until a publish (or ``deadline``), then read (ring_numba.read_rows_block)."""
+        """Sleep on the doorbell until a publish (or ``deadline``), then read (ring_numba.read_rows_block).
+        Woken by a ring that brought nothing (an announce), spin for the records before returning."""
         cdef uint64_t bell = ct_load_acquire(&self.ctl[H_BELL])
         cdef int64_t n, left
         ct_fetch_add(&self.ctl[H_WAITERS], 1)       # a full barrier: registered before the re-check
@@ -258,7 +267,25 @@ cdef class RingCore:
         ct_fetch_add(&self.ctl[H_WAITERS], -1)
         if n == 0:
             n = self._read(consumer, out, limit, publish)
+            if n == 0 and ct_load_acquire(&self.ctl[H_BELL]) != bell:
+                n = self._spin_read(consumer, out, limit, publish, deadline)
         return n
+
+    cdef int64_t _spin_read(self, int64_t consumer, char *out, int64_t limit, bint publish,
+                            int64_t deadline) noexcept nogil:
+        """Poll for up to ANNOUNCE_SPIN_NS (never past ``deadline``): records were announced."""
+        cdef int64_t n = 0, spins = 0
+        cdef int64_t until = ct_monotonic_ns() + ANNOUNCE_SPIN_NS
+        if until > deadline:
+            until = deadline
+        while True:
+            ct_pause()
+            n = self._read(consumer, out, limit, publish)
+            if n > 0:
+                return n
+            spins += 1
+            if spins % CLOCK_EVERY == 0 and ct_monotonic_ns() > until:
+                return 0
 
     def read(self, int64_t consumer, object out, int wait_kind, int64_t wait_param, int64_t timeout_ns,
              bint publish=True):

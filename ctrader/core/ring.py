@@ -211,7 +211,8 @@ class Ring:
                                   "lost": int(ctl[base + L.C_LOST]), "torn": int(ctl[base + L.C_TORN])})
         return {"name": self.name, "kind": L.KIND_NAMES[self.kind], "capacity": self.capacity,
                 "record": _dtype_name(self.dtype), "head": head,
-                "producer_waits": int(ctl[L.H_PRODUCER_WAITS]), "consumers": consumers}
+                "producer_waits": int(ctl[L.H_PRODUCER_WAITS]), "wake_calls": int(ctl[L.H_BELL_RINGS]),
+                "announces": int(ctl[L.H_ANNOUNCES]), "consumers": consumers}
 
 
 def _mismatch(name: str, field: str, want: int, found: int, dtype: np.dtype) -> str:
@@ -252,6 +253,12 @@ class Producer:
             raise RingFullTimeout(self._stuck_message(done, n_given))
 
     write_batch = write
+
+    def announce(self) -> None:
+        """Wake the consumers sleeping on this ring now, for records about to be written: they
+        spin for them (up to ``ring_layout.ANNOUNCE_SPIN_NS``) instead of sleeping again, so the
+        wake-up overlaps what is left to do before ``write``. Nearly free when nobody sleeps."""
+        self.ring._core.announce()
 
     def _stuck_message(self, done: int, given: int) -> str:
         stats = self.ring.stats()

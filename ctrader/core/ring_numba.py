@@ -27,12 +27,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ctrader.core.atomics import (cas, fence_acquire, fence_release, fence_seq_cst, fetch_add, futex_wait,
+from ctrader.core.atomics import (cas, cpu_relax, fence_acquire, fence_release, fence_seq_cst, fetch_add, futex_wait,
                                   futex_wake, load_acquire, monotonic_ns, store_relaxed, store_release)
 from ctrader.core.ring_layout import (BROADCAST, C_ACTIVE, C_BASE, C_CURSOR, C_LOST, C_OVERRUNS,
-                                      C_PID, C_STRIDE, C_TORN, H_BELL, H_BELL_RINGS, H_CAPACITY, H_HEAD,
-                                      H_KIND, H_MAX_CONSUMERS, H_PRODUCER_WAITS, H_WAITERS, OK, SEQ_STRIDE,
-                                      TIMEOUT)
+                                      ANNOUNCE_SPIN_NS, C_PID, C_STRIDE, C_TORN, H_ANNOUNCES, H_BELL,
+                                      H_BELL_RINGS, H_CAPACITY, H_HEAD, H_KIND, H_MAX_CONSUMERS,
+                                      H_PRODUCER_WAITS, H_WAITERS, OK, SEQ_STRIDE, TIMEOUT)
 from ctrader.core.wait import BLOCK, wait_once
 
 # Sequences and cursors are uint64 in memory but handled as int64 here: mixing the two in numba
@@ -61,6 +61,13 @@ def ring_bell(ctl):
         fetch_add(ctl, H_BELL, 1)
         ctl[H_BELL_RINGS] += np.uint64(1)
         futex_wake(ctl, H_BELL)
+
+
+@njit(cache=True, nogil=True)
+def announce(ctl):
+    """Ring the bell without publishing (see ``ring_layout.ANNOUNCE_SPIN_NS``)."""
+    ctl[H_ANNOUNCES] += np.uint64(1)
+    ring_bell(ctl)
 
 
 # --- producer ----------------------------------------------------------------------------------
@@ -229,7 +236,23 @@ def read_rows_block(ctl, seqs, payload, consumer, out, deadline_ns):
     fetch_add(ctl, H_WAITERS, -1)
     if n == 0:
         n = read_rows(ctl, seqs, payload, consumer, out)
+        if n == 0 and _ld(ctl, H_BELL) != bell:
+            n = _spin_read(ctl, seqs, payload, consumer, out, min(monotonic_ns() + ANNOUNCE_SPIN_NS, deadline_ns))
     return n
+
+
+@njit(cache=True, nogil=True)
+def _spin_read(ctl, seqs, payload, consumer, out, until_ns):
+    """Woken by a ring that brought nothing (an announce): poll until ``until_ns`` for the records."""
+    spins = 0
+    while True:
+        cpu_relax()
+        n = read_rows(ctl, seqs, payload, consumer, out)
+        if n > 0:
+            return n
+        spins += 1
+        if spins % _CLOCK_EVERY == 0 and monotonic_ns() > until_ns:
+            return 0
 
 
 @njit(cache=True, nogil=True)

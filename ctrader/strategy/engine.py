@@ -200,14 +200,17 @@ class StrategyEngine:
         return _join(cands, CANDIDATE), _join(intents, ORDER_INTENT)
 
     def on_md_until(self, records: np.ndarray, start: int, end: int,
-                    emit: Callable[[np.ndarray], None] | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+                    emit: Callable[[np.ndarray], None] | None = None,
+                    announce: Callable[[], None] | None = None) -> tuple[int, np.ndarray, np.ndarray]:
         """Apply ``records[start:end]`` up to and including the first record whose candidates
         produced intents: (next index, candidates, intents). The live loop sends those intents
         before anything else; replay matches them before the strategy sees the next record.
 
         ``emit`` (the live loop's ring write) is handed the intents the moment their client ids
         are written, before they are copied out and the candidates joined: ~16 µs went by
-        between building an intent and writing it otherwise (first touch after a quiet spell)."""
+        between building an intent and writing it otherwise (first touch after a quiet spell).
+        ``announce`` (the ring's ``Producer.announce``) is called when candidates go to the
+        model, the ~20 µs before they may become intents: the executor wakes meanwhile."""
         if start >= end:
             return start, np.zeros(0, CANDIDATE), _NO_INTENTS
         if self.first_md_seq == 0:
@@ -228,6 +231,8 @@ class StrategyEngine:
             i, m, status = strat.scan_decide(records, i, end, dec, work, has_model, self._cands, self._cand_n,
                                              self._intents, self._int_n)
             if status == _SCORE:
+                if announce is not None:
+                    announce()
                 self._score(work[0][:m], work[3][:m], strat.feat[:m])
                 if strat.complete_event(records, i - 1, m, dec, work, self._cands, self._cand_n, self._intents,
                                         self._int_n):

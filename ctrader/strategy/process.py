@@ -150,8 +150,10 @@ class StrategyLoop:
         read_ns = time.monotonic_ns()
         i = 0
         while i < n:
-            # the intents go to the ring from inside (``emit``): first, they are what the market waits for
-            i, cands, intents = self.engine.on_md_until(self.md_buf, i, n, emit=self.intents_out.write)
+            # the intents go to the ring from inside (``emit``): first, they are what the market
+            # waits for; the executor is woken as candidates go to the model (``announce``)
+            i, cands, intents = self.engine.on_md_until(self.md_buf, i, n, emit=self.intents_out.write,
+                                                        announce=self.intents_out.announce)
             if len(intents):
                 self.intents_written += len(intents)
                 # the strategy's own share of tick-to-intent: md batch in hand -> intents built
