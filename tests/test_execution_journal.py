@@ -89,3 +89,33 @@ def test_the_map_grows_past_its_chunk_and_a_syncing_journal_syncs_once_per_commi
     orders, fills = Journal.load(path)
     assert len(orders) == 600 and len(fills) == 600
     assert all(o.trade_ids == {k} and o.fees == {"BTC": 10} for k, o in enumerate(orders.values()))
+
+
+def _session(path, run_id: str, statuses: list[str]) -> None:
+    j = Journal(path, sync=False, run_id=run_id)
+    for k, status in enumerate(statuses):
+        order = _order(k)
+        j.intent(order)
+        order.status = status
+        j.state(order)
+    j.close()
+
+
+def test_a_new_session_archives_a_journal_whose_orders_all_ended(tmp_path):
+    path = tmp_path / "executor-sim-paper.jsonl"
+    _session(path, "run1", ["FILLED", "EXPIRED"])
+    assert Journal.archive_if_finished(path, "run1") is None       # a restart of run1: the journal stays
+    archived = Journal.archive_if_finished(path, "run2")
+    assert archived is not None and not path.exists()
+    assert os.path.basename(archived).startswith("executor-sim-paper.") and archived.endswith(".jsonl")
+    assert sorted(Journal.load(archived)[0]) == ["ct0-0", "ct1-0"]   # kept whole
+    _session(path, "run2", ["FILLED"])
+    assert Journal.runs(path) == ["run2"] and sorted(Journal.load(path)[0]) == ["ct0-0"]
+    assert Journal.archive_if_finished(path, "run3") != archived     # a second archive, its own name
+
+
+def test_a_journal_with_an_unfinished_order_is_kept_for_its_reconciliation(tmp_path):
+    path = tmp_path / "executor-sim-live.jsonl"
+    _session(path, "run1", ["FILLED", NEW])                          # a GTC order still resting
+    assert Journal.archive_if_finished(path, "run2") is None and path.exists()
+    assert Journal.archive_if_finished(tmp_path / "none.jsonl", "run2") is None

@@ -222,7 +222,9 @@ class ModelConfig:
 class ExecutionConfig:
     paper_latency_ms: float = opt("paper mode: order-to-match latency", min=0)
     unwind: str = opt("what to do with inventory a broken triangle leaves", choices=("market", "hold"))
-    journal_dir: str = opt("write-ahead order journal; {data_dir} is replaced by run.data_dir")
+    journal_dir: str = opt("write-ahead order journal, one per venue and mode (a new session sets it "
+                           "aside, renamed with its date, once all its orders ended); {data_dir} is "
+                           "replaced by run.data_dir")
     use_ws_api: bool = opt("live mode: send orders over the WebSocket API (REST is the fallback)")
     journal_fsync: str = opt("fdatasync the order journal before each send and after each state change: "
                              "auto = in live mode only (a sync costs ~1-3 ms per batch here; in paper mode the "

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import time
 from typing import Any
 
 import orjson
@@ -97,9 +98,13 @@ class Journal:
 
     def _grow(self, need: int) -> None:
         """Extend the file (zeros) and the map to hold ``need`` bytes and a chunk more. The new
-        size is made durable at once: msync covers data, not the file's length."""
+        size is made durable at once: msync covers data, not the file's length.
+
+        The disk blocks are reserved here (``posix_fallocate``), not when a line first touches
+        a page: a full disk is then an OSError now, before the order, instead of a SIGBUS on
+        the order path."""
         size = (need // _CHUNK + 1) * _CHUNK
-        os.ftruncate(self._fd, size)
+        os.posix_fallocate(self._fd, 0, size)
         if self.sync:
             os.fsync(self._fd)
         if self._map is not None:
@@ -165,6 +170,42 @@ class Journal:
             self._fd = -1
 
     # --- recovery ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def archive_if_finished(path: str | os.PathLike, run_id: str) -> str | None:
+        """At the start of a new session (``run_id`` not in the journal: not a restart within a
+        session), move a journal whose orders have all ended aside, to
+        ``<name>.<its last change, UTC>.jsonl`` next to it, so that the session starts a fresh
+        one: the file, and what every start reads back, no longer grows with every session.
+        Kept, not deleted. Returns the new name, or None when the journal stays (an unfinished
+        order, whose reconciliation needs it, or a restart)."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            return None
+        orders, _ = Journal.load(path)
+        if run_id in Journal.runs(path) or any(o.is_open for o in orders.values()):
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(os.path.getmtime(path)))
+        stem = path[:-len(".jsonl")] if path.endswith(".jsonl") else path
+        target, n = f"{stem}.{stamp}.jsonl", 1
+        while os.path.exists(target):
+            n += 1
+            target = f"{stem}.{stamp}-{n}.jsonl"
+        os.rename(path, target)
+        return target
+
+    @staticmethod
+    def runs(path: str | os.PathLike) -> list[str]:
+        """The run ids of the journal's run lines, in order."""
+        out = []
+        with open(path, "rb") as fh:
+            for line in fh:
+                if b'"k":"run"' in line:
+                    try:
+                        out.append(orjson.loads(line.strip(b"\0\n"))["run_id"])
+                    except (orjson.JSONDecodeError, KeyError):
+                        continue
+        return out
 
     @staticmethod
     def load(path: str | os.PathLike) -> tuple[dict[str, Order], list[tuple[str, VenueUpdate]]]:

@@ -73,7 +73,12 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
         urls = endpoints(cfg)
         client = WsApiClient(urls.ws_api, live_signer(cfg), cfg.venue.recv_window_ms, rest_url=urls.rest).start()
         venue = LiveVenue(client, universe, cfg.execution.use_ws_api)
-    journal = Journal(journal_path(cfg), sync=journal_sync(cfg), run_id=run_id)
+    path = journal_path(cfg)
+    if recover:
+        archived = Journal.archive_if_finished(path, run_id)
+        if archived:
+            log.info("journal: the last session left no unfinished order; kept as %s, starting a fresh one", archived)
+    journal = Journal(path, sync=journal_sync(cfg), run_id=run_id)
     executor = Executor(universe, venue, journal, sink,
                         RiskLimits.from_config(cfg.risk), KillSwitch(expand_path(cfg, cfg.risk.kill_file)),
                         valuation_asset=cfg.risk.valuation_asset, unwind=cfg.execution.unwind, books=books)
