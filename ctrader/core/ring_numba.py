@@ -243,7 +243,9 @@ def read_rows_block(ctl, seqs, payload, consumer, out, deadline_ns):
 
 @njit(cache=True, nogil=True)
 def _spin_read(ctl, seqs, payload, consumer, out, until_ns):
-    """Woken by a ring that brought nothing (an announce): poll until ``until_ns`` for the records."""
+    """Woken by a ring that brought nothing (an announce): poll until ``until_ns`` for the records.
+    (``read_rows_wait`` with SPIN, which cannot be called from here: numba does not type the
+    cycle read_rows_wait -> read_rows_block -> read_rows_wait.)"""
     spins = 0
     while True:
         cpu_relax()
