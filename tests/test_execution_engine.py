@@ -107,6 +107,7 @@ def test_journal_restart_restores_positions_and_never_resends(tmp_path):
     for rec in intents:
         second.on_intents(rec, 1)
     assert second.duplicates == 3 and events == []
+    second.journal.close()                             # (a journal has one writer at a time)
     # a new run starts its accounting from zero but still knows the old orders
     third = paper_executor(lambda r: None, Journal(path, run_id="run2"))
     third.recover()
@@ -183,6 +184,7 @@ def test_a_state_journaled_but_not_published_is_published_again_on_restart(tmp_p
     recs = records(events)
     assert [(r["client_order_id"], ExecKind(r["kind"]).name) for r in recs] == [(b"ct8-0", "FILL")]
     assert recs[0]["last_px"] == 60001.0 and recs[0]["cum_qty"] == 0.01 and recs[0]["fee"] == 0.00001
+    second.journal.close()
     third_events = []
     third = paper_executor(third_events.append, Journal(path, run_id="r"))
     third.recover()

@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ctrader.core.records import OrderType, Side, TimeInForce
 from ctrader.execution import journal as journal_module
-from ctrader.execution.journal import Journal
+from ctrader.execution.journal import Journal, JournalInUse
 from ctrader.execution.orders import NEW, Order, VenueUpdate
 
 
@@ -27,7 +29,7 @@ def _crashing_run(path, n: int) -> None:
             f"j = Journal({str(path)!r}, sync=False, run_id='crashed')\n"
             f"for k in range({n}):\n    j.intent(_order(k))\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == -9
 
 
 def _data(path) -> bytes:
@@ -119,3 +121,16 @@ def test_a_journal_with_an_unfinished_order_is_kept_for_its_reconciliation(tmp_p
     _session(path, "run1", ["FILLED", NEW])                          # a GTC order still resting
     assert Journal.archive_if_finished(path, "run2") is None and path.exists()
     assert Journal.archive_if_finished(tmp_path / "none.jsonl", "run2") is None
+
+
+def test_a_journal_has_one_writer_and_an_open_one_is_never_archived(tmp_path):
+    path = tmp_path / "executor-sim-paper.jsonl"
+    _session(path, "run1", ["FILLED"])
+    writer = Journal(path, sync=False, run_id="run2")
+    try:
+        with pytest.raises(JournalInUse, match="open in another executor"):
+            Journal(path, sync=False, run_id="run3")
+        assert Journal.archive_if_finished(path, "run3") is None and path.exists()
+    finally:
+        writer.close()
+    assert Journal.archive_if_finished(path, "run3") is not None

@@ -36,3 +36,15 @@ class CliState:
 
 def state(ctx: typer.Context) -> CliState:
     return ctx.find_root().obj
+
+
+def run_session_or_exit(cfg: Config, names: list[str], **kw) -> dict:
+    """``run_session``; when another session holds what it needs (its data directory, the
+    simulator's port), the reason in red and exit code 1 instead of a traceback."""
+    from ctrader.runtime.session import SessionInUse, run_session
+
+    try:
+        return run_session(cfg, names, **kw)
+    except SessionInUse as exc:
+        typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None

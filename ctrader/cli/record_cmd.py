@@ -9,7 +9,7 @@ import json
 
 import typer
 
-from ctrader.cli.common import state
+from ctrader.cli.common import run_session_or_exit, state
 
 
 def register(app: typer.Typer) -> None:
@@ -25,14 +25,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Record the venue's market data (books and trades) into the ClickHouse store."""
         from ctrader.runtime.report import render_status
-        from ctrader.runtime.session import run_session
 
         st = state(ctx)
         cfg = st.setup_logging("supervisor")
         names = (["sim"] if cfg.venue.kind == "sim" else []) + ["feed", "recorder"]
         typer.echo(f"ctrader record: venue {cfg.venue.kind} -> {cfg.store.url} ({cfg.store.database}); "
                    f"Ctrl-C stops", err=True)
-        result = run_session(cfg, names, duration_s=duration, processes=processes,
+        result = run_session_or_exit(cfg, names, duration_s=duration, processes=processes,
                              on_status=lambda stats: typer.echo(render_status(stats), err=True),
                              status_every_s=status_every, log_format=st.log_format or cfg.run.log_format,
                              log_level=st.log_level or cfg.run.log_level)

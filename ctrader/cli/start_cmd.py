@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ctrader.cli.common import state
+from ctrader.cli.common import run_session_or_exit, state
 
 ALL = ["sim", "feed", "strategy", "executor", "recorder"]
 
@@ -28,14 +28,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Trade: find triangular arbitrage and execute it (paper mode by default)."""
         from ctrader.runtime.report import render_status, render_summary, summarise
-        from ctrader.runtime.session import run_session
 
         st = state(ctx)
         cfg = st.setup_logging("supervisor")
         names = [n for n in ALL if n not in without]
         typer.echo(f"ctrader start: venue {cfg.venue.kind}, mode {cfg.run.mode}, "
                    f"{'processes' if processes else 'one process'}; Ctrl-C stops", err=True)
-        result = run_session(cfg, names, duration_s=duration, processes=processes,
+        result = run_session_or_exit(cfg, names, duration_s=duration, processes=processes,
                              on_status=lambda stats: typer.echo(render_status(stats), err=True),
                              status_every_s=status_every, log_format=st.log_format or cfg.run.log_format,
                              log_level=st.log_level or cfg.run.log_level)

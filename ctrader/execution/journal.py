@@ -25,6 +25,7 @@ line (``load`` skips it with a warning).
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import mmap
 import os
@@ -42,6 +43,10 @@ _CHUNK = 1 << 22        # the map grows by 4 MiB (sparse: the zeros cost no disk
 _PAGE = mmap.PAGESIZE
 
 
+class JournalInUse(RuntimeError):
+    """Another process has the journal open."""
+
+
 class Journal:
     def __init__(self, path: str | os.PathLike, sync: bool = True, run_id: str = "") -> None:
         self.path = os.fspath(path)
@@ -49,6 +54,12 @@ class Journal:
         self.run_id = run_id
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:        # one writer: two would copy their lines over each other's
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise JournalInUse(f"journal {self.path} is open in another executor (another session with the "
+                               f"same journal_dir?)") from None
         self.records = 0
         self.syncs = 0
         self._dirty = False
@@ -182,17 +193,25 @@ class Journal:
         path = os.fspath(path)
         if not os.path.exists(path):
             return None
-        orders, _ = Journal.load(path)
-        if run_id in Journal.runs(path) or any(o.is_open for o in orders.values()):
-            return None
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(os.path.getmtime(path)))
-        stem = path[:-len(".jsonl")] if path.endswith(".jsonl") else path
-        target, n = f"{stem}.{stamp}.jsonl", 1
-        while os.path.exists(target):
-            n += 1
-            target = f"{stem}.{stamp}-{n}.jsonl"
-        os.rename(path, target)
-        return target
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            try:        # an executor has it open: it is not ours to move (``Journal`` says so)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            orders, _ = Journal.load(path)
+            if run_id in Journal.runs(path) or any(o.is_open for o in orders.values()):
+                return None
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(os.path.getmtime(path)))
+            stem = path.removesuffix(".jsonl")
+            target, n = f"{stem}.{stamp}.jsonl", 1
+            while os.path.exists(target):
+                n += 1
+                target = f"{stem}.{stamp}-{n}.jsonl"
+            os.rename(path, target)
+            return target
+        finally:
+            os.close(fd)
 
     @staticmethod
     def runs(path: str | os.PathLike) -> list[str]:

@@ -13,6 +13,10 @@ The simulator and the recorder are off the tick-to-order path: in their own proc
 at a lower CPU priority (``BACKGROUND_NICE``), so that on a 2-core machine the feed, strategy and
 executor get a core as soon as they have work.
 
+One session at a time per data directory (its store, journals, kill file and runs): a second
+``start`` with the same one stops before starting anything, naming the session that holds it
+(``SessionInUse``), as it does when the simulator's port is taken.
+
 ``processes=True`` runs each component as its own OS process under the Supervisor;
 ``processes=False`` runs the same entry functions as threads of this process (debugging, small
 machines): same rings, same code, one PID.
@@ -29,6 +33,8 @@ import time
 from collections.abc import Callable
 
 from ctrader.config import Config
+from ctrader.config.loader import data_dir
+from ctrader.core import proclock
 from ctrader.runtime.resources import RING_SPECS, RunResources, cleanup_stale
 from ctrader.runtime.stats import read_stats
 from ctrader.runtime.supervisor import ChildContext, Component, Supervisor, _call, run_dir
@@ -95,6 +101,42 @@ def save_exchange_info(cfg: Config, path: pathlib.Path) -> Config:
     return dataclasses.replace(cfg, market=dataclasses.replace(cfg.market, exchange_info_file=str(path)))
 
 
+SESSION_LOCK = ".ctrader-session.lock"
+
+
+class SessionInUse(RuntimeError):
+    """What this session needs (its data directory, the simulator's port) is another's."""
+
+
+def claim(cfg: Config, names: list[str]) -> int:
+    """Lock the data directory for this session (``proclock``: released by the kernel if we
+    die) and check that the simulator's port is free; returns the lock's descriptor."""
+    directory = data_dir(cfg)
+    try:
+        fd = proclock.take(str(directory / SESSION_LOCK))
+    except proclock.Held as exc:
+        raise SessionInUse(f"another ctrader session uses the data directory {directory}: {exc.holder}; stop "
+                           f"it, or give this one its own data directory (CTRADER_DATA_DIR) and, against the "
+                           f"simulator, its own sim.port") from None
+    if "sim" in names and cfg.sim.port and not _port_free(cfg.sim.host, cfg.sim.port):
+        proclock.give_back(fd)
+        raise SessionInUse(f"sim.port {cfg.sim.port} on {cfg.sim.host} is in use (another simulator?): "
+                           f"set another sim.port")
+    return fd
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as the simulator binds
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def run_session(cfg: Config, components: list[str], duration_s: float | None = None, processes: bool = True,
                 on_status: Callable[[dict], None] | None = None, status_every_s: float = 5.0,
                 run_id: str | None = None, log_format: str = "text", log_level: str = "INFO",
@@ -104,6 +146,17 @@ def run_session(cfg: Config, components: list[str], duration_s: float | None = N
     names = ordered(components)
     if "sim" in names and cfg.venue.kind != "sim":
         names.remove("sim")
+    lock = claim(cfg, names)
+    try:
+        return _run_session(cfg, names, duration_s, processes, on_status, status_every_s, run_id, log_format,
+                            log_level, stop_when)
+    finally:
+        proclock.give_back(lock)
+
+
+def _run_session(cfg: Config, names: list[str], duration_s: float | None, processes: bool,
+                 on_status: Callable[[dict], None] | None, status_every_s: float, run_id: str | None,
+                 log_format: str, log_level: str, stop_when: Callable[[dict], bool] | None) -> dict:
     run_id = run_id or new_run_id()
     rdir = run_dir(cfg, run_id)
     info_path = rdir / "exchange_info.json"

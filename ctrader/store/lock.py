@@ -15,11 +15,11 @@ engine path in a process, so acquiring twice only counts references.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import sys
 import threading
+
+from ctrader.core import proclock
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +36,6 @@ class StoreLockedError(RuntimeError):
             f"the embedded store {path} is in use by {who} ({cmdline or 'command line unknown'}); "
             f"the embedded engine admits one process at a time: stop that process, or point "
             f"[store] url at a ClickHouse server")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def read_holder(lock_path: str) -> tuple[int | None, str]:
-    """(pid, command line) written by the last holder of ``lock_path``."""
-    try:
-        with open(lock_path) as f:
-            first, _, rest = f.read().partition("\n")
-        return int(first), rest.strip()
-    except (OSError, ValueError):
-        return None, ""
 
 
 class StoreLock:
@@ -74,21 +56,15 @@ class StoreLock:
             if held is not None:
                 held._refs += 1
                 return held
-            os.makedirs(directory, exist_ok=True)
             path = os.path.join(directory, LOCK_NAME)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            old_pid, old_cmd = proclock.read_holder(path)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                pid, cmdline = read_holder(path)
-                raise StoreLockedError(directory, pid, cmdline or (_cmdline(pid) if pid else "")) from None
-            old_pid, old_cmd = read_holder(path)
+                fd = proclock.take(path)
+            except proclock.Held as exc:
+                raise StoreLockedError(directory, exc.pid, exc.cmdline) from None
             if old_pid and old_pid != os.getpid():
                 log.info("took over the store lock of %s left by pid %d (%s), which is gone",
                          directory, old_pid, old_cmd)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n{' '.join(sys.argv) or sys.executable}\n".encode(), 0)
             lock = cls(directory, fd)
             cls._held[directory] = lock
             return lock
@@ -101,9 +77,5 @@ class StoreLock:
             if self._refs > 0:
                 return
             self._held.pop(self.directory, None)
-            try:
-                os.ftruncate(self._fd, 0)   # nobody holds it now: the file names no one
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                os.close(self._fd)
-                self._fd = -1
+            proclock.give_back(self._fd)
+            self._fd = -1
