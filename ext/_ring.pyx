@@ -64,7 +64,7 @@ cdef extern from *:
 cdef int64_t H_KIND = L.H_KIND, H_CAPACITY = L.H_CAPACITY, H_HEAD = L.H_HEAD
 cdef int64_t H_MAX_CONSUMERS = L.H_MAX_CONSUMERS, H_PRODUCER_WAITS = L.H_PRODUCER_WAITS
 cdef int64_t C_BASE = L.C_BASE, C_STRIDE = L.C_STRIDE, C_CURSOR = L.C_CURSOR, C_ACTIVE = L.C_ACTIVE
-cdef int64_t C_OVERRUNS = L.C_OVERRUNS, C_LOST = L.C_LOST, C_TORN = L.C_TORN
+cdef int64_t C_OVERRUNS = L.C_OVERRUNS, C_LOST = L.C_LOST, C_TORN = L.C_TORN, C_SLEEPING = L.C_SLEEPING
 cdef uint64_t BROADCAST = L.BROADCAST
 cdef int64_t SEQ_STRIDE = L.SEQ_STRIDE
 cdef int64_t H_WAITERS = L.H_WAITERS, H_BELL = L.H_BELL, H_BELL_RINGS = L.H_BELL_RINGS
@@ -257,13 +257,16 @@ cdef class RingCore:
         """Sleep on the doorbell until a publish (or ``deadline``), then read (ring_numba.read_rows_block).
         Woken by a ring that brought nothing (an announce), spin for the records before returning."""
         cdef uint64_t bell = ct_load_acquire(&self.ctl[H_BELL])
+        cdef uint64_t *sleeping = &self.ctl[C_BASE + consumer * C_STRIDE + C_SLEEPING]
         cdef int64_t n, left
         ct_fetch_add(&self.ctl[H_WAITERS], 1)       # a full barrier: registered before the re-check
+        ct_store_release(sleeping, 1)
         n = self._read(consumer, out, limit, publish)
         if n == 0:
             left = deadline - ct_monotonic_ns()
             if left > 0:
                 ct_futex_wait(&self.ctl[H_BELL], bell, left if left < BLOCK_MAX_NS else BLOCK_MAX_NS)
+        ct_store_release(sleeping, 0)
         ct_fetch_add(&self.ctl[H_WAITERS], -1)
         if n == 0:
             n = self._read(consumer, out, limit, publish)
@@ -319,6 +322,16 @@ cdef class RingCore:
         finally:
             PyBuffer_Release(&view)
         return n
+
+    def forget_sleeper(self, int64_t consumer):
+        """Take back the doorbell registration a dead consumer left in slot ``consumer`` (killed
+        in its sleep). Returns whether there was one. Only for a slot nobody reads from now."""
+        cdef uint64_t *sleeping = &self.ctl[C_BASE + consumer * C_STRIDE + C_SLEEPING]
+        if ct_load_acquire(sleeping) == 0:
+            return False
+        ct_store_release(sleeping, 0)
+        ct_fetch_add(&self.ctl[H_WAITERS], -1)
+        return True
 
     def commit(self, int64_t consumer, int64_t n):
         """Advance ``consumer``'s cursor by ``n`` records read with ``publish=False``."""

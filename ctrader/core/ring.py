@@ -25,6 +25,7 @@ kernels in ``ring_numba.py``:
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from ctrader.core import ring_layout as L
 from ctrader.core import shm
 from ctrader.core.records import RECORDS, fingerprint
 from ctrader.core.wait import WaitStrategy, default_wait_strategy
+
+log = logging.getLogger(__name__)
 
 
 class RingError(RuntimeError):
@@ -191,6 +194,9 @@ class Ring:
             index = int(claim_consumer(ctl, os.getpid()))
             if index < 0:
                 raise RingError(f"broadcast ring {self.name} already has {self.max_consumers} consumers")
+        if self.kind == L.LOSSLESS and self._core.forget_sleeper(index):
+            log.info("ring %s: consumer %d's last process died asleep on the doorbell; its registration "
+                     "taken back", self.name, index)
         ctl[L.C_BASE + index * L.C_STRIDE + L.C_PID] = os.getpid()
         return Consumer(self, index, wait or default_wait_strategy())
 

@@ -64,6 +64,9 @@ C_PID = 2
 C_OVERRUNS = 3           # times the producer lapped this consumer
 C_LOST = 4               # records skipped because of those overruns
 C_TORN = 5               # overruns detected as a torn read (overwritten mid-copy)
+C_SLEEPING = 6           # 1 while this consumer is counted in H_WAITERS: a consumer killed in its
+                         # sleep would leave the count up for ever (every publish then makes a wake
+                         # call); the next consumer declared in its slot takes it back
 
 IDENTITY_FIELDS = {      # checked on attach: name -> word index
     "magic": H_MAGIC, "layout version": H_VERSION, "kind": H_KIND, "record size": H_RECORD_SIZE,

@@ -29,11 +29,12 @@ from numba import njit
 
 from ctrader.core.atomics import (cas, cpu_relax, fence_acquire, fence_release, fence_seq_cst, fetch_add, futex_wait,
                                   futex_wake, load_acquire, monotonic_ns, store_relaxed, store_release)
-from ctrader.core.ring_layout import (BROADCAST, C_ACTIVE, C_BASE, C_CURSOR, C_LOST, C_OVERRUNS,
-                                      ANNOUNCE_SPIN_NS, C_PID, C_STRIDE, C_TORN, H_ANNOUNCES, H_BELL,
+from ctrader.core.ring_layout import (ANNOUNCE_SPIN_NS, BROADCAST, C_ACTIVE, C_BASE, C_CURSOR, C_LOST,
+                                      C_OVERRUNS, C_PID, C_SLEEPING, C_STRIDE, C_TORN, H_ANNOUNCES, H_BELL,
                                       H_BELL_RINGS, H_CAPACITY, H_HEAD, H_KIND, H_MAX_CONSUMERS,
                                       H_PRODUCER_WAITS, H_WAITERS, OK, SEQ_STRIDE, TIMEOUT)
 from ctrader.core.wait import BLOCK, wait_once
+
 
 # Sequences and cursors are uint64 in memory but handled as int64 here: mixing the two in numba
 # arithmetic silently promotes to float64.
@@ -227,12 +228,15 @@ def read_rows(ctl, seqs, payload, consumer, out):
 def read_rows_block(ctl, seqs, payload, consumer, out, deadline_ns):
     """Sleep on the doorbell until a publish (or ``deadline_ns``), then read. Returns how many."""
     bell = _ld(ctl, H_BELL)
+    sleeping = C_BASE + consumer * C_STRIDE + C_SLEEPING
     fetch_add(ctl, H_WAITERS, 1)          # a full barrier: registered before the re-check below
+    store_release(ctl, sleeping, 1)       # (ring_layout.C_SLEEPING: taken back if we die asleep)
     n = read_rows(ctl, seqs, payload, consumer, out)
     if n == 0:
         left = deadline_ns - monotonic_ns()
         if left > 0:
             futex_wait(ctl, H_BELL, bell, min(left, _BLOCK_MAX_NS))
+    store_release(ctl, sleeping, 0)
     fetch_add(ctl, H_WAITERS, -1)
     if n == 0:
         n = read_rows(ctl, seqs, payload, consumer, out)
