@@ -128,8 +128,13 @@ class Executor:
             self.events += n
             return
         books = self.cache.books
+        # Records before the next paper order falls due only refresh consumed liquidity: one
+        # compiled call for them too (a batch took 83 µs p50, 600 µs at worst, one by one)
+        quiet = self.venue.quiet_prefix(recs, n)
+        if quiet:
+            apply_all(books, recs, quiet)
         updates: list[VenueUpdate] = []
-        for i in range(n):
+        for i in range(quiet, n):
             sid = apply_md(books, recs, i)
             if sid >= 0 and recs[i]["kind"] != MdKind.TRADE:
                 updates += self.venue.on_book(sid, int(recs[i]["recv_mono_ns"]))

@@ -23,7 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ctrader.core.records import OrderType, Side, TimeInForce
+import numpy as np
+
+from ctrader.core.records import MdKind, OrderType, Side, TimeInForce
 from ctrader.execution.orders import (
     CANCELED,
     EXPIRED,
@@ -95,6 +97,25 @@ class PaperFillModel:
         for work in [w for w in self.resting.values() if w.order.symbol_id == symbol_id]:
             out += self._match(work, now_ns, as_maker=True)
         return out
+
+    def quiet_prefix(self, recs: np.ndarray, n: int) -> int:
+        """How many leading md records of ``recs[:n]`` would change nothing here but make their
+        symbols' consumed liquidity fresh (no order due by then, none resting). That effect is
+        taken now; the caller applies those records to the books in one call instead of
+        calling ``on_book`` after each, with the same outcome."""
+        if self.resting or n == 0:
+            return 0
+        k = n
+        if self.in_flight:
+            due = recs["recv_mono_ns"][:n] >= self.in_flight[0].due_ns
+            if due.any():
+                k = int(np.argmax(due))
+        if k and self._consumed:
+            sids = recs["symbol_id"][:k]
+            fresh = sids[(recs["kind"][:k] != MdKind.TRADE) & (sids >= 0) & (sids < len(self.universe.symbols))]
+            for sid in set(fresh.tolist()):
+                self._consumed.pop(sid, None)
+        return k
 
     def advance(self, now_ns: int) -> list[VenueUpdate]:
         """Match every order due by ``now_ns`` against the current books."""
@@ -196,6 +217,9 @@ class PaperVenue:
         resting, or fills have consumed liquidity that a book update makes fresh again."""
         m = self.model
         return bool(m.in_flight or m.resting or m._consumed)
+
+    def quiet_prefix(self, recs: np.ndarray, n: int) -> int:
+        return self.model.quiet_prefix(recs, n)
 
     def poll(self, now_ns: int) -> list[VenueUpdate]:
         return self.model.advance(now_ns)
