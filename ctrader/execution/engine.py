@@ -321,8 +321,7 @@ class Executor:
         updates = self.venue.poll(self.clock())
         if updates:
             self._apply(updates)
-        if self.venue.backoff_until_ns > self.gate.rate.closed_until_ns:
-            self.gate.rate.back_off(self.venue.backoff_until_ns)    # the venue said 429/418: wait
+        self.gate.rate.back_off(self.venue.backoff_until_ns)    # the venue's 429/418 retry time, if any
         return len(updates)
 
     def _apply(self, updates: list[VenueUpdate]) -> None:

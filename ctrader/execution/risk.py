@@ -114,13 +114,11 @@ class RateBudget:
         self.events: dict[str, deque] = {k: deque() for k in self.limits}   # (time, amount)
         self.used: dict[str, int] = dict.fromkeys(self.limits, 0)
         self.closed_until_ns = 0           # the venue's retry time (monotonic), see back_off
-        self.backoffs = 0
 
     def back_off(self, until_ns: int) -> None:
-        """Allow nothing before ``until_ns`` (monotonic ns): the venue's 429/418 retry time."""
-        if until_ns > self.closed_until_ns:
-            self.closed_until_ns = until_ns
-            self.backoffs += 1
+        """Allow nothing before ``until_ns`` (monotonic ns): the venue's 429/418 retry time. An
+        earlier time never shortens the wait already set."""
+        self.closed_until_ns = max(self.closed_until_ns, until_ns)
 
     def _expire(self, now_ns: int) -> None:
         for key, events in self.events.items():
