@@ -50,3 +50,42 @@ def intent_sink(ctx) -> None:
 
 def crasher(ctx) -> None:
     raise RuntimeError("this component always fails")
+
+
+def idler(ctx) -> None:
+    """Beats until told to stop, then appends "<name> <orderly|fast>" to ``{data_dir}/stops.txt``
+    (one O_APPEND write: the order of the lines is the order the components stopped in)."""
+    while not ctx.stop.wait(0.02):
+        ctx.health.beat()
+    idler_done(ctx)
+
+
+def stubborn(ctx) -> None:
+    """Never looks at its stop flag: the supervisor has to kill it."""
+    import time
+
+    while True:
+        ctx.health.beat()
+        time.sleep(0.05)
+
+
+def lingerer(ctx) -> None:
+    """Asked to stop, finishes only when the stop turns fast (a second Ctrl-C) or after 60 s:
+    a component whose orderly stop takes long (a recorder draining a slow store)."""
+    import time
+
+    while not ctx.stop.wait(0.02):
+        ctx.health.beat()
+    deadline = time.monotonic() + 60
+    while not ctx.stop.fast and time.monotonic() < deadline:
+        time.sleep(0.01)
+    idler_done(ctx)
+
+
+def idler_done(ctx) -> None:
+    line = f"{ctx.name} {'fast' if ctx.stop.fast else 'orderly'}\n".encode()
+    fd = os.open(pathlib.Path(data_dir(ctx.cfg)) / "stops.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)

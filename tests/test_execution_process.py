@@ -19,6 +19,7 @@ from ctrader.execution.testing import depth_record, intent_record, sim_universe
 from ctrader.market.universe import Universe, fetch_exchange_info
 from ctrader.runtime.resources import RunResources, consumer_id
 from ctrader.runtime.stats import read_stats
+from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext
 
 pytestmark = pytest.mark.timeout(120)
@@ -39,7 +40,7 @@ class Run:
         self.uni = uni
         self.run_id = f"ex{os.getpid()}{id(self) & 0xfff}"
         self.res = RunResources.create(self.cfg, self.run_id, ["executor"])
-        self.stop = threading.Event()
+        self.stop = ThreadStop()
         self.ctx = ChildContext("executor", self.cfg, self.run_id, self.stop, self.res.health.slot("executor"),
                                 {k: r.name for k, r in self.res.rings.items()})
         self.md = self.res.rings["md"].producer()

@@ -13,6 +13,7 @@ from ctrader.core.records import MD_EVENT, MdFlag, MdKind
 from ctrader.feed.process import run_feed
 from ctrader.runtime.resources import RING_SPECS, RunResources
 from ctrader.runtime.stats import read_stats
+from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext
 
 pytestmark = pytest.mark.timeout(60)
@@ -27,7 +28,7 @@ def test_run_feed_fills_the_md_ring_and_writes_stats(sim_factory, tmp_path):
     run_id = "feedtest"
     with RunResources.create(cfg, run_id, ["feed"]) as res:
         consumer = res.rings["md"].consumer()
-        stop = threading.Event()
+        stop = ThreadStop()
         ctx = ChildContext("feed", cfg, run_id, stop, res.health.slot("feed"),
                            {k: res.rings[k].name for k in RING_SPECS})
         thread = threading.Thread(target=run_feed, args=(ctx,))

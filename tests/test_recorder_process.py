@@ -14,6 +14,7 @@ from ctrader.core.ring import wait_until
 from ctrader.market.universe import fetch_exchange_info, load_universe
 from ctrader.runtime.resources import RING_SPECS, RunResources
 from ctrader.runtime.stats import read_stats
+from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext
 from ctrader.store.recorder import run_recorder
 from ctrader.store.store import Store
@@ -36,7 +37,7 @@ def test_run_recorder_records_a_run_under_the_universe_names(cfg, redis_server):
     n_sym = len(uni.symbols)
     run_id = "rec-proc-test"
     with RunResources.create(cfg, run_id, ["recorder"]) as res:
-        stop = threading.Event()
+        stop = ThreadStop()
         ctx = ChildContext("recorder", cfg, run_id, stop, res.health.slot("recorder"),
                            {k: res.rings[k].name for k in RING_SPECS})
         thread = threading.Thread(target=run_recorder, args=(ctx,), daemon=True)

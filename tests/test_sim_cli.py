@@ -51,7 +51,7 @@ def test_sim_command_serves_and_stops_on_ctrl_c(tmp_path):
     assert f"Binance Spot simulator on 127.0.0.1:{port}" in output
     assert f"ws://127.0.0.1:{port}/ws-api/v3" in output and "seed 9, speed 2.0" in output
     assert "account demo: HMAC ctrader-sim-demo-hmac-key" in output and "ctrader-sim-demo-hmac-secret" not in output
-    assert "stopping (signal received)" in output and "simulator stopped" in output
+    assert "stopping on SIGINT" in output and "simulator stopped" in output
 
 
 def test_sim_command_refuses_a_non_loopback_host():

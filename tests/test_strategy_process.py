@@ -19,6 +19,7 @@ from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, 
 from ctrader.core.ring import wait_until
 from ctrader.runtime.resources import RunResources, consumer_id
 from ctrader.runtime.stats import read_stats
+from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext, run_dir
 from ctrader.sim.offline import OfflineMarket, offline_sim_config
 from ctrader.strategy.process import run_strategy
@@ -42,7 +43,7 @@ def test_run_strategy_on_rings(setup):
     run_id = f"tst{int(time.time() * 1000) % 10**8}"
     with RunResources.create(cfg, run_id, ["strategy"]) as res:
         rings = res.rings
-        stop = threading.Event()
+        stop = ThreadStop()
         ctx = ChildContext("strategy", cfg, run_id, stop, res.health.slot("strategy"),
                            {k: r.name for k, r in rings.items()})
         errors = []

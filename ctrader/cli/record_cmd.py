@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         status_every: float = typer.Option(5.0, "--status-every", min=0.5, help="seconds between status lines"),
     ) -> None:
         """Record the venue's market data (books and trades) into the ClickHouse store."""
-        from ctrader.runtime.report import render_status
+        from ctrader.runtime.report import exit_code, render_status, render_stop
 
         st = state(ctx)
         cfg = st.setup_logging("supervisor")
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
                              status_every_s=status_every, log_format=st.log_format or cfg.run.log_format,
                              log_level=st.log_level or cfg.run.log_level)
         rec = result["stats"].get("recorder", {})
-        summary = {"run_id": result["run_id"], "failed": result["failed"],
+        summary = {"run_id": result["run_id"], "failed": result["failed"], "stop": result.get("stop", {}),
                    "rows": {k[5:]: v for k, v in rec.items() if k.startswith("rows_")},
                    "md_lost": rec.get("md_lost"), "spill_pending_batches": rec.get("spill_pending_batches")}
         if as_json:
@@ -45,5 +45,8 @@ def register(app: typer.Typer) -> None:
             rows = ", ".join(f"{t} {n:,}" for t, n in summary["rows"].items()) or "nothing"
             typer.echo(f"run {summary['run_id']}: recorded {rows}; md records lost {summary['md_lost']}; "
                        f"spill pending {summary['spill_pending_batches']}")
-        if result["failed"]:
-            raise typer.Exit(1)
+            if summary["stop"]:
+                typer.echo(render_stop(summary["stop"]))
+        code = exit_code(result)
+        if code:
+            raise typer.Exit(code)

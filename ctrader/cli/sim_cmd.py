@@ -1,4 +1,4 @@
-"""``ctrader sim``: the Binance Spot simulator on loopback, until Ctrl-C."""
+"""``ctrader sim``: the Binance Spot simulator on loopback, until Ctrl-C (a second one stops at once)."""
 from __future__ import annotations
 
 import asyncio
@@ -14,21 +14,43 @@ from ctrader.config.schema import SimConfig
 log = logging.getLogger("ctrader.sim")
 
 
-async def serve(cfg: SimConfig) -> None:
-    """Run a simulator until SIGINT/SIGTERM, then close every connection and stop."""
+STOP_TIMEOUT_S = 10.0
+
+
+async def serve(cfg: SimConfig) -> int:
+    """Run a simulator until SIGINT/SIGTERM, then close every connection and stop; a second
+    signal stops at once. Returns the exit code: 0, or 130 after a fast stop."""
     from ctrader.sim.server import SimServer
 
     server = SimServer(cfg)
-    stop = asyncio.Event()
+    received: list[signal.Signals] = []
+    stop, fast = asyncio.Event(), asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:     # asyncio runs this in the loop, not in the handler
+        received.append(sig)
+        (fast if len(received) > 1 else stop).set()
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, on_signal, sig)
     await server.start()
     try:
         await stop.wait()
-        log.info("stopping (signal received)")
-    finally:
+        log.info("stopping on %s (again to stop at once)", received[0].name)
+        closing = asyncio.create_task(server.stop())
+        second = asyncio.create_task(fast.wait())
+        await asyncio.wait({closing, second}, timeout=STOP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        second.cancel()
+        if not closing.done():
+            closing.cancel()
+            log.warning("%s: stopped without closing every connection",
+                        f"{received[-1].name} again" if fast.is_set() else f"not closed within {STOP_TIMEOUT_S:g} s")
+            return 130 if fast.is_set() else 1
+        log.info("simulator stopped")
+        return 0
+    except BaseException:
         await server.stop()
+        raise
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +81,9 @@ def register(app: typer.Typer) -> None:
         st.overrides = overrides
         cfg = st.setup_logging("sim")
         try:
-            asyncio.run(serve(cfg.sim))
+            code = asyncio.run(serve(cfg.sim))
         except (ValueError, OSError) as exc:
             typer.secho(f"sim: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
+        if code:
+            raise typer.Exit(code)

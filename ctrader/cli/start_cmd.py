@@ -27,13 +27,14 @@ def register(app: typer.Typer) -> None:
         status_every: float = typer.Option(5.0, "--status-every", min=0.5, help="seconds between status lines"),
     ) -> None:
         """Trade: find triangular arbitrage and execute it (paper mode by default)."""
-        from ctrader.runtime.report import render_status, render_summary, summarise
+        from ctrader.runtime.report import exit_code, render_status, render_summary, summarise
 
         st = state(ctx)
         cfg = st.setup_logging("supervisor")
         names = [n for n in ALL if n not in without]
         typer.echo(f"ctrader start: venue {cfg.venue.kind}, mode {cfg.run.mode}, "
-                   f"{'processes' if processes else 'one process'}; Ctrl-C stops", err=True)
+                   f"{'processes' if processes else 'one process'}; Ctrl-C stops in order "
+                   f"(a second Ctrl-C stops fast)", err=True)
         result = run_session_or_exit(cfg, names, duration_s=duration, processes=processes,
                              on_status=lambda stats: typer.echo(render_status(stats), err=True),
                              status_every_s=status_every, log_format=st.log_format or cfg.run.log_format,
@@ -43,5 +44,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
         else:
             typer.echo(render_summary(summary))
-        if result["failed"]:
-            raise typer.Exit(1)
+        code = exit_code(result)
+        if code:
+            raise typer.Exit(code)

@@ -460,6 +460,7 @@ class Executor:
         engaged = self.kill.engaged
         if engaged and not self._kill_handled:
             self._kill_handled = True
+            log.warning("kill switch engaged (%s): new orders refused", self.kill.reason)
             self.cancel_all(f"kill switch: {self.kill.reason}")
         elif not engaged:
             self._kill_handled = False
@@ -539,13 +540,25 @@ class Executor:
             snap["venue"] = self.venue.stats()
         return snap
 
-    def close(self) -> None:
-        """Cancel open orders, wait briefly for the answers, close the venue and the journal."""
-        if self.cancel_all("executor stopping"):
-            deadline = time.monotonic() + 3.0
-            while self.orders.open_count() and time.monotonic() < deadline:
+    RECANCEL_S: ClassVar[float] = 0.5    # while stopping: cancel orders still open again this often
+
+    def close(self, answer_wait_s: float = 3.0) -> None:
+        """Cancel open orders and wait up to ``answer_wait_s`` for the answers, then close the
+        venue and the journal. Orders still open are cancelled again every ``RECANCEL_S``: a
+        cancel that reached the venue before its order (still in flight) was refused, and the
+        order rests once it lands. What is still open at the end is named in the log."""
+        deadline = time.monotonic() + answer_wait_s
+        why = "executor stopping"
+        while self.cancel_all(why) and time.monotonic() < deadline:
+            why = "executor stopping: still open"
+            next_round = min(deadline, time.monotonic() + self.RECANCEL_S)
+            while self.orders.open_count() and time.monotonic() < next_round:
                 if not self.poll():
-                    time.sleep(0.01)
+                    time.sleep(0.005)
+        still_open = [o.client_order_id for o in self.orders.open_orders()]
+        if still_open:
+            log.error("stopping with %d orders not known to be closed at the venue: %s", len(still_open),
+                      ", ".join(still_open))
         self.venue.close()
         if self.journal is not None:
             self.journal.close()

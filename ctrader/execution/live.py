@@ -260,5 +260,21 @@ class LiveVenue:
                 "rate_limited": self.rate_limited,
                 "clock_offset_ms": round(self.client.clock_offset_ms, 1)}
 
-    def close(self) -> None:
+    def close(self, sweep_timeout_s: float = 2.0) -> None:
+        """Before the connection goes, a last guard: ask the venue for open orders of ours (client
+        ids ``ct``/``uw``) and cancel them. An order whose answer never came (in flight when the
+        executor cancelled, or its answer lost) would otherwise rest at the venue after we stop."""
+        if self.client.connected.is_set():
+            try:
+                opened = self.client.call("openOrders.status", {}, sweep_timeout_s)
+                for res in opened.get("result", []):
+                    coid = res["clientOrderId"]
+                    if coid.startswith(OUR_PREFIXES):
+                        log.warning("order %s %s is still open at the venue: cancelling it", coid, res["symbol"])
+                        answer = self.client.call("order.cancel", {"symbol": res["symbol"], "origClientOrderId": coid},
+                                                  sweep_timeout_s)
+                        if "error" in answer:
+                            log.error("order %s: cancel refused while stopping: %s", coid, answer["error"])
+            except (TimeoutError, OSError, RuntimeError) as exc:
+                log.error("could not ask the venue for open orders while stopping: %s", exc)
         self.client.close()

@@ -180,7 +180,8 @@ def run_executor(ctx) -> None:
         if loop is not None:
             loop.gc_idle.stop()
         if executor is not None:
-            executor.close()
+            # Open orders are cancelled on every stop, a fast one included (less wait for answers).
+            executor.close(answer_wait_s=1.0 if ctx.stop.fast else 3.0)
             final = loop.stats() if loop is not None else executor.stats()
             StatsFile(ctx.run_dir, "executor").write(final)
             log.info("executor stopped: %d sent, %d fills, refusals %s, pnl %.6f %s, tick-to-order p50 %s us "

@@ -77,7 +77,12 @@ class KillSwitch:
 
     def install_signal_handler(self) -> None:
         """SIGUSR1 engages the switch (main thread only, as Python requires for handlers)."""
-        signal.signal(signal.SIGUSR1, lambda *_: self.engage("SIGUSR1"))
+        signal.signal(signal.SIGUSR1, self._on_signal)
+
+    def _on_signal(self, _signum, _frame) -> None:
+        # A handler only stores: no logging (its lock may be held by the code we interrupted).
+        # The executor's next ``check_kill`` logs it and cancels the open orders.
+        self._latched = self._latched or "SIGUSR1"
 
     def engage(self, reason: str = "manual") -> None:
         if not self._latched:

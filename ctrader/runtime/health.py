@@ -1,9 +1,10 @@
 """A shared-memory table where every child process reports that it is alive.
 
-One 64-byte line per component: pid, last heartbeat (CLOCK_MONOTONIC ns), state and a few
-counters the supervisor shows in its status line. Children write only their own line; the
-supervisor reads them all. Plain Python stores are fine here: nobody spins on these words,
-they are polled a few times a second.
+One 64-byte line per component: pid, last heartbeat (CLOCK_MONOTONIC ns), state, a few
+counters the supervisor shows in its status line, and the stop level the supervisor asks of the
+component (``ctrader.runtime.stopping``: run, orderly, fast). Children write their own line
+except the stop word; the supervisor writes only stop words. Plain Python stores are fine here:
+nobody spins on these words, they are polled (the stop word once per component loop).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ HEALTH_MAGIC = 0x4354524448454C54   # "CTRDHELT"; shares the ring header's first
 WORDS = 8                            # one cache line per component
 HEADER_WORDS = 8
 # Word offsets inside a component's line.
-PID, BEAT_NS, STATE, RESTARTS, EVENTS, ERRORS = 0, 1, 2, 3, 4, 5
+PID, BEAT_NS, STATE, RESTARTS, EVENTS, ERRORS, STOP = 0, 1, 2, 3, 4, 5, 6
 STARTING, RUNNING, STOPPED, FAILED = 0, 1, 2, 3
 STATE_NAMES = {STARTING: "starting", RUNNING: "running", STOPPED: "stopped", FAILED: "failed"}
 
@@ -46,6 +47,22 @@ class HealthTable:
 
     def slot(self, component: str) -> "HealthSlot":
         return HealthSlot(self.words, HEADER_WORDS + WORDS * self.components.index(component))
+
+    def _base(self, component: str) -> int:
+        return HEADER_WORDS + WORDS * self.components.index(component)
+
+    def request_stop(self, component: str, level: int) -> None:
+        """Ask ``component`` to stop (``stopping.ORDERLY`` or ``FAST``); never lowers a level."""
+        base = self._base(component)
+        if level > int(self.words[base + STOP]):
+            self.words[base + STOP] = level
+
+    def is_down(self, component: str) -> bool:
+        """The component has stopped (or failed), or its process is gone, or it never started."""
+        base = self._base(component)
+        state = int(self.words[base + STATE])
+        pid = int(self.words[base + PID])
+        return state in (STOPPED, FAILED) or pid == 0 or not shm.pid_alive(pid)
 
     def snapshot(self) -> dict[str, dict]:
         now = time.monotonic_ns()
@@ -87,6 +104,10 @@ class HealthSlot:
         if events is not None:
             self._words[self._base + EVENTS] = events
 
+    def stop_level(self) -> int:
+        """The stop level the supervisor asks of this component (0: keep running)."""
+        return int(self._words[self._base + STOP])
+
     def error(self) -> None:
         self._words[self._base + ERRORS] += 1
 
@@ -95,5 +116,6 @@ class HealthSlot:
 
     def add_restart(self) -> None:
         self._words[self._base + RESTARTS] += 1
+        self._words[self._base + STOP] = 0
         self._words[self._base + STATE] = STARTING
         self._words[self._base + BEAT_NS] = 0

@@ -62,14 +62,45 @@ def summarise(result: dict) -> dict:
         "processes": result["processes"],
         "exit_codes": result["exit_codes"],
         "failed": result["failed"],
+        "stop": result.get("stop", {}),
+        "exit_code": exit_code(result),
         **{comp: {k: v for k, v in stats.get(comp, {}).items() if k not in strip}
            for comp in result["components"] if comp in stats},
     }
 
 
+EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_FAST_STOP = 130        # 128 + SIGINT: what a shell reports for a program stopped by Ctrl-C
+
+
+def exit_code(result: dict) -> int:
+    """The exit code of ``ctrader start`` / ``record``: 130 after a fast stop (a second Ctrl-C),
+    1 when a component failed or had to be killed, 0 for an orderly stop."""
+    stop = result.get("stop") or {}
+    if stop.get("fast"):
+        return EXIT_FAST_STOP
+    if result.get("failed") or stop.get("killed"):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def render_stop(stop: dict) -> str:
+    """One line: what stopped the run and how each component stopped."""
+    if not stop:
+        return ""
+    how = "fast stop" if stop.get("fast") else "orderly stop"
+    seconds = ", ".join(f"{name} {sec:.1f}s" for name, sec in (stop.get("seconds") or {}).items())
+    line = f"stopped ({how}) on {stop.get('reason') or '?'}" + (f": {seconds}" if seconds else "")
+    if stop.get("killed"):
+        line += f"; KILLED (did not stop in time): {', '.join(stop['killed'])}"
+    return line
+
+
 def render_summary(summary: dict) -> str:
     lines = [f"run {summary['run_id']}: {summary['duration_s']:.1f}s, "
              f"{'processes' if summary['processes'] else 'one process'}; files in {summary['run_dir']}"]
+    if summary.get("stop"):
+        lines.append(render_stop(summary["stop"]))
     if summary["failed"]:
         lines.append(f"FAILED components: {', '.join(summary['failed'])}")
     for comp in ("feed", "strategy", "executor", "recorder", "sim"):

@@ -35,18 +35,22 @@ from collections.abc import Callable
 from ctrader.config import Config
 from ctrader.config.loader import data_dir
 from ctrader.core import proclock
+from ctrader.runtime import stopping
 from ctrader.runtime.resources import RING_SPECS, RunResources, cleanup_stale
 from ctrader.runtime.stats import read_stats
 from ctrader.runtime.supervisor import ChildContext, Component, Supervisor, _call, run_dir
 
 log = logging.getLogger("ctrader.session")
 
+# Stop timeouts: the recorder drains every ring into the store (its drain gives up after 30 s),
+# the executor cancels open orders and waits up to 3 s for the answers.
 COMPONENTS: dict[str, Component] = {
-    "sim": Component("sim", "ctrader.runtime.session:run_sim_in_background", ready="ctrader.sim.process:wait_ready"),
-    "recorder": Component("recorder", "ctrader.runtime.session:run_recorder_in_background"),
-    "executor": Component("executor", "ctrader.execution.process:run_executor"),
-    "strategy": Component("strategy", "ctrader.strategy.process:run_strategy"),
-    "feed": Component("feed", "ctrader.feed.process:run_feed"),
+    "sim": Component("sim", "ctrader.runtime.session:run_sim_in_background", ready="ctrader.sim.process:wait_ready",
+                     stop_timeout_s=10.0),
+    "recorder": Component("recorder", "ctrader.runtime.session:run_recorder_in_background", stop_timeout_s=60.0),
+    "executor": Component("executor", "ctrader.execution.process:run_executor", stop_timeout_s=20.0),
+    "strategy": Component("strategy", "ctrader.strategy.process:run_strategy", stop_timeout_s=15.0),
+    "feed": Component("feed", "ctrader.feed.process:run_feed", stop_timeout_s=15.0),
 }
 START_ORDER = list(COMPONENTS)
 
@@ -171,7 +175,7 @@ def _run_session(cfg: Config, names: list[str], duration_s: float | None, proces
             on_status(stats)
         done = stop_when is not None and bool(stop_when(stats))
         if done and sup is not None:
-            sup.stop_event.set()
+            sup.request_stop("its stop condition was met")
         return done
 
     if processes:
@@ -181,17 +185,18 @@ def _run_session(cfg: Config, names: list[str], duration_s: float | None, proces
 
         sup = Supervisor(cfg, [COMPONENTS[n] for n in names], run_id, log_format=log_format,
                          log_level=log_level, on_ready=on_ready)
-        sup.start()
         try:
+            sup.start()
             sup.run(duration_s, on_tick=status_tick if (on_status or stop_when) else None, tick_s=status_every_s)
         finally:
-            codes = sup.stop(timeout_s=60.0)
-            failed = list(sup.failed)
+            codes = sup.stop()
+        failed, stopped = list(sup.failed), sup.summary()
     else:
-        codes, failed = _run_threads(cfg, names, run_id, info_path, duration_s, status_tick, status_every_s)
+        codes, failed, stopped = _run_threads(cfg, names, run_id, info_path, duration_s, status_tick,
+                                              status_every_s)
     summary = {"run_id": run_id, "run_dir": str(rdir), "started_at": started, "ended_at": time.time(),
                "components": names, "processes": processes, "exit_codes": codes, "failed": failed,
-               "stats": read_stats(rdir)}
+               "stop": stopped, "stats": read_stats(rdir)}
     (rdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return summary
 
@@ -212,15 +217,20 @@ def warm_strategy(cfg: Config) -> None:
 
 
 def _run_threads(cfg: Config, names: list[str], run_id: str, info_path: pathlib.Path, duration_s, status_tick,
-                 status_every_s) -> tuple[dict, list]:
-    import signal
-
-    stale = cleanup_stale()
+                 status_every_s) -> tuple[dict, list, dict]:
+    """The components as threads of this process; stopped as the supervisor stops processes
+    (in order, a second Ctrl-C stops fast), except that a thread that does not stop cannot be
+    killed: it is reported and left to die with the process."""
+    stale = cleanup_stale() + stopping.cleanup_orphan_semaphores()
     if stale:
-        log.warning("removed shared memory left by a crashed run: %s", ", ".join(stale))
-    stops = {n: threading.Event() for n in names}
+        log.warning("removed what a dead run left in /dev/shm: %s", ", ".join(stale))
+    stops = {n: stopping.ThreadStop() for n in names}
     errors: dict[str, BaseException] = {}
     threads: dict[str, threading.Thread] = {}
+    request = stopping.StopRequest()
+    if threading.current_thread() is threading.main_thread():
+        request.install()
+    stopped = {"reason": "", "requests": 0, "fast": False, "killed": [], "seconds": {}, "failed": []}
     with RunResources.create(cfg, run_id, names) as res:
         ring_names = {k: res.rings[k].name for k in RING_SPECS}
 
@@ -234,10 +244,21 @@ def _run_threads(cfg: Config, names: list[str], run_id: str, info_path: pathlib.
             finally:
                 ctx.health.stopped(failed=component.name in errors)
 
-        interrupted = threading.Event()
-        previous = {s: signal.signal(s, lambda *_: interrupted.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+        announced = []
+
+        def announce() -> None:
+            for r in request.new_since_last_call():
+                what = request.describe(r)
+                if announced:
+                    log.warning("%s during the stop: stopping fast", what)
+                else:
+                    log.info("stopping on %s" if isinstance(r, int) else "stopping (%s)", what)
+                announced.append(what)
+
         try:
             for name in names:
+                if request.is_set():
+                    break
                 component = COMPONENTS[name]
                 if name == "strategy":
                     warm_strategy(cfg)
@@ -251,23 +272,48 @@ def _run_threads(cfg: Config, names: list[str], run_id: str, info_path: pathlib.
                         cfg = save_exchange_info(cfg, info_path)
             deadline = None if duration_s is None else time.monotonic() + duration_s
             next_status = time.monotonic() + status_every_s
-            while not interrupted.is_set() and not errors:
+            while not request.wait(0.1) and not errors:
                 if deadline is not None and time.monotonic() >= deadline:
+                    request.request(f"duration of {duration_s:g} s reached")
                     break
                 if time.monotonic() >= next_status:
                     if status_tick():
+                        request.request("its stop condition was met")
                         break
                     next_status += status_every_s
-                interrupted.wait(0.1)
         finally:
+            if not request.is_set():
+                request.request("failure" if errors else "stop")
+            announce()
             for name in reversed(names):
-                stops[name].set()
-                if name in threads:
-                    threads[name].join(60)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                thread = threads.get(name)
+                if thread is None:
+                    continue
+                fast = request.count >= 2
+                stops[name].set(stopping.FAST if fast else stopping.ORDERLY)
+                if not fast:
+                    log.info("stopping %s", name)
+                t0 = time.monotonic()
+                limit = (5.0 if fast else COMPONENTS[name].stop_timeout_s)
+                while thread.is_alive() and time.monotonic() - t0 < limit:
+                    thread.join(0.1)
+                    announce()
+                    if request.count >= 2 and not fast:
+                        fast = True
+                        for n in names:
+                            stops[n].set(stopping.FAST)
+                        t0, limit = time.monotonic(), 5.0
+                stopped["seconds"][name] = round(time.monotonic() - t0, 3)
+                if thread.is_alive():
+                    log.error("%s did not stop within %.0f s (a thread cannot be killed: it ends with the "
+                              "process)", name, limit)
+                    stopped["killed"].append(name)
+                else:
+                    log.info("%s stopped in %.1f s", name, stopped["seconds"][name])
+            request.close()
+    stopped.update(reason=request.reason, requests=request.count, fast=request.count >= 2, failed=sorted(errors))
     codes = {n: (1 if n in errors else 0) for n in names}
-    return codes, sorted(errors)
+    return codes, sorted(errors), stopped
 
 
 __all__ = ["COMPONENTS", "new_run_id", "ordered", "run_session", "save_exchange_info"]

@@ -522,7 +522,9 @@ def run_recorder(ctx) -> None:
     try:
         engine.run_until(ctx.stop.is_set, beat=ctx.health.beat)
     finally:
-        engine.close(beat=ctx.health.beat)
+        # A fast stop (a second Ctrl-C) does not drain the rings: it flushes what was read.
+        fast = ctx.stop.fast
+        engine.close(drain=not fast, finish_timeout_s=3.0 if fast else 30.0, beat=ctx.health.beat)
         for ring in rings.values():
             ring.close()
 
