@@ -227,3 +227,35 @@ def test_a_semaphore_still_mapped_by_a_live_process_is_kept(tmp_path):
         removed = stopping.cleanup_orphan_semaphores()
         assert in_use.name not in removed and in_use.exists()
     in_use.unlink()
+
+
+# --- a component that fails for good ------------------------------------------------------------------
+
+def test_a_component_out_of_restarts_stops_the_session_in_order(tmp_path):
+    run_id = f"stp{os.getpid()}f"
+    components = [Component("sim", "tests.runtime_workers:idler"),
+                  Component("executor", "tests.runtime_workers:idler"),
+                  Component("feed", "tests.runtime_workers:crasher")]
+    sup = Supervisor(_cfg(tmp_path), components, run_id, max_restarts=1)
+    sup.start()
+    try:
+        sup.run(duration_s=60)           # returns on the failure, long before the duration
+    finally:
+        codes = sup.stop()
+    assert sup.failed == ["feed"] and sup.summary()["reason"] == "feed failed"
+    assert _stops(tmp_path) == ["executor orderly", "sim orderly"]
+    assert codes["executor"] == 0 and codes["sim"] == 0
+
+
+def test_with_on_failure_continue_the_session_goes_on_without_it(tmp_path):
+    run_id = f"stp{os.getpid()}g"
+    cfg = load_config(env={"CTRADER_DATA_DIR": str(tmp_path)}, overrides={"run.on_failure": "continue"})
+    components = [Component("sim", "tests.runtime_workers:idler"), Component("feed", "tests.runtime_workers:crasher")]
+    sup = Supervisor(cfg, components, run_id, max_restarts=1)
+    sup.start()
+    try:
+        assert _wait_for(lambda: sup.check_children() or sup.failed == ["feed"])
+        assert not sup.stop_request.is_set() and sup.children["sim"].process.is_alive()
+    finally:
+        sup.stop()
+    assert _stops(tmp_path) == ["sim orderly"]

@@ -32,6 +32,9 @@ class RunConfig:
     gc: str = opt("idle: with --processes, the strategy and executor collect Python garbage only when "
                   "idle (start-up objects frozen); python: CPython's automatic collection",
                   choices=("idle", "python"))
+    on_failure: str = opt("a component out of restarts: stop = engage the kill switch (open orders "
+                          "cancelled) and stop the session in order; continue = go on without it",
+                          choices=("stop", "continue"))
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,9 @@ def _child_main(component: Component, cfg: Config, run_id: str, components: list
     # were blocked while we started (``Supervisor._spawn``): unblocked now that handlers are set.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # SIGUSR1 is the executor's kill switch (it installs the handler); anywhere else, or before
+    # that, it must not kill the process (its default action would).
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop.on_sigterm)
     signal.signal(stopping.PARENT_DEATH_SIGNAL, stop.on_parent_death)
     stopping.die_with_parent()
@@ -310,11 +313,23 @@ class Supervisor:
             log.error("%s exited (code %s); not restarting (%d restarts in %.0fs)", name, proc.exitcode,
                       len(child.restarts), self.restart_window_s)
             self.failed.append(name)
+            if self.cfg.run.on_failure == "stop":
+                self._stop_on_failure(name)
             return
         child.restarts.append(now)
         self.resources.health.slot(name).add_restart()
         child.process = self._spawn(child.component)
         log.warning("%s exited (code %s); restarted as pid %d", name, proc.exitcode, child.process.pid)
+
+    def _stop_on_failure(self, name: str) -> None:
+        """``run.on_failure = "stop"``: no trading without one of the parts. The executor's kill
+        switch is engaged at once (SIGUSR1: no new order, open ones cancelled), then the session
+        stops in order."""
+        executor = self.children.get("executor")
+        if executor is not None and name != "executor" and executor.process.is_alive():
+            os.kill(executor.process.pid, signal.SIGUSR1)
+        log.error("%s failed for good: kill switch engaged, stopping the session (run.on_failure = stop)", name)
+        self.request_stop(f"{name} failed")
 
     # --- stopping ------------------------------------------------------------------------------
 
