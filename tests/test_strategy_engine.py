@@ -83,6 +83,7 @@ def test_dislocations_produce_taken_candidates_and_valid_intents(cfg, dislocated
     engine = StrategyEngine(cfg, uni, model, run_tag="t1")
     engine.warmup()
     cands, intents = drive(engine, batches)
+    md = np.concatenate(batches)
     taken = cands[cands["decision"] == Decision.TAKEN]
     assert len(taken) > 0
     assert len(intents) == 3 * len(taken)
@@ -105,10 +106,17 @@ def test_dislocations_produce_taken_candidates_and_valid_intents(cfg, dislocated
     assert len(ids) == len(intents)
     # the legs of a group chain the triangle's assets, start to start
     for gid in np.unique(intents["group_id"]):
-        legs = intents[intents["group_id"] == gid]
-        assert legs["leg"].tolist() == [0, 1, 2] and np.all(legs["n_legs"] == 3)
+        sent = intents[intents["group_id"] == gid]
+        # in ring order the legs are a rotation of 0, 1, 2: the leg on the symbol that moved first
+        first = int(sent["leg"][0])
+        assert sent["leg"].tolist() == [first, (first + 1) % 3, (first + 2) % 3] and np.all(sent["n_legs"] == 3)
+        legs = np.sort(sent, order="leg")
         cand = taken[taken["group_id"] == gid][0]
         assert legs["symbol_id"].tolist() == cand["leg_symbol_id"].tolist()
+        # (records read together share a receive time: the event was one of them)
+        moved = set(md[md["recv_mono_ns"] == cand["event_recv_mono_ns"]]["symbol_id"].tolist())
+        if moved & set(legs["symbol_id"].tolist()):
+            assert int(sent["symbol_id"][0]) in moved
         assert np.all(legs["cause_recv_mono_ns"] == cand["event_recv_mono_ns"])
     stats = engine.stats()
     assert stats["taken"] == len(taken) and stats["model"] == "default@sim-s7" and stats["model_calls"] > 0

@@ -229,10 +229,12 @@ class ExecutionConfig:
                            "aside, renamed with its date, once all its orders ended); {data_dir} is "
                            "replaced by run.data_dir")
     use_ws_api: bool = opt("live mode: send orders over the WebSocket API (REST is the fallback)")
-    journal_fsync: str = opt("fdatasync the order journal before each send and after each state change: "
-                             "auto = in live mode only (a sync costs ~1-3 ms per batch here; in paper mode the "
-                             "page cache already survives a crash of the process)",
-                             choices=("auto", "always", "never"))
+    journal_fsync: str = opt("when the order journal is synced to disk (its lines reach the page cache before "
+                             "every order in any case, which a crash of the process cannot lose): after_send = "
+                             "once the batch's orders left (a machine crash in between is recovered from the "
+                             "venue); always = before they leave (a sync costs ~0.1-3 ms here, on the order "
+                             "path); never; auto = after_send in live mode, never in paper mode",
+                             choices=("auto", "after_send", "always", "never"))
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ class Executor:
     def __init__(self, universe: Any, venue: Any, journal: Journal | None, sink: Callable[[np.ndarray], None],
                  limits: RiskLimits | None = None, kill: KillSwitch | None = None,
                  valuation_asset: str = "USDT", unwind: str = "market",
-                 clock: Callable[[], int] = time.monotonic_ns, books: BookCache | None = None) -> None:
+                 clock: Callable[[], int] = time.monotonic_ns, books: BookCache | None = None,
+                 sync_before_send: bool = False) -> None:
         if unwind not in UNWIND_POLICIES:
             raise ValueError(f"unwind policy must be one of {UNWIND_POLICIES}, not {unwind!r}")
         self.universe = universe
@@ -95,6 +96,9 @@ class Executor:
         self.sink = sink
         self.clock = clock
         self.unwind_policy = unwind
+        # A syncing journal syncs a batch before its orders leave (True) or right after (False:
+        # every line still reaches the page cache first, which a crash of the process keeps)
+        self.sync_before_send = sync_before_send
         self.cache = books or BookCache(len(universe.symbols))
         self.books = BookView(self.cache.books)
         self.valuer = Valuer(universe, self.books, valuation_asset)
@@ -148,13 +152,14 @@ class Executor:
         """Gate, journal and send ``recs[:n]``; on return every intent is journaled, so the
         caller may commit them on the ring.
 
-        The whole batch is gated first (one compiled call). A syncing journal (live mode) then
-        makes the batch durable with one fsync before the first order leaves (group commit).
-        Without syncing (paper mode), each order leaves as soon as its journal line is written.
+        The whole batch is gated first (one compiled call). Each order leaves as soon as its
+        journal line is in the page cache (survives a crash of the process); a syncing journal
+        then makes the batch durable with one sync once its orders are out, or, with
+        ``sync_before_send``, before the first leaves (group commit: a sync on the order path).
         Venue answers are handled once every order of the batch is out."""
         seen = self.clock()
         killed = self.check_kill()
-        group_commit = self.journal is not None and self.journal.sync
+        group_commit = self.journal is not None and self.journal.sync and self.sync_before_send
         waiting: list[Order] = []
         refused: list[Order] = []
         updates: list[VenueUpdate] = []
@@ -304,11 +309,14 @@ class Executor:
                 self.journal.published(order)
 
     def _group_of(self, order: Order) -> Group:
+        """The order's group, made on its first order. Its start asset is what leg 0 pays: set
+        when leg 0 is seen, which need not be first (the strategy sends the contested leg first)."""
         group = self.groups.get(order.group_id)
         if group is None:
+            group = self.groups[order.group_id] = Group(order.group_id, max(order.n_legs, 1), "")
+        if not group.start_asset and (order.leg == 0 or order.n_legs <= 1) and not order.is_unwind:
             info = self.universe.symbols[order.symbol_id]
-            start = info.quote if order.side == Side.BUY else info.base   # what leg 0 pays
-            group = self.groups[order.group_id] = Group(order.group_id, max(order.n_legs, 1), start)
+            group.start_asset = info.quote if order.side == Side.BUY else info.base
         return group
 
     # --- venue answers ----------------------------------------------------------------------------

@@ -3,10 +3,14 @@
 ``LiveVenue`` implements the venue interface the executor drives (``place``, ``cancel``,
 ``on_book``, ``poll``, ``reconcile``, ``close``). Orders go out as ``order.place`` with exact
 decimal strings built from integer ticks/steps (never ``1e-05``), the intent's client order id
-as ``newClientOrderId`` (a resend is a duplicate the venue refuses, never a second order) and
-``newOrderRespType=FULL`` so the fills of a taker order come back in the answer. The user data
-stream (``executionReport``) moves orders in between; a fill reported by both is counted once
-(by trade id, ``orders.OrderBook``).
+as ``newClientOrderId`` and ``newOrderRespType=FULL`` so the fills of a taker order come back in
+the answer. The frame is written to the socket by the executor's own thread before ``place``
+returns (``ws_api_client``, ``order_frames``); ``order.sent_mono_ns`` is stamped after the
+write. The user data stream (``executionReport``) moves orders in between; a fill reported by
+both is counted once (by trade id, ``orders.OrderBook``).
+
+While the WebSocket is down, orders and cancels go over REST from a worker thread: ``place``
+returns at once and the answer arrives at a later ``poll``, like a WS answer.
 
 A 429 or 418 answer (-1003 too much weight or banned, -1015 too many new orders) sets
 ``backoff_until_ns`` from the venue's retry time (WS API ``error.data.retryAfter``, REST
@@ -29,6 +33,7 @@ import time
 from typing import Any
 
 from ctrader.core.records import OrderType
+from ctrader.execution.order_frames import OrderFrames
 from ctrader.execution.orders import FILLED, PARTIALLY_FILLED, REJECTED, Order, VenueUpdate
 from ctrader.execution.ws_api_client import WsApiClient
 from ctrader.venue.decimals import decimals_of, format_trimmed, parse_units, quote_amount
@@ -109,6 +114,8 @@ class LiveVenue:
         self._pending_status: dict[str, str] = {}    # status to apply once an order's trades arrive
         self.backoff_until_ns = 0      # monotonic: send no new order before (the venue's retry time)
         self.rate_limited = 0          # 429 / 418 answers
+        self._frames: OrderFrames | None = None
+        self._frames_key: tuple = ()
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -116,20 +123,43 @@ class LiveVenue:
         return self.use_ws_api and self.client.connected.is_set()
 
     def place(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        """Write the order to the venue now (WS API; REST from a worker thread when the socket is
+        down). Answers come through ``poll``."""
         self.orders[order.client_order_id] = order
-        params = order_params(order, self.universe.symbols[order.symbol_id])
+        info = self.universe.symbols[order.symbol_id]
+        tag = ("place", order.client_order_id)
         if self._ws_up():
-            self.client.send("order.place", params, tag=("place", order.client_order_id))
+            client = self.client
+            req_id = client.next_id()
+            price = (format_trimmed(order.price, decimals_of(info.tick_units))
+                     if order.order_type != OrderType.MARKET else None)
+            tif = order.tif_name if order.order_type == OrderType.LIMIT else None
+            client.send_frame(req_id, self._order_frames().place(
+                req_id, order.symbol, order.side_name, order.type_name, tif, price,
+                format_trimmed(order.qty, decimals_of(info.step_units)), order.client_order_id,
+                client.timestamp_ms()), tag)
+            order.sent_mono_ns = time.monotonic_ns()       # the frame is in the kernel's hands
             return []
         self.rest_fallbacks += 1
-        return self._on_response(("place", order.client_order_id), self.client.rest_call("order.place", params))
+        self.client.rest_send("order.place", order_params(order, info), tag)
+        return []
+
+    def _order_frames(self) -> OrderFrames:
+        """Templates for the session as it is now (logged on or not: a reconnect may change it)."""
+        key = (self.client.logged_on, self.client.recv_window_ms)
+        if self._frames is None or key != self._frames_key:
+            self._frames = OrderFrames(self.client.signer, self.client.logged_on, self.client.recv_window_ms)
+            self._frames_key = key
+        return self._frames
 
     def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         params = {"symbol": order.symbol, "origClientOrderId": order.client_order_id}
+        tag = ("cancel", order.client_order_id)
         if self._ws_up():
-            self.client.send("order.cancel", params, tag=("cancel", order.client_order_id))
-            return []
-        return self._on_response(("cancel", order.client_order_id), self.client.rest_call("order.cancel", params))
+            self.client.send("order.cancel", params, tag=tag)
+        else:
+            self.client.rest_send("order.cancel", params, tag)
+        return []
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return []        # the venue matches, not us
@@ -141,9 +171,10 @@ class LiveVenue:
 
     def poll(self, now_ns: int) -> list[VenueUpdate]:
         out: list[VenueUpdate] = []
+        self.client.pump()
         inbox = self.client.inbox
-        while not inbox.empty():
-            kind, tag, doc = inbox.get_nowait()
+        while inbox:
+            kind, tag, doc = inbox.popleft()
             if kind == "response":
                 out += self._on_response(tag, doc)
             elif kind == "event":
@@ -256,6 +287,7 @@ class LiveVenue:
 
     def stats(self) -> dict:
         return {"ws_connects": self.client.connects, "rest_fallbacks": self.rest_fallbacks,
+                "logged_on": self.client.logged_on,
                 "unknown_outcomes": self.unknown_outcomes, "status_queries": self.status_queries,
                 "rate_limited": self.rate_limited,
                 "clock_offset_ms": round(self.client.clock_offset_ms, 1)}

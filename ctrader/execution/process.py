@@ -42,15 +42,21 @@ def journal_path(cfg: Config):
 
 
 def live_signer(cfg: Config):
-    """Credentials from the environment / secret files; on the simulator, its demo account."""
+    """Credentials from the environment / secret files; on the simulator, its demo account,
+    with its Ed25519 key when it is the published demo key (the recommended set-up: the session
+    logs on once and orders carry no signature), its HMAC key otherwise."""
     from ctrader.config.secrets import load_credentials
-    from ctrader.venue.signing import Signer
+    from ctrader.venue.signing import Signer, demo_ed25519_private_key, load_ed25519_public_key, private_key_pem
 
     creds = load_credentials(cfg.venue)
     if creds is not None:
         return Signer.from_credentials(creds)
     if cfg.venue.kind == "sim" and cfg.sim.accounts:
         acct = cfg.sim.accounts[0]           # loopback-only demo keys, not secrets
+        demo = demo_ed25519_private_key()
+        if acct.ed25519_api_key and acct.ed25519_public_key and \
+                load_ed25519_public_key(acct.ed25519_public_key) == demo.public_key():
+            return Signer(acct.ed25519_api_key, private_key_pem=private_key_pem(demo))
         return Signer(acct.api_key, secret=acct.api_secret)
     raise RuntimeError(f"live mode on {cfg.venue.kind} needs API credentials: set {cfg.venue.api_key_env} "
                        f"and {cfg.venue.api_secret_env}, or venue.secret_file / venue.private_key_file")
@@ -81,7 +87,8 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
     journal = Journal(path, sync=journal_sync(cfg), run_id=run_id)
     executor = Executor(universe, venue, journal, sink,
                         RiskLimits.from_config(cfg.risk), KillSwitch(expand_path(cfg, cfg.risk.kill_file)),
-                        valuation_asset=cfg.risk.valuation_asset, unwind=cfg.execution.unwind, books=books)
+                        valuation_asset=cfg.risk.valuation_asset, unwind=cfg.execution.unwind, books=books,
+                        sync_before_send=sync_before_send(cfg))
     if recover:
         executor.recover()
     executor.warm_up()
@@ -194,7 +201,13 @@ def run_executor(ctx) -> None:
 
 
 def journal_sync(cfg) -> bool:
-    """Whether the journal fdatasyncs: always in live mode unless told never; in paper mode only
-    when told always (no venue holds real orders, and a process crash keeps the page cache)."""
+    """Whether the journal syncs at all: in live mode unless told never; in paper mode only when
+    told (no venue holds real orders, and a crash of the process keeps the page cache)."""
     mode = cfg.execution.journal_fsync
-    return mode == "always" or (mode == "auto" and cfg.run.mode == "live")
+    return mode in ("always", "after_send") or (mode == "auto" and cfg.run.mode == "live")
+
+
+def sync_before_send(cfg) -> bool:
+    """``always``: a batch's journal lines are synced before its first order leaves (a sync on
+    the order path). Otherwise they are synced right after the batch's orders left."""
+    return cfg.execution.journal_fsync == "always"

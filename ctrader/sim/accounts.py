@@ -7,24 +7,16 @@ commission in the received asset).
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ctrader.config.schema import SimAccountConfig
 from ctrader.venue import signing
 from ctrader.venue.decimals import parse_units
 from ctrader.venue.fees import rate_units
 
-# The demo account's Ed25519 key is derived from this published seed: a documented, loopback-only
-# demo credential (see config/default.toml), never a secret.
-DEMO_ED25519_SEED = b"ctrader-sim-demo-ed25519"
-
-
-def demo_ed25519_private_key() -> Ed25519PrivateKey:
-    """The private half of the default demo account's Ed25519 key (loopback demos only)."""
-    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(DEMO_ED25519_SEED).digest())
+from ctrader.venue.signing import DEMO_ED25519_SEED, demo_ed25519_private_key  # noqa: F401  (their home is venue)
 
 
 @dataclass

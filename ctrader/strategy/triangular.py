@@ -140,11 +140,19 @@ def complete_event(recs, i, m, has_score, outf, outi, feat, tri, dec, decision, 
     if fired > 0:                       # intents first: they are what the market is waiting for
         created = D.clock_ns()
         p = int_n[0]
+        cause = recs[i].symbol_id
         for j in range(m):
             if decision[j] != D.TAKEN:
                 continue
             t = outi[j, K.I_TRI]
+            # The leg on the symbol that just moved goes out first: it is the one every
+            # competitor races for (the others are priced off books nobody is racing on yet).
+            first = 0
             for k in range(N_LEGS):
+                if legs_symbol[t, k] == cause:
+                    first = k
+            for r in range(N_LEGS):
+                k = (first + r) % N_LEGS
                 o = intents[p]
                 o.group_id = group_ids[j]
                 o.symbol_id = legs_symbol[t, k]

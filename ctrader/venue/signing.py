@@ -100,6 +100,17 @@ def private_key_pem(key: Ed25519PrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+# The simulator's demo account's Ed25519 key is derived from this published seed: a documented,
+# loopback-only demo credential (see config/default.toml), never a secret. Here, not in the
+# simulator, because both ends use it: the simulator to verify, the engine's demo set-up to sign.
+DEMO_ED25519_SEED = b"ctrader-sim-demo-ed25519"
+
+
+def demo_ed25519_private_key() -> Ed25519PrivateKey:
+    """The private half of the default demo account's Ed25519 key (loopback demos only)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(DEMO_ED25519_SEED).digest())
+
+
 # --- signing (client) -------------------------------------------------------------------------
 
 def hmac_sha256_hex(secret: str, payload: str) -> str:
