@@ -35,6 +35,11 @@ from ctrader.runtime.stats import StatsFile
 
 log = logging.getLogger(__name__)
 
+# Counters that continue across a restart of the executor within a run (``runtime.stats``). Fills,
+# fees and positions need none of this: a restarted executor rebuilds them from the run's journal.
+COUNTERS = ("orders_sent", "cancels", "duplicates", "events", "refusals", "rejects", "unwinds", "journal_records",
+            "journal_syncs", "rehearsals")
+
 
 def journal_path(cfg: Config):
     """One journal per venue and mode, kept across runs: a restart finds what the last run left."""
@@ -160,6 +165,7 @@ def run_executor(ctx) -> None:
     executor = None
     loop = None
     md = None
+    stats = StatsFile(ctx.run_dir, "executor", counters=COUNTERS)     # once: it reads what an earlier incarnation counted
     try:
         wait = wait_strategy(cfg.rings.wait, owns_core=ctx.owns_core)     # in this thread: it is the one that waits
         producer = rings["exec"].producer(wait, cfg.rings.lossless_timeout_s)
@@ -170,7 +176,6 @@ def run_executor(ctx) -> None:
         md = rings["md"].consumer(wait=wait)
         loop = ExecutorLoop(executor, md, rings["intents"].consumer(consumer_id("intents", "executor"), wait=wait),
                             keep_warm_us=cfg.rings.keep_warm_us)
-        stats = StatsFile(ctx.run_dir, "executor")
         log.info("executor: %s mode, %d symbols, journal %s", cfg.run.mode, len(universe.symbols),
                  executor.journal.path)
         if cfg.run.gc == "idle" and own_process():
@@ -190,7 +195,7 @@ def run_executor(ctx) -> None:
             # Open orders are cancelled on every stop, a fast one included (less wait for answers).
             executor.close(answer_wait_s=1.0 if ctx.stop.fast else 3.0)
             final = loop.stats() if loop is not None else executor.stats()
-            StatsFile(ctx.run_dir, "executor").write(final)
+            stats.write(final)
             log.info("executor stopped: %d sent, %d fills, refusals %s, pnl %.6f %s, tick-to-order p50 %s us "
                      "p99 %s us", final["orders_sent"], final["fills"], final["refusals"] or "none", final["pnl"],
                      final["valuation_asset"], final["tick_to_order"]["p50_us"], final["tick_to_order"]["p99_us"])

@@ -21,6 +21,12 @@ from ctrader.runtime.stats import StatsFile
 
 log = logging.getLogger(__name__)
 
+# Counters that continue across a restart of the feed within a run (``runtime.stats``).
+COUNTERS = ("bytes", "connect_failures", "connects", "crossed", "disconnects", "duplicates", "gaps", "handovers",
+            "messages", "outdated_book_tickers", "parse_errors", "pongs", "quiet_snapshots", "records", "resyncs",
+            "server_shutdowns", "shutdowns_absorbed", "snapshot_failures", "snapshot_rate_limited", "snapshots",
+            "stale_records", "unknown_streams")
+
 
 def run_feed(ctx) -> None:
     ring = Ring.attach(ctx.ring_names["md"], MD_EVENT)
@@ -28,7 +34,7 @@ def run_feed(ctx) -> None:
         producer = ring.producer()
         universe = load_universe(ctx.cfg)
         engine = FeedEngine(ctx.cfg, universe, producer.write)
-        stats_file = StatsFile(ctx.run_dir, "feed")
+        stats_file = StatsFile(ctx.run_dir, "feed", counters=COUNTERS)
         log.info("feed: %d symbols, streams %s, %d connection(s)", len(engine.symbol_ids),
                  ",".join(ctx.cfg.feed.streams), len(engine.links))
 

@@ -39,7 +39,12 @@ def _fmt(value: Any) -> str:
 
 
 def render_status(stats: dict[str, dict]) -> str:
+    """One line of the run's numbers; components that are not running (restarting, failed) are
+    named first, since their numbers are the last they wrote."""
     parts = []
+    down = [f"{name} {state}" for name, state in (stats.get("_health") or {}).items() if state != "running"]
+    if down:
+        parts.append("NOT RUNNING: " + ", ".join(down))
     for comp, key, label in STATUS_FIELDS:
         value = stats.get(comp, {}).get(key)
         if value is not None:
@@ -70,17 +75,21 @@ def summarise(result: dict) -> dict:
 
 
 EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_RESTARTED = 3          # ran to the end, but components crashed and were restarted on the way
 EXIT_FAST_STOP = 130        # 128 + SIGINT: what a shell reports for a program stopped by Ctrl-C
 
 
 def exit_code(result: dict) -> int:
     """The exit code of ``ctrader start`` / ``record``: 130 after a fast stop (a second Ctrl-C),
-    1 when a component failed or had to be killed, 0 for an orderly stop."""
+    1 when a component failed or had to be killed, 3 when components were restarted during the
+    run, 0 for a clean run and an orderly stop."""
     stop = result.get("stop") or {}
     if stop.get("fast"):
         return EXIT_FAST_STOP
     if result.get("failed") or stop.get("killed"):
         return EXIT_FAILED
+    if stop.get("restarts"):
+        return EXIT_RESTARTED
     return EXIT_OK
 
 
@@ -93,6 +102,8 @@ def render_stop(stop: dict) -> str:
     line = f"stopped ({how}) on {stop.get('reason') or '?'}" + (f": {seconds}" if seconds else "")
     if stop.get("killed"):
         line += f"; KILLED (did not stop in time): {', '.join(stop['killed'])}"
+    if stop.get("restarts"):
+        line += "; RESTARTED during the run: " + ", ".join(f"{n} x{k}" for n, k in stop["restarts"].items())
     return line
 
 

@@ -171,6 +171,9 @@ def _run_session(cfg: Config, names: list[str], duration_s: float | None, proces
     def status_tick(sup=None) -> bool:
         """Report the status; True (and the supervisor told) when ``stop_when`` says stop."""
         stats = read_stats(rdir)
+        if sup is not None and sup.resources is not None:
+            # so that the status line never shows a dead component's last numbers as if it ran
+            stats["_health"] = {n: h["state"] for n, h in sup.resources.health.snapshot().items()}
         if on_status is not None:
             on_status(stats)
         done = stop_when is not None and bool(stop_when(stats))

@@ -161,6 +161,7 @@ class _Child:
     component: Component
     process: mp.Process
     restarts: deque = field(default_factory=deque)   # monotonic times of recent restarts
+    restarted: int = 0                                # restarts in the whole run
 
 
 class Supervisor:
@@ -317,6 +318,7 @@ class Supervisor:
                 self._stop_on_failure(name)
             return
         child.restarts.append(now)
+        child.restarted += 1
         self.resources.health.slot(name).add_restart()
         child.process = self._spawn(child.component)
         log.warning("%s exited (code %s); restarted as pid %d", name, proc.exitcode, child.process.pid)
@@ -421,7 +423,8 @@ class Supervisor:
         """How the run stopped, for the session summary."""
         return {"reason": self.stop_request.reason, "requests": self.stop_request.count,
                 "fast": self.fast_stop, "killed": list(self.killed), "seconds": dict(self.stop_seconds),
-                "failed": list(self.failed)}
+                "failed": list(self.failed),
+                "restarts": {name: c.restarted for name, c in self.children.items() if c.restarted}}
 
     def __enter__(self) -> "Supervisor":
         self.start()

@@ -50,6 +50,11 @@ from ctrader.store.spill import SpillDir
 
 log = logging.getLogger(__name__)
 
+# Counters that continue across a restart of the recorder within a run (``runtime.stats``).
+COUNTERS = ("batches", "insert_errors", "inserts", "md_lost", "md_overruns", "md_restart_gap", "read_exec",
+            "read_intents", "read_journal", "read_md", "replayed_rows", "rows_candidates", "rows_executions",
+            "rows_md_book", "rows_md_trade", "rows_orders", "rows_runs", "spilled_direct_batches", "spilled_rows")
+
 _RING_WAIT = WaitStrategy(SLEEP, 1000)   # the recorder is not latency-critical: never spin
 
 
@@ -73,10 +78,12 @@ class _Writer(threading.Thread):
         self._next_try = 0.0
         self._failing_logged = False
 
-    def submit(self, table: str, data: pa.Table) -> None:
+    def submit(self, table: str, data: pa.Table, on_durable: Callable[[], None] | None = None) -> None:
+        """Queue ``data`` for ``table``; ``on_durable`` is called (on this thread) once it is in
+        the store or in a spill file."""
         with self._rows_lock:
             self.queued_rows += data.num_rows
-        self.queue.put((table, data))
+        self.queue.put((table, data, on_durable))
 
     def _insert(self, table: str, data: pa.Table) -> None:
         self.store.insert(table, data)
@@ -128,9 +135,9 @@ class _Writer(threading.Thread):
             catching_up = self.up and self.spill.pending()
             try:
                 # while catching up, do not idle on an empty queue: replay the next spill file
-                table, data = self.queue.get_nowait() if catching_up else self.queue.get(timeout=0.05)
+                table, data, on_durable = self.queue.get_nowait() if catching_up else self.queue.get(timeout=0.05)
             except queue.Empty:
-                table = data = None
+                table = data = on_durable = None
             if data is not None:
                 with self._rows_lock:
                     self.queued_rows -= data.num_rows
@@ -143,6 +150,8 @@ class _Writer(threading.Thread):
                         self.spill.put(table, data)
                 else:
                     self.spill.put(table, data)
+                if on_durable is not None:
+                    on_durable()
             elif self._stopping.is_set() and not (self.up and self.spill.pending()):
                 return
             if self._ensure_store():
@@ -178,7 +187,15 @@ class _Writer(threading.Thread):
 
 
 class _Source:
-    """One ring the recorder reads, with its buffer of records waiting to be inserted."""
+    """One ring the recorder reads, with its buffer of records waiting to be inserted.
+
+    A lossless ring's records stay claimed (peeked, not committed) until the batch holding them
+    is in the store or in a spill file: a recorder killed meanwhile leaves them on the ring for
+    the next one. One batch per ring is in flight at a time; what arrives meanwhile waits on
+    the ring. (A kill between the insert and the commit inserts that batch twice: at least once.)
+    The md ring is broadcast (the feed never waits for us): it is read, and its position saved
+    once a batch is durable, so that a restarted recorder continues from there (see
+    ``RecorderEngine.resume_md``)."""
 
     def __init__(self, key: str, consumer, batch_rows: int) -> None:
         self.key = key
@@ -189,21 +206,45 @@ class _Source:
         self.fill = 0
         self.first_at = 0.0         # monotonic time the oldest buffered record was read
         self.records = 0
+        self.lossless = consumer.ring.kind == L.LOSSLESS
+        self.in_flight = 0          # lossless: records of a submitted batch, not yet durable (not committed)
 
     def read(self) -> int:
-        n = self.consumer.read_batch(self.buffer[self.fill:], 0.0)
-        if n:
+        if not self.lossless:
+            n = self.consumer.read_batch(self.buffer[self.fill:], 0.0)
+        else:
+            if self.in_flight or self.consumer.lag <= self.fill:
+                return 0
+            # peek starts at the committed cursor: the records already buffered, then the new ones
+            n = self.consumer.peek_batch(self.buffer, 0.0) - self.fill
+        if n > 0:
             if self.fill == 0:
                 self.first_at = time.monotonic()
             self.fill += n
             self.records += n
-        return n
+        return max(n, 0)
 
     def take(self) -> np.ndarray:
         batch = self.buffer[: self.fill]
+        if self.lossless:
+            self.in_flight = self.fill
         self.buffer = np.empty(self.batch_rows, self.dtype)
         self.fill = 0
         return batch
+
+    def durable(self, n: int) -> None:
+        """A batch of ``n`` records is in the store (or spilled): release them from the ring."""
+        self.consumer.commit(n)
+        self.in_flight = 0
+
+    @property
+    def cursor(self) -> int:
+        """The ring sequence of the next record this consumer reads."""
+        return int(self.consumer.ring.views.ctl[L.C_BASE + self.consumer.index * L.C_STRIDE + L.C_CURSOR])
+
+    def unread(self) -> int:
+        """Records on the ring not read yet (lossless: not even peeked)."""
+        return self.consumer.lag - (self.fill + self.in_flight if self.lossless else 0)
 
     def rewind_to_start(self) -> bool:
         """A broadcast consumer starts at the newest record; the recorder wants the run from its
@@ -231,7 +272,7 @@ class RecorderEngine:
                  retry_s: float = 1.0, live=None, publish_ms: int = 250, stats_file=None,
                  read_stats: Callable[[], dict] | None = None, run_meta: dict | None = None,
                  record_intents: bool = False, rewind_md: bool = True,
-                 consumer_ids: dict[str, int] | None = None) -> None:
+                 consumer_ids: dict[str, int] | None = None, md_position_file: str | os.PathLike | None = None) -> None:
         from ctrader.runtime.resources import consumer_id
 
         self.run_id = run_id
@@ -247,9 +288,15 @@ class RecorderEngine:
         self.started_ns = time.time_ns()
         self.mono_to_wall_ns = time.time_ns() - time.monotonic_ns()
         self.sources: dict[str, _Source] = {}
+        self.md_position_file = md_position_file
+        self.md_restart_gap = 0       # md records a restarted recorder found gone from the ring
+        self._durable: queue.SimpleQueue = queue.SimpleQueue()   # (source key, records, md position) from the writer
         if "md" in rings:
             self.sources["md"] = _Source("md", rings["md"].consumer(wait=_RING_WAIT), batch_rows)
-            if rewind_md and not self.sources["md"].rewind_to_start():
+            if not rewind_md:
+                if md_position_file is not None:
+                    self.resume_md()        # else: from the newest record, as a broadcast consumer starts
+            elif not self.sources["md"].rewind_to_start():
                 log.warning("md ring already wrapped when the recorder attached: recording from its newest record")
         for key in ("journal", "exec") + (("intents",) if record_intents else ()):
             if key in rings:
@@ -273,8 +320,47 @@ class RecorderEngine:
 
     # --- the loop ------------------------------------------------------------------------------
 
+    def resume_md(self) -> None:
+        """A recorder restarted within a run: continue the md ring where the last one's durable
+        batches ended (``md_position_file``), if the ring still holds those records; what it no
+        longer holds is a gap, counted (``md_restart_gap``, in ``md_lost``) and logged."""
+        src = self.sources["md"]
+        ring = src.consumer.ring
+        head = int(ring.views.ctl[L.H_HEAD])
+        try:
+            saved = int(open(self.md_position_file).read().split()[0]) if self.md_position_file else None
+        except (OSError, ValueError, IndexError):
+            saved = None
+        start = 0 if saved is None else saved         # nothing durable yet: the run's first record
+        # the feed keeps writing while we catch up: resume only where half the ring is still ahead
+        oldest_safe = max(0, head - ring.capacity // 2)
+        if start < oldest_safe:
+            self.md_restart_gap = oldest_safe - start
+            log.warning("recorder restarted: md records %d..%d are no longer on the ring: %d lost (not in the "
+                        "store); recording from %d", start, oldest_safe - 1, self.md_restart_gap, oldest_safe)
+            start = oldest_safe
+        else:
+            log.warning("recorder restarted: recording md from record %d, where the last recorder's stored "
+                        "batches ended (%d records behind the feed)", start, head - start)
+        ring.views.ctl[L.C_BASE + src.consumer.index * L.C_STRIDE + L.C_CURSOR] = start   # our own cursor
+
+    def _settle_durable(self) -> None:
+        """Batches the writer reports durable: lossless records are released from their ring,
+        the md position is saved for a restart."""
+        while not self._durable.empty():
+            key, n, md_position = self._durable.get_nowait()
+            if key == "md":
+                if self.md_position_file is not None:
+                    tmp = f"{self.md_position_file}.tmp"
+                    with open(tmp, "w") as f:
+                        f.write(f"{md_position}\n")
+                    os.replace(tmp, self.md_position_file)
+            else:
+                self.sources[key].durable(n)
+
     def step(self) -> int:
         """Read what the rings hold (up to a buffer each), flush full or old buffers. Records read."""
+        self._settle_durable()
         total = 0
         now = time.monotonic()
         for src in self.sources.values():
@@ -314,7 +400,7 @@ class RecorderEngine:
             if self.step():
                 quiet_since = time.monotonic()
                 continue
-            lossless_empty = all(src.lag() <= 0 for k, src in self.sources.items() if k != "md")
+            lossless_empty = all(src.unread() <= 0 for k, src in self.sources.items() if k != "md")
             producers_done = not any(src.producer_alive_elsewhere() for src in self.sources.values())
             if lossless_empty and producers_done and time.monotonic() - quiet_since >= quiet_s:
                 break
@@ -338,6 +424,7 @@ class RecorderEngine:
                 if src.fill:
                     self._flush(src)
         self.writer.finish(finish_timeout_s)
+        self._settle_durable()
         self._write_final_run_row()
         self.writer.close_store()
         for src in self.sources.values():
@@ -365,18 +452,32 @@ class RecorderEngine:
         return [("orders", intents_to_arrow(batch, self.symbols, self.run_id, self.mono_to_wall_ns))]
 
     def _flush(self, src: _Source) -> None:
+        md_position = src.cursor if src.key == "md" else 0      # just past the batch's last record
         batch = src.take()
         self.batches += 1
-        for table, data in self._tables(src.key, batch):
-            self._submit(table, data)
+        tables = self._tables(src.key, batch)
+        if not tables:
+            self._durable.put((src.key, len(batch), md_position))
+            return
+        pending = [len(tables)]
 
-    def _submit(self, table: str, data: pa.Table) -> None:
+        def on_durable() -> None:          # on the writer's thread; the loop settles it
+            pending[0] -= 1
+            if pending[0] == 0:
+                self._durable.put((src.key, len(batch), md_position))
+
+        for table, data in tables:
+            self._submit(table, data, on_durable)
+
+    def _submit(self, table: str, data: pa.Table, on_durable: Callable[[], None] | None = None) -> None:
         # Memory bound: past max_buffer_rows queued (store slow or down), go straight to disk.
         if self.writer.queued_rows + data.num_rows > self.max_buffer_rows:
             self.spill.put(table, data)
             self.spilled_direct += 1
+            if on_durable is not None:
+                on_durable()
         else:
-            self.writer.submit(table, data)
+            self.writer.submit(table, data, on_durable)
 
     def _run_row(self, ended: bool) -> pa.Table:
         from ctrader.store.store import run_table
@@ -470,7 +571,9 @@ class RecorderEngine:
         out = {f"read_{k}": src.records for k, src in self.sources.items()}
         if "md" in self.sources:
             md = self.sources["md"].consumer
-            out["md_lost"] = md.lost          # records the feed overwrote before we read them
+            # records the feed overwrote before we read them, and those a restart found gone
+            out["md_lost"] = md.lost + self.md_restart_gap
+            out["md_restart_gap"] = self.md_restart_gap
             out["md_overruns"] = md.overruns
         for table, rows in sorted(self.writer.inserted.copy().items()):   # copy: the writer adds keys
             out[f"rows_{table}"] = rows
@@ -510,15 +613,13 @@ def run_recorder(ctx) -> None:
     # A recorder restarted within a run must not record the ring's start again (duplicates):
     # only the run's first recorder starts from the first md record.
     restarted = (run_dir / "recorder.stats.json").exists()
-    if restarted:
-        log.warning("recorder restarted in run %s: recording md from the newest record on", ctx.run_id)
     engine = RecorderEngine(
         rings, ctx.run_id, lambda: _open_store(cfg), _expand(rc.spill_dir, cfg), symbols, assets,
         batch_rows=rc.batch_rows, batch_ms=rc.batch_ms, max_buffer_rows=rc.max_buffer_rows, live=live,
-        publish_ms=rc.redis_publish_ms, stats_file=StatsFile(run_dir, "recorder"),
+        publish_ms=rc.redis_publish_ms, stats_file=StatsFile(run_dir, "recorder", counters=COUNTERS),
         read_stats=lambda: read_stats(run_dir),
         run_meta={"mode": cfg.run.mode, "venue": cfg.venue.kind}, record_intents=record_intents,
-        rewind_md=not restarted)
+        rewind_md=not restarted, md_position_file=run_dir / "recorder.md_position")
     try:
         engine.run_until(ctx.stop.is_set, beat=ctx.health.beat)
     finally:

@@ -41,6 +41,11 @@ from ctrader.strategy.exec_arrivals import ExecArrivals
 from ctrader.strategy.registry import strategy_class
 
 log = logging.getLogger(__name__)
+
+# Counters that continue across a restart of the strategy within a run (``runtime.stats``).
+COUNTERS = ("candidate_rows", "candidates", "events", "groups_done", "groups_timed_out", "intents_written",
+            "journal_dropped", "md_lost", "md_overruns", "model_calls", "model_refused", "model_swaps", "rehearsals",
+            "skip_risk_unjournaled", "skipped", "taken")
 MD_BATCH = 1024
 EXEC_BATCH = 256
 
@@ -79,7 +84,7 @@ def run_strategy(ctx) -> None:
             watcher = PromotionWatcher(cfg)
         loop = StrategyLoop(engine, md_in, ex.consumer(consumer_id("exec", "strategy"), wait=wait),
                             intents.producer(wait, timeout_s=cfg.rings.lossless_timeout_s),
-                            journal.producer(wait, timeout_s=0.0), StatsFile(ctx.run_dir, "strategy"),
+                            journal.producer(wait, timeout_s=0.0), StatsFile(ctx.run_dir, "strategy", counters=COUNTERS),
                             arrivals=ExecArrivals(ctx.run_dir), watcher=watcher, keep_warm_us=cfg.rings.keep_warm_us)
         if cfg.run.gc == "idle" and own_process():
             loop.gc_idle.start()
