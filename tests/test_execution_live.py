@@ -2,6 +2,7 @@
 rejects with their codes, exact wire strings, and crash recovery from the journal."""
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -27,11 +28,11 @@ LIMITS = RiskLimits(max_order_notional=1e6, max_group_notional=1e6, max_position
 class Live:
     """An executor in live mode on a paused simulator whose books it was shown."""
 
-    def __init__(self, sim, signer, journal_path, limits=LIMITS):
+    def __init__(self, sim, signer, journal_path, limits=LIMITS, user_data=True):
         self.sim = sim
         sim.control.pause()
         self.uni = Universe.from_exchange_info(fetch_exchange_info(sim.rest_url), SYMBOLS)
-        self.client = WsApiClient(sim.ws_api_url, signer, rest_url=sim.rest_url).start()
+        self.client = WsApiClient(sim.ws_api_url, signer, rest_url=sim.rest_url, user_data=user_data).start()
         self.events: list[np.ndarray] = []
         self.ex = Executor(self.uni, LiveVenue(self.client, self.uni), Journal(journal_path), self.events.append,
                            limits)
@@ -102,7 +103,7 @@ def test_hmac_order_place_fills_update_positions(live_factory, sim_account):
     assert not live.client.logged_on
     _fill_test(live)
     latency = live.ex.stats()["tick_to_order"]
-    assert latency["n"] == 1 and 0 < latency["p50_us"] < 1e6
+    assert latency["n"] == 1 and latency["p50_us"] > 0     # measured (its size is the benchmarks' business)
 
 
 def test_ed25519_session_logon_order_place(live_factory, sim_account):
@@ -212,10 +213,14 @@ def test_restart_reconciles_an_order_sent_without_ack_and_never_sends_it_twice(s
     info = uni.by_name["BTCUSDT"]
     _, asks = sim_server.control.book("BTCUSDT", 1)[1:]
     ask = asks[0][0]
-    # The crashed executor journaled two intents. The first reached the venue and filled; the
+    # The crashed executor journaled two intents a minute ago (longer than recvWindow: an order
+    # not at the venue by now never will be). The first reached the venue and filled; the
     # process died before the answer was journaled. The second never left.
-    sent = intent_record(uni, "BTCUSDT", Side.BUY, ask / 1e8, 0.001, group_id=1, client_order_id="ct-sent")
-    lost = intent_record(uni, "BTCUSDT", Side.BUY, ask / 1e8, 0.001, group_id=2, client_order_id="ct-lost")
+    long_ago = time.monotonic_ns() - 60 * 10**9
+    sent = intent_record(uni, "BTCUSDT", Side.BUY, ask / 1e8, 0.001, group_id=1, client_order_id="ct-sent",
+                         created_mono_ns=long_ago)
+    lost = intent_record(uni, "BTCUSDT", Side.BUY, ask / 1e8, 0.001, group_id=2, client_order_id="ct-lost",
+                         created_mono_ns=long_ago)
     journal = Journal(path)
     for rec in (sent, lost):
         journal.intent(Order.from_intent(rec[0], "BTCUSDT", info.tick_units, info.step_units))
@@ -296,3 +301,86 @@ def test_after_a_reconnect_open_orders_are_asked_about(live_factory, sim_account
     assert order.status == "CANCELED" and live.client.connects >= 2
     assert live.ex.stats()["venue"]["status_queries"] >= 1
     assert live.kinds()[-1] == "CANCELED"
+
+
+# --- recovery under faults ("Nothing lost after a crash") --------------------------------------------
+
+def test_a_restart_does_not_declare_an_order_in_flight_dead(sim_server, sim_account, tmp_path):
+    """The venue holds the order 1.5 s: the restarted executor hears "no such order" (-2013) while
+    it is in flight, keeps asking, and moves it to FILLED when it lands; its group settles."""
+    path = tmp_path / "journal.jsonl"
+    sim_server.control.pause()
+    uni = Universe.from_exchange_info(fetch_exchange_info(sim_server.rest_url), SYMBOLS)
+    info = uni.by_name["BTCUSDT"]
+    ask = sim_server.control.book("BTCUSDT", 1)[2][0][0]
+    rec = intent_record(uni, "BTCUSDT", Side.BUY, ask / 1e8, 0.001, group_id=7, client_order_id="ct-inflight",
+                        created_mono_ns=time.monotonic_ns())
+    order = Order.from_intent(rec[0], "BTCUSDT", info.tick_units, info.step_units)
+    journal = Journal(path)
+    journal.intent(order)
+    journal.close()
+    client = WsApiClient(sim_server.ws_api_url, sim_account.hmac_signer(), rest_url=sim_server.rest_url).start()
+    sim_server.control.delay_orders(1500)
+    client.send("order.place", order_params(order, info))      # the crashed executor's last act
+    ex = Executor(uni, LiveVenue(client, uni), Journal(path), lambda e: None, LIMITS)
+    try:
+        assert ex.recover() == 1
+        recovered = ex.orders.get("ct-inflight")
+        assert recovered.is_open, "declared dead while it was still on its way"
+        deadline = time.monotonic() + 20
+        while recovered.is_open and time.monotonic() < deadline:
+            ex.poll()
+            time.sleep(0.01)
+        assert recovered.status == FILLED and recovered.cum_qty == U("0.001")
+        assert ex.groups[7].settled
+    finally:
+        ex.close()
+
+
+def test_a_status_query_that_fails_is_asked_again_until_the_order_is_settled(live_factory, sim_account):
+    live = live_factory(sim_account.hmac_signer(), user_data=False)      # only the status answers can settle it
+    _, ask = live.best("BTCUSDT")
+    live.sim.control.timeout_orders(1)                               # executed, then -1007: outcome unknown
+    live.sim.control.fail_requests(1, match="order.status")          # the first question: 503
+    live.sim.control.fail_requests(1, status=400, code=-1021, msg="Timestamp outside recvWindow",
+                                   match="order.status")             # the second: -1021
+    live.send("BTCUSDT", Side.BUY, ask, 0.001, group_id=3, client_order_id="ct-unsure")
+    order = live.ex.orders.get("ct-unsure")
+    assert live.wait(lambda: not order.is_open, timeout_s=30), live.kinds()
+    assert order.status == FILLED and order.cum_qty == U("0.001")
+    assert live.ex.venue.status_queries >= 3
+
+
+def test_the_daily_loss_baseline_survives_a_restart(tmp_path):
+    """The day's starting PnL is journaled; a restarted executor counts from it, and never sets
+    a new one from books it has not received yet."""
+    from ctrader.execution.bookview import BookView
+    from ctrader.execution.paper import PaperFillModel, PaperVenue
+    from ctrader.execution.testing import sim_universe
+    from ctrader.market.books import BookCache
+
+    uni = sim_universe()
+
+    def executor(books: bool) -> Executor:
+        cache = BookCache(len(uni.symbols))
+        ex = Executor(uni, PaperVenue(PaperFillModel(BookView(cache.books), uni)),
+                      Journal(tmp_path / "j.jsonl", sync=False, run_id="run-d"), lambda e: None, LIMITS, books=cache)
+        for s in uni.symbols if books else ():
+            mid = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0, "ETHBTC": 0.05}[s.name]
+            ex.on_md(depth_record(s.id, [(mid * 0.9999, 5.0)], [(mid * 1.0001, 5.0)], time.monotonic_ns()), 1)
+        return ex
+
+    day = int(time.time() // 86_400)
+    ex = executor(books=True)
+    ex.accounting.positions.update({"BTC": U("0.01"), "USDT": -U("650")})      # worth about -50 USDT
+    assert ex.accounting.daily_pnl(ex.valuer, day) == 0.0 and ex.accounting.day == day
+    baseline = ex.accounting.day_start_pnl
+    assert baseline == pytest.approx(-50, abs=1)
+    ex.close()
+
+    again = executor(books=False)
+    again.recover()
+    assert again.accounting.day == day and again.accounting.day_start_pnl == baseline
+    again.accounting.positions.update({"BTC": U("0.01"), "USDT": -U("650")})
+    assert math.isnan(again.accounting.daily_pnl(again.valuer, day))       # no books yet: unknown, no breach
+    again.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,7 @@ class Accounting:
         self.stages = {"tick_to_intent": LatencyLog(), "intent_hop": LatencyLog(), "executor_path": LatencyLog()}
         self.day_start_pnl = 0.0
         self.day = -1
+        self.on_day_start: Callable[[int, float], None] | None = None
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -172,11 +174,26 @@ class Accounting:
                 total += 0.0 if math.isnan(v) else v
         return total
 
+    def valued(self, valuer: Valuer) -> bool:
+        """Every asset held has a price (the books of its routes are known)."""
+        return all(not units or asset not in self.universe.assets
+                   or not math.isnan(valuer.value(self.universe.asset_id(asset), units))
+                   for asset, units in self.positions.items())
+
     def daily_pnl(self, valuer: Valuer, day: int) -> float:
-        """PnL since the start of UTC ``day`` (days since 1970); the first call of a day resets it."""
+        """PnL since the start of UTC ``day`` (days since 1970). The first call of a day sets the
+        day's starting PnL, but only from a full valuation: right after a restart the books are
+        empty, and a baseline from the assets that happen to be priced (the valuation asset
+        alone) would be wrong all day. While a position has no price the day's PnL is nan:
+        unknown, which breaches no limit (no loss is known from part of the books). The baseline goes to ``on_day_start`` (the executor
+        journals it: a restart keeps it)."""
+        if not self.valued(valuer):
+            return math.nan
         total = self.pnl(valuer)
         if day != self.day:
             self.day, self.day_start_pnl = day, total
+            if self.on_day_start is not None:
+                self.on_day_start(day, total)
         return total - self.day_start_pnl
 
     def _in_start_assets(self, valuer: Valuer) -> dict[str, float]:

@@ -103,6 +103,8 @@ class Executor:
         self.books = BookView(self.cache.books)
         self.valuer = Valuer(universe, self.books, valuation_asset)
         self.accounting = Accounting(universe)
+        if journal is not None:
+            self.accounting.on_day_start = journal.day_start
         self.orders = OrderBook()
         self.kill = kill or KillSwitch()
         self.gate = RiskGate(limits or RiskLimits(), universe, self.books, self.valuer, self.accounting,
@@ -507,6 +509,9 @@ class Executor:
             order = orders.get(u.client_order_id)
             if order is not None and run_id == this_run:      # positions count from this run's start
                 self.accounting.on_fill(order, u)
+        day_start = Journal.day_start_of(path, this_run) if this_run else None
+        if day_start is not None:       # the loss limit keeps counting from the same baseline
+            self.accounting.day, self.accounting.day_start_pnl = day_start
         self._republish(orders, fills)
         unfinished = [o for o in orders.values() if o.is_open]
         if unfinished:

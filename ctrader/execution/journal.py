@@ -164,6 +164,28 @@ class Journal:
         self.flush()
         self._dirty = dirty
 
+    def day_start(self, day: int, pnl: float) -> None:
+        """The PnL the day's loss limit counts from (``Accounting.daily_pnl``), kept for a restart."""
+        self._write({"k": "day", "run_id": self.run_id, "day": day, "pnl": pnl}, durable=False)
+        self.flush()
+
+    @staticmethod
+    def day_start_of(path: str | os.PathLike, run_id: str) -> tuple[int, float] | None:
+        """The last (day, starting PnL) that run ``run_id`` journaled, if any."""
+        found = None
+        if not os.path.exists(path):
+            return None
+        with open(path, "rb") as fh:
+            for line in fh:
+                if b'"k":"day"' in line:
+                    try:
+                        doc = orjson.loads(line.strip(b"\0\n"))
+                    except orjson.JSONDecodeError:
+                        continue
+                    if doc.get("run_id") == run_id:
+                        found = (int(doc["day"]), float(doc["pnl"]))
+        return found
+
     def fill(self, order: Order, u: VenueUpdate, durable: bool = True) -> None:
         # the instance dict, not ``dataclasses.asdict`` (a recursive deep copy: 7.6 µs a fill
         # against 0.25 µs, for fields that are all plain values)

@@ -19,8 +19,14 @@ while the venue asks us to wait (Binance bans an IP that keeps sending after a 4
 
 When the venue's answer leaves the outcome unknown (HTTP 5xx, -1006, -1007, a dropped
 connection) the order is asked about (``order.status`` by client id, then ``myTrades`` for its
-fills) instead of being guessed. After a reconnect every open order is asked about, since
-user-data events may have been missed.
+fills) instead of being guessed, and asked again, with backoff, for as long as the answer does
+not settle it (a status query can fail too: 503, -1021, no connection). After a reconnect every
+open order is asked about, since user-data events may have been missed.
+
+"No such order" (-2013) is provisional while the order may still reach the venue: a request
+is refused once its timestamp is ``recvWindow`` old, so an order the venue does not know within
+``recvWindow`` (+1 s of clock slack) of being sent never will; until then it is asked about
+again, and executionReports for it are trusted.
 
     client = WsApiClient(url, signer, rest_url=rest).start()
     venue = LiveVenue(client, universe)
@@ -46,6 +52,8 @@ CANCEL_REJECTED = -2011
 INVALID_TIMESTAMP = -1021
 OUR_PREFIXES = ("ct", "uw")          # client ids this executor makes (orders.client_order_id_for, unwinds)
 RATE_LIMIT_CODES = (-1003, -1015)     # too many requests / too much weight / banned; too many new orders
+RECHECK_FIRST_S, RECHECK_MAX_S = 0.2, 5.0    # asking again about an order whose state is not settled
+CLOCK_SLACK_S = 1.0                   # on top of recvWindow before "no such order" is final
 
 
 def order_params(order: Order, info: Any) -> dict:
@@ -116,6 +124,8 @@ class LiveVenue:
         self.rate_limited = 0          # 429 / 418 answers
         self._frames: OrderFrames | None = None
         self._frames_key: tuple = ()
+        self._recheck: dict[str, tuple[float, int]] = {}    # client id -> (when to ask again, attempts)
+        self._first_asked: dict[str, int] = {}     # orders with no known send time: first "no such order"
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -172,6 +182,8 @@ class LiveVenue:
     def poll(self, now_ns: int) -> list[VenueUpdate]:
         out: list[VenueUpdate] = []
         self.client.pump()
+        if self._recheck:
+            self._ask_again()
         inbox = self.client.inbox
         while inbox:
             kind, tag, doc = inbox.popleft()
@@ -222,14 +234,47 @@ class LiveVenue:
             log.warning("order %s rejected: %s %s", coid, code, err.get("msg"))
             return [VenueUpdate(coid, REJECTED, reject_code=code)]
         if what == "status" and code == NO_SUCH_ORDER:
-            # the venue never received it: the order is dead, and it is not sent again
+            if order is not None and self.may_still_arrive(order):
+                self._schedule_recheck(coid)      # still in flight, perhaps: ask again
+                return []
+            # it never reached the venue and no longer can: dead, and not sent again
+            log.warning("order %s never reached the venue: marked dead, not resent", coid)
             return [VenueUpdate(coid, REJECTED, reject_code=code)]
         if what in ("cancel", "status", "trades"):
             if what == "cancel" and code == CANCEL_REJECTED:
                 self._ask_status(coid)           # filled or gone meanwhile: find out which
             else:
-                log.warning("%s %s failed: %s %s", what, coid, code, err.get("msg"))
+                log.warning("%s %s failed: %s %s: asking again", what, coid, code, err.get("msg"))
+                if what != "cancel":
+                    self._schedule_recheck(coid)
         return []
+
+    def may_still_arrive(self, order: Order) -> bool:
+        """Whether ``order`` could still reach the venue: sent less than recvWindow (+ slack) ago.
+        The send time is the one journaled, else when the executor read or the strategy made the
+        intent; with none known, the window starts the first time we ask."""
+        sent = order.sent_mono_ns or order.seen_mono_ns or order.created_mono_ns
+        if not sent:
+            sent = self._first_asked.setdefault(order.client_order_id, time.monotonic_ns())
+        window_s = self.client.recv_window_ms / 1000 + CLOCK_SLACK_S
+        return time.monotonic_ns() - sent < window_s * 1e9
+
+    def _schedule_recheck(self, coid: str) -> None:
+        _, attempts = self._recheck.get(coid, (0.0, 0))
+        delay = min(RECHECK_FIRST_S * 2 ** attempts, RECHECK_MAX_S)
+        self._recheck[coid] = (time.monotonic() + delay, attempts + 1)
+
+    def _ask_again(self) -> None:
+        """Orders whose state is not settled: ask the venue again when their time comes; those
+        that ended meanwhile (an executionReport settled them) are dropped."""
+        now = time.monotonic()
+        for coid, (due, attempts) in list(self._recheck.items()):
+            order = self.orders.get(coid)
+            if order is None or not order.is_open:
+                del self._recheck[coid]
+            elif now >= due:
+                self._recheck[coid] = (now + min(RECHECK_FIRST_S * 2 ** attempts, RECHECK_MAX_S), attempts + 1)
+                self._ask_status(coid)
 
     def _back_off(self, status: int, code: int, err: dict, doc: dict) -> None:
         """Note the venue's retry time: ``error.data`` (WS API: ``retryAfter`` and ``serverTime``,
@@ -265,11 +310,13 @@ class LiveVenue:
             doc = self.client.call("order.status", {"symbol": o.symbol, "origClientOrderId": o.client_order_id},
                                    timeout_s)
             if "error" in doc:
-                if int(doc["error"].get("code", 0)) == NO_SUCH_ORDER:
+                if int(doc["error"].get("code", 0)) == NO_SUCH_ORDER and not self.may_still_arrive(o):
                     log.warning("order %s never reached the venue: marked dead, not resent", o.client_order_id)
                     out.append(VenueUpdate(o.client_order_id, REJECTED, reject_code=NO_SUCH_ORDER))
                 else:
-                    log.error("order %s: status unknown after restart: %s", o.client_order_id, doc["error"])
+                    log.warning("order %s: not settled after restart (%s): asking again", o.client_order_id,
+                                doc["error"].get("msg"))
+                    self._schedule_recheck(o.client_order_id)
                 continue
             res = doc["result"]
             if parse_units(res.get("executedQty", "0")) > 0:

@@ -241,7 +241,8 @@ class RiskGate:
         if not gated:
             daily_known = 0
         elif day != acct.day:         # the first look of a day sets its starting PnL: as check does
-            daily_known = int(acct.daily_pnl(self.valuer, day) < -lim.daily_loss_limit)
+            # (a rehearsal, ``record`` false, changes nothing: a new day's PnL starts at zero loss)
+            daily_known = int(acct.daily_pnl(self.valuer, day) < -lim.daily_loss_limit) if record else 0
         else:
             daily_known = -1          # the kernel values the positions when an intent needs it
         open_now = self.order_book.open_orders()

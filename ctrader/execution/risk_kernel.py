@@ -225,6 +225,20 @@ def _pnl(books, routes, held, held_order, n_held):
 
 
 @njit(cache=True)
+def _pnl_if_valued(books, routes, held, held_order, n_held):
+    """``_pnl``, or nan while a position has no price: no loss can be known from part of the
+    books (``Accounting.daily_pnl``: right after a restart, before the books arrive)."""
+    total = 0.0
+    for k in range(n_held):
+        v = held[held_order[k]] * _asset_price(books, routes, held_order[k])
+        if math.isnan(v) and held[held_order[k]] != 0.0:
+            return math.nan
+        if not math.isnan(v):
+            total += v
+    return total
+
+
+@njit(cache=True)
 def gate_batch(intents, n, pre, group_before, daily_known, day_start, daily_limit, books, filters, symbols,
                routes, open_orders, n_open, held, held_order, n_held, limits, max_open_orders, room, val_id,
                now_ns, reasons, group_total):
@@ -257,7 +271,7 @@ def gate_batch(intents, n, pre, group_before, daily_known, day_start, daily_limi
                     break
         if reason == 0:
             if breach < 0:
-                breach = 1 if _pnl(books, routes, held, held_order, n_held) - day_start < -daily_limit else 0
+                breach = 1 if _pnl_if_valued(books, routes, held, held_order, n_held) - day_start < -daily_limit else 0
             if breach:
                 reason = _R_DAILY
         if reason == 0:

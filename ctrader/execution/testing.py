@@ -44,7 +44,7 @@ def depth_record(symbol_id: int, bids: list[tuple[float, float]], asks: list[tup
 def intent_record(uni: Universe, symbol: str, side: Side, price: float, qty: float, group_id: int = 1,
                   leg: int = 0, n_legs: int = 1, order_type: OrderType = OrderType.LIMIT,
                   tif: TimeInForce = TimeInForce.IOC, client_order_id: str = "",
-                  cause_mono_ns: int = 0) -> np.ndarray:
+                  cause_mono_ns: int = 0, created_mono_ns: int = 0) -> np.ndarray:
     """One ORDER_INTENT with exact ticks/steps computed from ``price`` / ``qty``."""
     info = uni.by_name[symbol]
     rec = np.zeros(1, ORDER_INTENT)
@@ -56,6 +56,7 @@ def intent_record(uni: Universe, symbol: str, side: Side, price: float, qty: flo
     r["price"], r["qty"] = price, qty
     r["cause_recv_mono_ns"] = cause_mono_ns
     r["cause_recv_ts_ns"] = cause_mono_ns
+    r["created_mono_ns"] = created_mono_ns
     r["score"] = np.nan
     r["client_order_id"] = client_order_id.encode()
     return rec
