@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import signal
-import socket
-import sys
-import threading
 import time
-import urllib.parse
 import urllib.request
 
 import pytest
 
 from ctrader.config import load_config
-from ctrader.core import shm
 from ctrader.venue.signing import Signer
+from tests.session_harness import Detached, Terminal, all_gone, env_for, free_port, no_shm_of, started
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -34,174 +29,11 @@ STOP_ORDER = ["feed", "strategy", "executor", "recorder", "sim"]
 TRADING = {"sim.market.dislocations_per_min": "40", "rings.keep_warm_us": "0"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Terminal:
-    """``python -m ctrader ARGS`` in a pseudo-terminal: ``ctrl_c()`` types ^C, ``expect()`` waits
-    for a pattern in what the program printed, ``wait()`` returns its exit code."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        pid, fd = pty.fork()
-        if pid == 0:                     # the child: a new session with the pty as its terminal
-            try:
-                os.execvpe(sys.executable, [sys.executable, "-m", "ctrader", *args], env)
-            finally:
-                os._exit(127)
-        self.pid, self.fd = pid, fd
-        self._out = bytearray()
-        self._changed = threading.Condition()
-        self._code: int | None = None
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:              # EIO: every holder of the terminal has exited
-                chunk = b""
-            with self._changed:
-                if chunk:
-                    self._out += chunk
-                self._changed.notify_all()
-            if not chunk:
-                break
-        _, status = os.waitpid(self.pid, 0)
-        with self._changed:
-            self._code = os.waitstatus_to_exitcode(status)
-            self._changed.notify_all()
-
-    @property
-    def text(self) -> str:
-        with self._changed:
-            return self._out.decode(errors="replace").replace("\r\n", "\n")
-
-    def expect(self, pattern: str, timeout_s: float = 120.0, after: int = 0) -> re.Match:
-        regex = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while True:
-                found = regex.search(self._out.decode(errors="replace").replace("\r\n", "\n"), after)
-                if found:
-                    return found
-                if self._code is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"no /{pattern}/ in the output:\n{self.text[-6000:]}")
-                self._changed.wait(0.5)
-
-    def ctrl_c(self) -> None:
-        os.write(self.fd, b"\x03")
-
-    def wait(self, timeout_s: float = 180.0) -> int:
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while self._code is None:
-                if time.monotonic() > deadline:
-                    os.kill(self.pid, signal.SIGKILL)
-                    raise AssertionError(f"still running after {timeout_s:g} s:\n{self.text[-6000:]}")
-                self._changed.wait(0.5)
-            return self._code
-
-    def kill(self) -> None:
-        if self._code is None:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-class Detached(Terminal):
-    """The same program with no terminal (as a service runs it): output to a file, its own
-    session, so that killing it hangs up no terminal."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_path) -> None:
-        import subprocess
-
-        self._log_path = log_path
-        self._out = bytearray()
-        self._changed = threading.Condition()
-        self._code = None
-        with open(log_path, "wb") as log:
-            self._proc = subprocess.Popen([sys.executable, "-m", "ctrader", *args], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.pid = self._proc.pid
-        threading.Thread(target=self._follow, daemon=True).start()
-
-    def _follow(self) -> None:
-        with open(self._log_path, "rb") as log:
-            while True:
-                chunk = log.read()
-                code = self._proc.poll()
-                with self._changed:
-                    self._out += chunk
-                    self._changed.notify_all()
-                if not chunk:
-                    if code is not None and self._writers_gone():
-                        break
-                    time.sleep(0.05)
-        with self._changed:
-            self._code = self._proc.returncode
-            self._changed.notify_all()
-
-    def _writers_gone(self) -> bool:
-        """Nobody else (the children) still has the log open."""
-        target = os.path.realpath(self._log_path)
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            if int(pid) == os.getpid():
-                continue
-            try:
-                for fd in os.listdir(f"/proc/{pid}/fd"):
-                    if os.path.realpath(f"/proc/{pid}/fd/{fd}") == target:
-                        return False
-            except OSError:
-                continue
-        return True
-
-    def ctrl_c(self) -> None:
-        os.kill(self.pid, signal.SIGINT)
-
-
-def _env(tmp_path, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTRADER_")}
-    env.update(CTRADER_DATA_DIR=str(tmp_path / "data"), COLUMNS="250", **extra)
-    return env
-
-
 def _sets(port: int, **more) -> list[str]:
     out = []
     for key, value in {"sim.port": str(port), **TRADING, **more}.items():
         out += ["--set", f"{key}={value}"]
     return out
-
-
-def _started(term: Terminal) -> tuple[str, dict[str, int]]:
-    """The run id and the pid of every component, from the supervisor's "started" line."""
-    found = term.expect(r"run (\S+) started: (.*?); cores")
-    pids = {name: int(pid) for name, pid in re.findall(r"(\w+)\[(\d+)\]", found.group(2))}
-    return found.group(1), pids
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def _all_gone(pids, timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(_gone(p) for p in pids):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _no_shm_of(run_id: str) -> bool:
-    return not [n for n in shm.list_segments() if run_id in n]
 
 
 def _stopped_in_order(text: str, names=STOP_ORDER) -> None:
@@ -223,10 +55,10 @@ def _wait_for_trading(term: Terminal) -> None:
 # --- paper ----------------------------------------------------------------------------------------
 
 def test_ctrl_c_stops_a_paper_session_in_order(tmp_path):
-    term = Terminal(["--log-level", "INFO", *_sets(_free_port()), "start", "--processes", "--status-every", "1"],
-                    _env(tmp_path))
+    term = Terminal(["--log-level", "INFO", *_sets(free_port()), "start", "--processes", "--status-every", "1"],
+                    env_for(tmp_path))
     try:
-        run_id, pids = _started(term)
+        run_id, pids = started(term)
         _wait_for_trading(term)
         term.ctrl_c()
         assert term.wait() == 0
@@ -236,14 +68,14 @@ def test_ctrl_c_stops_a_paper_session_in_order(tmp_path):
     assert re.search(r"ctrader\.supervisor: stopping on SIGINT$", text, re.M)
     _stopped_in_order(text)
     assert "stopped (orderly stop) on SIGINT" in text
-    assert _all_gone(pids.values()) and _no_shm_of(run_id)
+    assert all_gone(pids.values()) and no_shm_of(run_id)
 
 
 def test_a_second_ctrl_c_stops_fast_with_exit_code_130(tmp_path):
-    term = Terminal(["--log-level", "INFO", *_sets(_free_port()), "start", "--processes", "--status-every", "1"],
-                    _env(tmp_path))
+    term = Terminal(["--log-level", "INFO", *_sets(free_port()), "start", "--processes", "--status-every", "1"],
+                    env_for(tmp_path))
     try:
-        run_id, pids = _started(term)
+        run_id, pids = started(term)
         _wait_for_trading(term)
         # Freeze the recorder so the orderly stop is still under way when the second ^C comes:
         # the fast stop then finds it there (signals in quick succession would merge into one).
@@ -260,14 +92,14 @@ def test_a_second_ctrl_c_stops_fast_with_exit_code_130(tmp_path):
     assert re.search(r"ctrader\.supervisor: recorder stopped fast \(exit code 0\)", text)
     assert re.search(r"ctrader\.supervisor: sim stopped fast \(exit code 0\)", text)
     assert "stopped (fast stop) on SIGINT" in text
-    assert _all_gone(pids.values()) and _no_shm_of(run_id)
+    assert all_gone(pids.values()) and no_shm_of(run_id)
 
 
 def test_sigterm_to_the_supervisor_stops_in_order(tmp_path):
-    term = Terminal(["--log-level", "INFO", *_sets(_free_port()), "start", "--processes", "--status-every", "1"],
-                    _env(tmp_path))
+    term = Terminal(["--log-level", "INFO", *_sets(free_port()), "start", "--processes", "--status-every", "1"],
+                    env_for(tmp_path))
     try:
-        run_id, pids = _started(term)
+        run_id, pids = started(term)
         _wait_for_trading(term)
         os.kill(term.pid, signal.SIGTERM)
         assert term.wait() == 0
@@ -275,18 +107,18 @@ def test_sigterm_to_the_supervisor_stops_in_order(tmp_path):
         term.kill()
     assert re.search(r"ctrader\.supervisor: stopping on SIGTERM$", term.text, re.M)
     _stopped_in_order(term.text)
-    assert _all_gone(pids.values()) and _no_shm_of(run_id)
+    assert all_gone(pids.values()) and no_shm_of(run_id)
 
 
 def test_children_of_a_killed_supervisor_stop_on_their_own(tmp_path):
-    term = Detached(["--log-level", "INFO", *_sets(_free_port()), "start", "--processes", "--status-every", "1"],
-                    _env(tmp_path), tmp_path / "session.log")
+    term = Detached(["--log-level", "INFO", *_sets(free_port()), "start", "--processes", "--status-every", "1"],
+                    env_for(tmp_path), tmp_path / "session.log")
     try:
-        run_id, pids = _started(term)
+        run_id, pids = started(term)
         _wait_for_trading(term)
         os.kill(term.pid, signal.SIGKILL)
         assert term.wait() == -signal.SIGKILL
-        assert _all_gone(pids.values())
+        assert all_gone(pids.values())
     finally:
         term.kill()
     # Every child heard of it, stopped in the usual order on its own, and the last one out cleaned up.
@@ -297,12 +129,12 @@ def test_children_of_a_killed_supervisor_stop_on_their_own(tmp_path):
                                                "recorder stopped:", "simulator stopped:")]
     assert finished == sorted(finished), text[-6000:]
     assert re.search(r"last component of a run whose supervisor died: removed its shared memory", text)
-    assert _no_shm_of(run_id)
+    assert no_shm_of(run_id)
 
 
 def test_ctrl_c_stops_a_session_of_threads(tmp_path):
-    term = Terminal(["--log-level", "INFO", *_sets(_free_port()), "start", "--threads", "--status-every", "1"],
-                    _env(tmp_path))
+    term = Terminal(["--log-level", "INFO", *_sets(free_port()), "start", "--threads", "--status-every", "1"],
+                    env_for(tmp_path))
     try:
         _wait_for_trading(term)
         term.ctrl_c()
@@ -315,17 +147,17 @@ def test_ctrl_c_stops_a_session_of_threads(tmp_path):
 
 
 def test_ctrl_c_stops_a_recording(tmp_path):
-    term = Terminal(["--log-level", "INFO", *_sets(_free_port()), "record", "--processes", "--status-every", "1"],
-                    _env(tmp_path))
+    term = Terminal(["--log-level", "INFO", *_sets(free_port()), "record", "--processes", "--status-every", "1"],
+                    env_for(tmp_path))
     try:
-        run_id, pids = _started(term)
+        run_id, pids = started(term)
         term.expect(r"\| stored [1-9]")
         term.ctrl_c()
         assert term.wait() == 0
     finally:
         term.kill()
     _stopped_in_order(term.text, ["feed", "recorder", "sim"])
-    assert _all_gone(pids.values()) and _no_shm_of(run_id)
+    assert all_gone(pids.values()) and no_shm_of(run_id)
 
 
 # --- live, against a simulator of its own --------------------------------------------------------------
@@ -334,10 +166,10 @@ class Venue:
     """``ctrader sim`` in its own terminal, and signed REST queries to it as the demo account."""
 
     def __init__(self, tmp_path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         # Orders are held 2.5 s before the venue takes them: legs priced for a dislocation
         # (1.5 s long) land after it and rest as GTC orders, so that there are open orders to cancel.
-        self.term = Terminal(["--set", "sim.faults.order_delay_ms=2500", *_sets(self.port), "sim"], _env(tmp_path))
+        self.term = Terminal(["--set", "sim.faults.order_delay_ms=2500", *_sets(self.port), "sim"], env_for(tmp_path))
         self.term.expect(r"ctrader\.sim\.server: market:")
         acct = load_config(env={}).sim.accounts[0]
         self.signer = Signer(acct.api_key, secret=acct.api_secret)
@@ -358,8 +190,8 @@ def _live(tmp_path, venue: Venue, detached: bool) -> Terminal:
     args = ["--log-level", "INFO", *_sets(venue.port, **{"run.mode": "live", "strategy.tif": "GTC"}),
             "start", "--processes", "--without", "sim", "--status-every", "1"]
     if detached:
-        return Detached(args, _env(tmp_path), tmp_path / "session.log")
-    return Terminal(args, _env(tmp_path))
+        return Detached(args, env_for(tmp_path), tmp_path / "session.log")
+    return Terminal(args, env_for(tmp_path))
 
 
 def _wait_for_open_orders(venue: Venue, timeout_s: float = 180.0) -> int:
@@ -382,7 +214,7 @@ def test_a_live_session_leaves_no_open_order_at_the_venue(tmp_path, how):
     term = None
     try:
         term = _live(tmp_path, venue, detached=how == "sigkill_supervisor")
-        run_id, pids = _started(term)
+        run_id, pids = started(term)
         _wait_for_open_orders(venue)
         if how == "ctrl_c":
             term.ctrl_c()
@@ -391,11 +223,11 @@ def test_a_live_session_leaves_no_open_order_at_the_venue(tmp_path, how):
         else:
             os.kill(term.pid, signal.SIGKILL)
             term.wait()
-        assert _all_gone(pids.values())
+        assert all_gone(pids.values())
         if how != "terminal_closed":
             assert re.search(r"executor\[\d+\] ctrader\.execution\.engine: cancelling \d+ open orders", term.text)
         assert venue.open_orders() == []
-        assert _no_shm_of(run_id)
+        assert no_shm_of(run_id)
     finally:
         if term is not None:
             term.kill()
