@@ -13,7 +13,8 @@ from ctrader.execution.orders import (
     Order,
     OrderBook,
 )
-from ctrader.execution.paper import PaperFillModel
+from ctrader.execution.paper import INSUFFICIENT_BALANCE, PaperFillModel
+from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.testing import depth_record, sim_universe
 from ctrader.market.books import BookCache, apply_md
 from ctrader.venue.decimals import parse_units as U
@@ -27,10 +28,10 @@ MS = 1_000_000
 class Market:
     """A book cache and a fill model over it, fed like the executor feeds them."""
 
-    def __init__(self, latency_ns=0, taker="0.001", maker="0.0005"):
+    def __init__(self, latency_ns=0, taker="0.001", maker="0.0005", account=None):
         self.cache = BookCache(len(UNI.symbols))
         self.model = PaperFillModel(BookView(self.cache.books), UNI, taker_rate=taker, maker_rate=maker,
-                                    latency_ns=latency_ns)
+                                    latency_ns=latency_ns, account=account)
 
     def book(self, sid, bids, asks, t):
         apply_md(self.cache.books, depth_record(sid, bids, asks, t), 0)
@@ -203,3 +204,50 @@ def test_records_before_the_next_due_order_can_be_applied_in_bulk_with_the_same_
         assert np.array_equal(fast.cache.books, ref.cache.books)
         fills += sum(u.last_qty > 0 for u in got_ref)
     assert fills > 50                                           # the cases did trade
+
+
+# --- the paper account -----------------------------------------------------------------------------
+
+def test_an_order_needing_more_than_is_free_is_refused_as_binance_refuses_it():
+    account = PaperAccount.parse(["USDT=1000", "BTC=0.01"])
+    m = Market(account=account)
+    m.book(BTCUSDT, [(59999.0, 1.0)], [(60000.0, 1.0)], 0)
+    ups = m.model.submit(order("BTCUSDT", Side.BUY, "0.02", "60000"), 1)          # 1200 USDT > 1000 free
+    assert [(u.status, u.reject_code) for u in ups] == [(REJECTED, INSUFFICIENT_BALANCE)]
+    ups = m.model.submit(order("BTCUSDT", Side.SELL, "0.02", "59999", coid="s"), 2)  # 0.02 BTC > 0.01
+    assert [(u.status, u.reject_code) for u in ups] == [(REJECTED, INSUFFICIENT_BALANCE)]
+    assert account.free("USDT") == U("1000") and account.free("BTC") == U("0.01") and account.refusals == 2
+
+
+def test_fills_move_balances_exactly_and_a_resting_order_locks_until_it_ends():
+    account = PaperAccount.parse(["USDT=2000"])
+    m = Market(account=account)
+    m.book(BTCUSDT, [(59990.0, 1.0)], [(60000.0, 0.01)], 0)
+    ups = m.model.submit(order("BTCUSDT", Side.BUY, "0.02", "60000", tif=TimeInForce.GTC), 1)
+    assert [u.status for u in ups] == [PARTIALLY_FILLED]            # 0.01 taken, 0.01 rests at 60000
+    # spent 600 USDT for 0.01 BTC less the 0.1% taker fee; 600 more locked for the rest
+    assert account.free("BTC") == U("0.00999") and account.balances["USDT"].locked == U("600")
+    assert account.free("USDT") == U("800")
+    assert [u.status for u in m.model.cancel("o1", 2)] == [CANCELED]
+    assert account.free("USDT") == U("1400") and account.balances["USDT"].locked == 0
+
+
+def test_a_paper_session_never_holds_less_than_zero():
+    """Random orders against random books: no balance ever goes negative, nothing is created."""
+    import random
+
+    rng = random.Random(5)
+    account = PaperAccount.parse(["USDT=3000", "BTC=0.05", "ETH=1"])
+    m = Market(account=account)
+    for t in range(1, 400):
+        sid = rng.choice([BTCUSDT, ETHBTC, UNI.symbol_id("ETHUSDT")])
+        mid = {BTCUSDT: 60000.0, ETHBTC: 0.05}.get(sid, 3000.0) * (1 + rng.uniform(-0.002, 0.002))
+        m.book(sid, [(mid * 0.9999, rng.uniform(0.01, 1))], [(mid * 1.0001, rng.uniform(0.01, 1))], t * 10)
+        name = UNI.symbols[sid].name
+        side = rng.choice([Side.BUY, Side.SELL])
+        px = mid * (1.001 if side == Side.BUY else 0.999)
+        digits = {"BTCUSDT": 2, "ETHBTC": 5}.get(name, 2)
+        m.model.submit(order(name, side, f"{rng.uniform(0.001, 0.03):.3f}", f"{px:.{digits}f}",
+                             tif=rng.choice([TimeInForce.IOC, TimeInForce.GTC]), coid=f"r{t}"), t * 10 + 1)
+        for bal in account.balances.values():
+            assert bal.free >= 0 and bal.locked >= 0

@@ -229,6 +229,9 @@ class ExecutionConfig:
                            "aside, renamed with its date, once all its orders ended); {data_dir} is "
                            "replaced by run.data_dir")
     use_ws_api: bool = opt("live mode: send orders over the WebSocket API (REST is the fallback)")
+    paper_balances: list[str] = opt("paper mode: the account's starting balances as ASSET=AMOUNT; empty = the "
+                                    "simulator's account (venue sim) or the real account's (Binance, read with "
+                                    "the API keys)")
     journal_fsync: str = opt("when the order journal is synced to disk (its lines reach the page cache before "
                              "every order in any case, which a crash of the process cannot lose): after_send = "
                              "once the batch's orders left (a machine crash in between is recovered from the "

@@ -50,6 +50,7 @@ from ctrader.execution.orders import (
     exec_record,
 )
 from ctrader.execution.risk import KillSwitch, RiskGate, RiskLimits
+from ctrader.execution.venue import Venue
 from ctrader.market.books import BookCache, apply_all, apply_md
 from ctrader.venue.decimals import ONE
 
@@ -83,7 +84,7 @@ class Group:
 
 
 class Executor:
-    def __init__(self, universe: Any, venue: Any, journal: Journal | None, sink: Callable[[np.ndarray], None],
+    def __init__(self, universe: Any, venue: Venue, journal: Journal | None, sink: Callable[[np.ndarray], None],
                  limits: RiskLimits | None = None, kill: KillSwitch | None = None,
                  valuation_asset: str = "USDT", unwind: str = "market",
                  clock: Callable[[], int] = time.monotonic_ns, books: BookCache | None = None,
@@ -118,6 +119,9 @@ class Executor:
         self._started_ns = clock()
         self._fee_asset_ids = {a: i for i, a in enumerate(universe.assets)}
         self.rehearsals = 0
+        self.balance_mismatches = 0
+        self._balance_mismatch_seen: set[str] = set()
+        self._next_balance_check = 0
         self._rehearsal_intent = np.zeros(1, ORDER_INTENT)
         self._rehearsal_event = np.zeros(1, EXEC_EVENT)
 
@@ -217,11 +221,37 @@ class Executor:
         exec_record(order, ExecKind.ACK, out=self._rehearsal_event)
         self.rehearsals += 1
 
+    BALANCE_CHECK_NS: ClassVar[int] = 5_000_000_000
+
     def on_idle(self) -> None:
         """While nothing waits: touch the journal's next page, so that no order takes the page
-        fault of its line."""
+        fault of its line; now and then, check the venue's balances against our accounting."""
         if self.journal is not None:
             self.journal.prepare()
+        now = self.clock()
+        if now >= self._next_balance_check:
+            self._next_balance_check = now + self.BALANCE_CHECK_NS
+            self.check_balances()
+
+    def check_balances(self) -> list[str]:
+        """With no order open, each asset the venue reported on must hold its start balance plus
+        our position (live: ``outboundAccountPosition``). A difference is logged once and
+        counted (``balance_mismatches``): a fill we missed, or another client on the account."""
+        account = self.venue.account_check()
+        if account is None or self.orders.open_count():
+            return []
+        start, seen = account
+        off = []
+        for asset, (free, locked) in seen.items():
+            expected = start.get(asset, 0) + self.accounting.positions.get(asset, 0)
+            if free + locked != expected:
+                off.append(f"{asset} venue {(free + locked) / ONE} ours {expected / ONE}")
+        fresh = set(off) - self._balance_mismatch_seen
+        if fresh:
+            self.balance_mismatches += len(fresh)
+            log.warning("balances differ from our accounting: %s", "; ".join(sorted(fresh)))
+        self._balance_mismatch_seen = set(off)
+        return off
 
     def _seen_before(self, client_ids: list[str]) -> list[bool]:
         """Which of ``client_ids`` repeat one already known (journaled) or earlier in the batch:
@@ -544,13 +574,15 @@ class Executor:
 
     def stats(self) -> dict:
         snap = self.accounting.snapshot(self.valuer)
-        snap.update({"mode": getattr(self.venue, "mode", "paper"), "open_orders": self.orders.open_count(),
+        snap.update({"mode": self.venue.mode, "open_orders": self.orders.open_count(),
                      "kill_switch": self.kill.reason, "duplicates": self.duplicates, "events": self.events,
-                     "rehearsals": self.rehearsals,
+                     "rehearsals": self.rehearsals, "balance_mismatches": self.balance_mismatches,
                      "journal_records": self.journal.records if self.journal is not None else 0,
                      "journal_syncs": self.journal.syncs if self.journal is not None else 0})
-        if hasattr(self.venue, "stats"):
-            snap["venue"] = self.venue.stats()
+        snap["venue"] = self.venue.stats()
+        balances = self.venue.balances()
+        if balances is not None:
+            snap["balances"] = balances
         return snap
 
     RECANCEL_S: ClassVar[float] = 0.5    # while stopping: cancel orders still open again this often

@@ -42,7 +42,7 @@ from ctrader.core.records import OrderType
 from ctrader.execution.order_frames import OrderFrames
 from ctrader.execution.orders import FILLED, PARTIALLY_FILLED, REJECTED, Order, VenueUpdate
 from ctrader.execution.ws_api_client import WsApiClient
-from ctrader.venue.decimals import decimals_of, format_trimmed, parse_units, quote_amount
+from ctrader.venue.decimals import ONE, decimals_of, format_trimmed, parse_units, quote_amount
 from ctrader.venue.errors import RATE_LIMITED, execution_status_unknown, retry_after_s
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,8 @@ class LiveVenue:
         self.rate_limited = 0          # 429 / 418 answers
         self._frames: OrderFrames | None = None
         self._frames_key: tuple = ()
+        self.venue_balances: dict[str, tuple[int, int]] = {}  # asset -> (free, locked) as the venue last said
+        self.start_balances: dict[str, int] = {}              # free + locked at start (load_balances)
         self._recheck: dict[str, tuple[float, int]] = {}    # client id -> (when to ask again, attempts)
         self._first_asked: dict[str, int] = {}     # orders with no known send time: first "no such order"
 
@@ -162,6 +164,27 @@ class LiveVenue:
             self._frames_key = key
         return self._frames
 
+    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
+        """``order.cancelReplace`` (STOP_ON_FAILURE): the venue cancels ``old`` and places ``new``
+        in one request; the answers come as the cancel's and the new order's."""
+        self.orders[new.client_order_id] = new
+        info = self.universe.symbols[new.symbol_id]
+        params = {**order_params(new, info), "cancelReplaceMode": "STOP_ON_FAILURE",
+                  "cancelOrigClientOrderId": old.client_order_id}
+        tag = ("replace", old.client_order_id, new.client_order_id)
+        if self._ws_up():
+            self.client.send("order.cancelReplace", params, tag=tag)
+        else:
+            self.client.rest_send("order.cancelReplace", params, tag)
+        new.sent_mono_ns = time.monotonic_ns()
+        return []
+
+    def quiet_prefix(self, recs, n: int) -> int:
+        return n                 # the venue matches, not us: every record is quiet here
+
+    def account_check(self) -> tuple[dict[str, int], dict[str, tuple[int, int]]] | None:
+        return (self.start_balances, self.venue_balances) if self.start_balances else None
+
     def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         params = {"symbol": order.symbol, "origClientOrderId": order.client_order_id}
         tag = ("cancel", order.client_order_id)
@@ -192,6 +215,9 @@ class LiveVenue:
             elif kind == "event":
                 if doc.get("e") == "executionReport":
                     out.append(update_from_execution_report(doc))
+                elif doc.get("e") == "outboundAccountPosition":
+                    for b in doc.get("B", ()):
+                        self.venue_balances[b["a"]] = (parse_units(b["f"]), parse_units(b["l"]))
                 elif doc.get("e") == "eventStreamTerminated":
                     log.warning("user data stream terminated by the venue")
             elif kind == "connected" and doc.get("connects", 1) > 1:
@@ -204,6 +230,8 @@ class LiveVenue:
     def _on_response(self, tag: Any, doc: dict) -> list[VenueUpdate]:
         if tag is None:
             return []
+        if tag[0] == "replace":
+            return self._on_replace(tag[1], tag[2], doc)
         what, coid = tag
         order = self.orders.get(coid)
         if "result" in doc:
@@ -248,6 +276,24 @@ class LiveVenue:
                 if what != "cancel":
                     self._schedule_recheck(coid)
         return []
+
+    def _on_replace(self, old: str, new: str, doc: dict) -> list[VenueUpdate]:
+        """An ``order.cancelReplace`` answer: the cancel's outcome and the new order's. A 409
+        (one side failed) carries both in ``error.data``."""
+        body = doc.get("result") or (doc.get("error") or {}).get("data") or {}
+        out: list[VenueUpdate] = []
+        cancel = body.get("cancelResponse") or {}
+        if "orderId" in cancel:
+            out += updates_from_result(old, cancel)
+        elif cancel:
+            self._ask_status(old)              # not cancelled (filled, or gone): find out which
+        placed = body.get("newOrderResponse") or {}
+        if "orderId" in placed:
+            out += updates_from_result(new, placed)
+        else:
+            code = int(placed.get("code") or (doc.get("error") or {}).get("code") or 0)
+            out.append(VenueUpdate(new, REJECTED, reject_code=code))
+        return out
 
     def may_still_arrive(self, order: Order) -> bool:
         """Whether ``order`` could still reach the venue: sent less than recvWindow (+ slack) ago.
@@ -297,6 +343,26 @@ class LiveVenue:
             return
         self.status_queries += 1
         self.client.send("order.status", {"symbol": order.symbol, "origClientOrderId": coid}, tag=("status", coid))
+
+    # --- the account -----------------------------------------------------------------------------
+
+    def load_balances(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """The account's balances now (``account.status``): free + locked per asset, also kept as
+        the start that the executor's own accounting is checked against."""
+        doc = self.client.call("account.status", {"omitZeroBalances": "true"}, timeout_s)
+        if "error" in doc:
+            raise RuntimeError(f"cannot read the account's balances: {doc['error'].get('msg')}")
+        for b in doc["result"]["balances"]:
+            self.venue_balances[b["asset"]] = (parse_units(b["free"]), parse_units(b["locked"]))
+        self.start_balances = {a: f + lk for a, (f, lk) in self.venue_balances.items()}
+        return dict(self.start_balances)
+
+    def balances(self) -> dict[str, dict[str, float]]:
+        """{asset: {"free", "locked", "start"}} as the venue reports them (whole units)."""
+        assets = sorted(set(self.venue_balances) | set(self.start_balances))
+        return {a: {"free": self.venue_balances.get(a, (0, 0))[0] / ONE,
+                    "locked": self.venue_balances.get(a, (0, 0))[1] / ONE,
+                    "start": self.start_balances.get(a, 0) / ONE} for a in assets}
 
     # --- recovery ------------------------------------------------------------------------------------
 

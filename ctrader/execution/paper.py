@@ -14,6 +14,11 @@ whole or expires, GTC remainders rest and fill as maker when the book crosses th
 LIMIT_MAKER that would take is rejected (-2010) as on Binance. Commission is taken from the
 received asset at the taker (or maker) rate, rounded up to 1e-8 (``venue.fees``).
 
+With an ``account`` (``paper_account.PaperAccount``) an arriving order locks its reserve from
+the free balance (``venue.balances``) or is refused -2010 "insufficient balance", as Binance
+refuses it; fills move balances, and an order that ends releases its lock. Without one the
+balances are not modelled (benchmarks, tests of matching alone).
+
     model = PaperFillModel(books, universe, taker_rate=0.001, maker_rate=0.001, latency_ns=0)
     updates = model.submit(order, now_ns)        # orders.VenueUpdate list (empty while in flight)
     updates += model.on_book(symbol_id, now_ns)  # after books were updated from an md record
@@ -36,10 +41,13 @@ from ctrader.execution.orders import (
     Order,
     VenueUpdate,
 )
-from ctrader.venue.decimals import ONE
+from ctrader.execution.paper_account import PaperAccount
+from ctrader.venue.balances import reserve
+from ctrader.venue.decimals import ONE, quote_amount
 from ctrader.venue.fees import rate_units, received_amounts
 
 WOULD_TAKE = -2010   # "Order would immediately match and take." (LIMIT_MAKER)
+INSUFFICIENT_BALANCE = -2010   # "Account has insufficient balance for requested action."
 UNKNOWN_ORDER = -2011
 
 
@@ -54,9 +62,10 @@ class _Working:
 
 class PaperFillModel:
     def __init__(self, books: Any, universe: Any, taker_rate: float | str = 0.001,
-                 maker_rate: float | str = 0.001, latency_ns: int = 0) -> None:
+                 maker_rate: float | str = 0.001, latency_ns: int = 0, account: PaperAccount | None = None) -> None:
         self.books = books
         self.universe = universe
+        self.account = account
         self.taker_rate = rate_units(taker_rate)
         self.maker_rate = rate_units(maker_rate)
         self.latency_ns = int(latency_ns)
@@ -85,6 +94,7 @@ class PaperFillModel:
                     break
         if work is None:
             return []
+        self._release(work)
         return [VenueUpdate(client_order_id, CANCELED, work.order_id, exch_ts_ms=now_ns // 1_000_000)]
 
     # --- time and books --------------------------------------------------------------------------
@@ -128,20 +138,53 @@ class PaperFillModel:
 
     def _arrive(self, work: _Working, now_ns: int) -> list[VenueUpdate]:
         o = work.order
+        if o.order_type == OrderType.LIMIT_MAKER and self._available(work):
+            return [VenueUpdate(o.client_order_id, REJECTED, reject_code=WOULD_TAKE,
+                                exch_ts_ms=now_ns // 1_000_000)]
+        if self.account is not None and not self._lock(work):
+            return [VenueUpdate(o.client_order_id, REJECTED, reject_code=INSUFFICIENT_BALANCE,
+                                exch_ts_ms=now_ns // 1_000_000)]
         if o.order_type == OrderType.LIMIT_MAKER:
-            if self._available(work):
-                return [VenueUpdate(o.client_order_id, REJECTED, reject_code=WOULD_TAKE,
-                                    exch_ts_ms=now_ns // 1_000_000)]
             return self._rest(work, now_ns)
         if o.tif == TimeInForce.FOK and sum(q for _, q in self._available(work)) < o.qty:
+            self._release(work)
             return [VenueUpdate(o.client_order_id, EXPIRED, work.order_id, exch_ts_ms=now_ns // 1_000_000)]
         out = self._match(work, now_ns, as_maker=False)
         if work.cum_qty < o.qty:
             if o.order_type == OrderType.MARKET or o.tif in (TimeInForce.IOC, TimeInForce.FOK):
+                self._release(work)
                 out.append(VenueUpdate(o.client_order_id, EXPIRED, work.order_id, exch_ts_ms=now_ns // 1_000_000))
             else:
                 out += self._rest(work, now_ns, announce=not out)
         return out
+
+    def _lock(self, work: _Working) -> bool:
+        """Reserve what the order needs from the account's free balance (False: -2010)."""
+        o = work.order
+        info = self.universe.symbols[o.symbol_id]
+        buy = o.side == Side.BUY
+
+        def market_buy_cost() -> int:
+            return sum(quote_amount(px, q) for px, q in self._walk(work))
+
+        asset, amount = reserve("BUY" if buy else "SELL", "MARKET" if o.order_type == OrderType.MARKET else "LIMIT",
+                                o.price, o.qty, info.base, info.quote, market_buy_cost)
+        return self.account.lock(o.client_order_id, asset, amount)
+
+    def _walk(self, work: _Working) -> list[tuple[int, int]]:
+        """(price, quantity) a taker would trade now for the order's whole quantity."""
+        left, out = work.order.qty, []
+        for px, q in self._available(work):
+            take = min(q, left)
+            out.append((px, take))
+            left -= take
+            if left <= 0:
+                break
+        return out
+
+    def _release(self, work: _Working) -> None:
+        if self.account is not None:
+            self.account.release(work.order.client_order_id)
 
     def _rest(self, work: _Working, now_ns: int, announce: bool = True) -> list[VenueUpdate]:
         work.resting = True
@@ -183,6 +226,11 @@ class PaperFillModel:
             taken[(side, px)] = taken.get((side, px), 0) + qty
             quote, fee, _ = received_amounts("BUY" if buy else "SELL", fill_px, qty, rate)
             work.cum_qty += qty
+            if self.account is not None:
+                if buy:
+                    self.account.fill(o.client_order_id, spent=(info.quote, quote), received=(info.base, qty - fee))
+                else:
+                    self.account.fill(o.client_order_id, spent=(info.base, qty), received=(info.quote, quote - fee))
             status = FILLED if work.cum_qty == o.qty else PARTIALLY_FILLED
             out.append(VenueUpdate(o.client_order_id, status, work.order_id, last_qty=qty, last_px=fill_px,
                                    last_quote=quote, fee=fee, fee_asset=info.base if buy else info.quote,
@@ -191,13 +239,14 @@ class PaperFillModel:
             self._next_trade_id += 1
         if work.cum_qty == o.qty:
             self.resting.pop(o.client_order_id, None)
+            self._release(work)
         return out
 
 
 class PaperVenue:
-    """The executor's venue in paper mode: ``PaperFillModel`` behind the venue interface that
-    ``live.LiveVenue`` also implements (place / cancel / on_book / poll / reconcile / close)."""
+    """The executor's venue in paper mode: ``PaperFillModel`` behind ``venue.Venue``."""
 
+    mode = "paper"
     backoff_until_ns = 0       # the paper venue never asks to back off (see LiveVenue)
 
     def __init__(self, model: PaperFillModel) -> None:
@@ -208,6 +257,14 @@ class PaperVenue:
 
     def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         return self.model.cancel(order.client_order_id, now_ns)
+
+    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
+        """STOP_ON_FAILURE: ``new`` goes out only if ``old`` was still there to cancel."""
+        cancelled = self.model.cancel(old.client_order_id, now_ns)
+        if not cancelled:
+            return [VenueUpdate(new.client_order_id, REJECTED, reject_code=UNKNOWN_ORDER,
+                                exch_ts_ms=now_ns // 1_000_000)]
+        return cancelled + self.model.submit(new, now_ns)
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return self.model.on_book(symbol_id, now_ns)
@@ -223,6 +280,18 @@ class PaperVenue:
 
     def poll(self, now_ns: int) -> list[VenueUpdate]:
         return self.model.advance(now_ns)
+
+    def balances(self) -> dict[str, dict[str, float]] | None:
+        """The paper account's balances (None when they are not modelled)."""
+        return self.model.account.snapshot() if self.model.account is not None else None
+
+    def account_check(self) -> None:
+        return None          # the account is ours: nothing to check it against
+
+    def stats(self) -> dict:
+        account = self.model.account
+        return {"resting": len(self.model.resting), "in_flight": len(self.model.in_flight),
+                "balance_refusals": account.refusals if account is not None else 0}
 
     def reconcile(self, orders: list[Order]) -> list[VenueUpdate]:
         """After a restart: paper orders lived in the dead process's memory, so they are gone."""

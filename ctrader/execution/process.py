@@ -27,6 +27,7 @@ from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
 from ctrader.execution.paper import PaperFillModel, PaperVenue
+from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.risk import KillSwitch, RiskLimits
 from ctrader.market.books import BookCache
 from ctrader.runtime.idle_gc import IdleGC, own_process
@@ -67,6 +68,55 @@ def live_signer(cfg: Config):
                        f"and {cfg.venue.api_secret_env}, or venue.secret_file / venue.private_key_file")
 
 
+def paper_account(cfg: Config) -> PaperAccount:
+    """The paper account's starting balances: ``execution.paper_balances``, else the simulator's
+    account (venue sim), else the real account's, read with the API keys."""
+    if cfg.execution.paper_balances:
+        return PaperAccount.parse(cfg.execution.paper_balances)
+    if cfg.venue.kind == "sim" and cfg.sim.accounts:
+        return PaperAccount.parse(cfg.sim.accounts[0].balances)
+    from ctrader.config.secrets import load_credentials
+
+    creds = load_credentials(cfg.venue)
+    if creds is None:
+        raise RuntimeError("paper mode on Binance's market data needs starting balances: set "
+                           "execution.paper_balances (e.g. [\"USDT=1000\"]) or API keys to read the account's")
+    from ctrader.config.venues import endpoints
+    from ctrader.execution.ws_api_client import WsApiClient
+
+    client = WsApiClient(endpoints(cfg).ws_api, live_signer(cfg), cfg.venue.recv_window_ms, user_data=False).start()
+    try:
+        doc = client.call("account.status", {"omitZeroBalances": True})
+    finally:
+        client.close()
+    if "error" in doc:
+        raise RuntimeError(f"cannot read the account's balances for paper mode: {doc['error']}")
+    return PaperAccount.parse(f"{b['asset']}={b['free']}" for b in doc["result"]["balances"])
+
+
+class InsufficientBalances(RuntimeError):
+    """The live account cannot pay for what the strategy may start a trade with."""
+
+
+def check_balances_cover(cfg: Config, balances: dict[str, int]) -> None:
+    """Refuse to trade live when a start asset's balance is below the strategy's ``max_start``
+    for it: every trade of a triangle through that asset could be refused (-2010) half-way."""
+    from ctrader.venue.decimals import ONE, parse_units
+
+    short = []
+    for item in cfg.strategy.max_start:
+        asset, _, amount = item.partition("=")
+        asset = asset.strip().upper()
+        if asset not in cfg.market.start_assets:
+            continue
+        need, have = parse_units(amount.strip()), balances.get(asset, 0)
+        if have < need:
+            short.append(f"{asset}: strategy.max_start needs {need / ONE:g}, the account holds {have / ONE:g}")
+    if short:
+        raise InsufficientBalances("the account cannot cover the strategy's starts (" + "; ".join(short) +
+                                   "): fund it, or lower strategy.max_start / market.start_assets")
+
+
 def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], run_id: str = "",
                    recover: bool = True) -> Executor:
     """The executor ``cfg`` describes (paper or live), recovered from its journal."""
@@ -74,7 +124,8 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
     if cfg.run.mode == "paper":
         model = PaperFillModel(BookView(books.books), universe, taker_rate=universe.taker_fee,
                                maker_rate=universe.maker_fee,
-                               latency_ns=int(cfg.execution.paper_latency_ms * 1_000_000))
+                               latency_ns=int(cfg.execution.paper_latency_ms * 1_000_000),
+                               account=paper_account(cfg))
         venue = PaperVenue(model)
     else:
         from ctrader.config.venues import endpoints
@@ -84,6 +135,7 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
         urls = endpoints(cfg)
         client = WsApiClient(urls.ws_api, live_signer(cfg), cfg.venue.recv_window_ms, rest_url=urls.rest).start()
         venue = LiveVenue(client, universe, cfg.execution.use_ws_api)
+        check_balances_cover(cfg, venue.load_balances())
     path = journal_path(cfg)
     if recover:
         archived = Journal.archive_if_finished(path, run_id)

@@ -54,7 +54,7 @@ REST_ROUTES = {
     "order.place": ("POST", "/api/v3/order"), "order.cancel": ("DELETE", "/api/v3/order"),
     "order.status": ("GET", "/api/v3/order"), "openOrders.status": ("GET", "/api/v3/openOrders"),
     "myTrades": ("GET", "/api/v3/myTrades"), "account.status": ("GET", "/api/v3/account"),
-    "allOrders": ("GET", "/api/v3/allOrders"),
+    "allOrders": ("GET", "/api/v3/allOrders"), "order.cancelReplace": ("POST", "/api/v3/order/cancelReplace"),
 }
 UNSIGNED = frozenset({"time", "ping", "exchangeInfo", "depth", "ticker.book", "avgPrice", "session.status",
                       "session.logout", "userDataStream.subscribe", "userDataStream.unsubscribe"})
