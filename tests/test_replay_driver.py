@@ -8,7 +8,7 @@ from ctrader.core.records import MD_EVENT, Decision, ExecKind
 from ctrader.market.books import BookCache, apply_all
 from ctrader.replay.driver import NullStrategy, ReplayEngine, ReplayOptions
 from ctrader.replay.history import simulated_md
-from ctrader.replay.latency import LatencyModel
+from ctrader.execution.latency import SampledLatency as LatencyModel
 from ctrader.replay.report import format_summary, write_html
 from ctrader.replay.runner import options_from_config, replay_chunks, resolve_universe
 

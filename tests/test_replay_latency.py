@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ctrader.replay.latency import LatencyModel, LatencySpecError
+from ctrader.execution.latency import SampledLatency as LatencyModel, LatencySpecError
 
 
 def draws(model, n=2000):

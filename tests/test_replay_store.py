@@ -72,7 +72,7 @@ def test_replay_from_store_is_deterministic_and_saved(env):
 def test_a_different_latency_is_a_different_run(env):
     cfg, uni, _, store, _ = env
     lo, hi = data_range(store)
-    from ctrader.replay.latency import LatencyModel
+    from ctrader.execution.latency import SampledLatency as LatencyModel
     from ctrader.replay.runner import options_from_config
 
     o = options_from_config(cfg)

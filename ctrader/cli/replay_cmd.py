@@ -124,7 +124,7 @@ def replay(
         st.overrides = dict(st.overrides or {}, **extra)
         st._config = None
     cfg = st.setup_logging("replay")
-    from ctrader.replay.latency import LatencySpecError
+    from ctrader.execution.latency import LatencySpecError
     from ctrader.replay.runner import data_range, options_from_config, replay_store, resolve_universe
 
     try:

@@ -30,6 +30,7 @@ from ctrader.core.records import (
     EXEC_EVENT,
     ORDER_INTENT,
     ExecKind,
+    MdFlag,
     MdKind,
     OrderType,
     RefusalReason,
@@ -146,8 +147,14 @@ class Executor:
         updates: list[VenueUpdate] = []
         for i in range(quiet, n):
             sid = apply_md(books, recs, i)
-            if sid >= 0 and recs[i]["kind"] != MdKind.TRADE:
-                updates += self.venue.on_book(sid, int(recs[i]["recv_mono_ns"]))
+            if sid < 0:
+                continue
+            r = recs[i]
+            if r["kind"] != MdKind.TRADE:
+                updates += self.venue.on_book(sid, int(r["recv_mono_ns"]))
+            else:          # resting paper orders move up their queue
+                updates += self.venue.on_trade(sid, round(float(r["trade_px"]) * ONE), round(float(r["trade_qty"]) * ONE),
+                                               bool(r["flags"] & MdFlag.BUYER_MAKER), int(r["recv_mono_ns"]))
         self.events += n
         if updates:
             self._apply(updates)

@@ -197,6 +197,9 @@ class LiveVenue:
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return []        # the venue matches, not us
 
+    def on_trade(self, symbol_id: int, price: int, qty: int, buyer_maker: bool, now_ns: int) -> list[VenueUpdate]:
+        return []
+
     def wants_books(self) -> bool:
         return False
 

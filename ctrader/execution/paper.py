@@ -10,9 +10,11 @@ Matching walks the visible levels of the opposite side best first, up to the LIM
 MARKET order to the end of the visible book), taking at most each level's quantity; what one
 order took from a level stays taken until that symbol's book changes, so two orders never fill
 against the same liquidity. IOC and MARKET remainders expire (exec kind CANCELED), FOK fills
-whole or expires, GTC remainders rest and fill as maker when the book crosses them, a
-LIMIT_MAKER that would take is rejected (-2010) as on Binance. Commission is taken from the
-received asset at the taker (or maker) rate, rounded up to 1e-8 (``venue.fees``).
+whole or expires, a LIMIT_MAKER that would take is rejected (-2010) as on Binance. GTC
+remainders and LIMIT_MAKER orders rest at the back of their price level: they fill as makers
+when trades at their price have consumed the quantity ahead of them (``queue``: how cancelled
+quantity ahead counts is the queue model's choice), or when the book moves through their price.
+Commission is the fee model's rate on the received asset, rounded up to 1e-8 (``venue.fees``).
 
 With an ``account`` (``paper_account.PaperAccount``) an arriving order locks its reserve from
 the free balance (``venue.balances``) or is refused -2010 "insufficient balance", as Binance
@@ -41,10 +43,12 @@ from ctrader.execution.orders import (
     Order,
     VenueUpdate,
 )
+from ctrader.execution.fee_model import FeeModel, FlatFees
 from ctrader.execution.paper_account import PaperAccount
+from ctrader.execution.queue import QueueModel, QueuePos, RiskAverseQueue
 from ctrader.venue.balances import reserve
 from ctrader.venue.decimals import ONE, quote_amount
-from ctrader.venue.fees import rate_units, received_amounts
+from ctrader.venue.fees import received_amounts
 
 WOULD_TAKE = -2010   # "Order would immediately match and take." (LIMIT_MAKER)
 INSUFFICIENT_BALANCE = -2010   # "Account has insufficient balance for requested action."
@@ -58,16 +62,20 @@ class _Working:
     order_id: int
     cum_qty: int = 0
     resting: bool = False
+    queue: QueuePos | None = None     # resting: where it stands in its price level
+    level_qty: int = 0                # resting: the level's visible quantity when last looked at
+    queue_filled: int = 0             # resting: what the queue model let through so far
 
 
 class PaperFillModel:
     def __init__(self, books: Any, universe: Any, taker_rate: float | str = 0.001,
-                 maker_rate: float | str = 0.001, latency_ns: int = 0, account: PaperAccount | None = None) -> None:
+                 maker_rate: float | str = 0.001, latency_ns: int = 0, account: PaperAccount | None = None,
+                 fees: FeeModel | None = None, queue: QueueModel | None = None) -> None:
         self.books = books
         self.universe = universe
         self.account = account
-        self.taker_rate = rate_units(taker_rate)
-        self.maker_rate = rate_units(maker_rate)
+        self.fees = fees or FlatFees(taker_rate, maker_rate)
+        self.queue = queue or RiskAverseQueue()
         self.latency_ns = int(latency_ns)
         self.in_flight: list[_Working] = []          # submitted, not yet due (kept in due order)
         self.resting: dict[str, _Working] = {}       # GTC / LIMIT_MAKER orders on the book
@@ -105,7 +113,34 @@ class PaperFillModel:
         self._consumed.pop(symbol_id, None)
         out = self.advance(now_ns)
         for work in [w for w in self.resting.values() if w.order.symbol_id == symbol_id]:
-            out += self._match(work, now_ns, as_maker=True)
+            if self._available(work):           # the book moved through its price
+                out += self._match(work, now_ns, as_maker=True)
+            else:
+                after = self._level_qty(work)
+                if after != work.level_qty:
+                    self.queue.level_changed(work.queue, work.level_qty, after)
+                    work.level_qty = after
+        return out
+
+    def on_trade(self, symbol_id: int, price: int, qty: int, buyer_maker: bool, now_ns: int) -> list[VenueUpdate]:
+        """A market trade: resting orders passive on that side at that price move up their
+        queue (and fill once the quantity ahead has traded); at a worse price than theirs, the
+        trade went through them (price priority): it reaches them whole."""
+        out: list[VenueUpdate] = []
+        for work in [w for w in self.resting.values() if w.order.symbol_id == symbol_id]:
+            o = work.order
+            buy = o.side == Side.BUY
+            if buy != buyer_maker:
+                continue                          # the trade took the other side of the book
+            if price == o.price:
+                self.queue.traded(work.queue, qty)
+                reached = self.queue.filled(work.queue) - work.queue_filled
+            elif (price < o.price) if buy else (price > o.price):
+                reached = qty
+            else:
+                continue
+            if reached > 0:
+                out += self._fill_resting(work, reached, now_ns)
         return out
 
     def quiet_prefix(self, recs: np.ndarray, n: int) -> int:
@@ -188,9 +223,51 @@ class PaperFillModel:
 
     def _rest(self, work: _Working, now_ns: int, announce: bool = True) -> list[VenueUpdate]:
         work.resting = True
+        work.level_qty = self._level_qty(work)
+        work.queue = self.queue.join(work.level_qty)
         self.resting[work.order.client_order_id] = work
         return [VenueUpdate(work.order.client_order_id, NEW, work.order_id,
                             exch_ts_ms=now_ns // 1_000_000)] if announce else []
+
+    def _level_qty(self, work: _Working) -> int:
+        """The visible quantity at the order's own price on its own side of the book."""
+        o, b, s = work.order, self.books, work.order.symbol_id
+        px_arr, qty_arr, n = (b.bid_px, b.bid_qty, b.n_bids) if o.side == Side.BUY else (b.ask_px, b.ask_qty, b.n_asks)
+        for i in range(int(n[s])):
+            if round(float(px_arr[s, i]) * ONE) == o.price:
+                return round(float(qty_arr[s, i]) * ONE)
+        return 0
+
+    def _fill_resting(self, work: _Working, qty: int, now_ns: int) -> list[VenueUpdate]:
+        """``qty`` of trades reached a resting order: it fills as maker at its own price."""
+        o = work.order
+        qty = min(qty, o.qty - work.cum_qty)
+        if qty <= 0:
+            return []
+        work.queue_filled += qty
+        return [self._fill(work, o.price, qty, True, now_ns)]
+
+    def _fill(self, work: _Working, px: int, qty: int, as_maker: bool, now_ns: int) -> VenueUpdate:
+        """One fill of ``qty`` at ``px``: commission, balances, the update."""
+        o = work.order
+        info = self.universe.symbols[o.symbol_id]
+        buy = o.side == Side.BUY
+        quote, fee, _ = received_amounts("BUY" if buy else "SELL", px, qty, self.fees.rate(as_maker))
+        work.cum_qty += qty
+        if self.account is not None:
+            if buy:
+                self.account.fill(o.client_order_id, spent=(info.quote, quote), received=(info.base, qty - fee))
+            else:
+                self.account.fill(o.client_order_id, spent=(info.base, qty), received=(info.quote, quote - fee))
+        status = FILLED if work.cum_qty == o.qty else PARTIALLY_FILLED
+        update = VenueUpdate(o.client_order_id, status, work.order_id, last_qty=qty, last_px=px, last_quote=quote,
+                             fee=fee, fee_asset=info.base if buy else info.quote, trade_id=self._next_trade_id,
+                             is_maker=as_maker, exch_ts_ms=now_ns // 1_000_000)
+        self._next_trade_id += 1
+        if work.cum_qty == o.qty:
+            self.resting.pop(o.client_order_id, None)
+            self._release(work)
+        return update
 
     def _available(self, work: _Working) -> list[tuple[int, int]]:
         """(price, quantity not yet taken) of the opposite levels the order may trade with."""
@@ -211,9 +288,7 @@ class PaperFillModel:
 
     def _match(self, work: _Working, now_ns: int, as_maker: bool) -> list[VenueUpdate]:
         o = work.order
-        info = self.universe.symbols[o.symbol_id]
         buy = o.side == Side.BUY
-        rate = self.maker_rate if as_maker else self.taker_rate
         taken = self._consumed.setdefault(o.symbol_id, {})
         side = 2 if buy else 1
         out = []
@@ -221,25 +296,11 @@ class PaperFillModel:
             qty = min(o.qty - work.cum_qty, avail)
             if qty <= 0:
                 break
-            # A resting order trades at its own price (it was there first); a taker at the level's.
-            fill_px = o.price if as_maker else px
             taken[(side, px)] = taken.get((side, px), 0) + qty
-            quote, fee, _ = received_amounts("BUY" if buy else "SELL", fill_px, qty, rate)
-            work.cum_qty += qty
-            if self.account is not None:
-                if buy:
-                    self.account.fill(o.client_order_id, spent=(info.quote, quote), received=(info.base, qty - fee))
-                else:
-                    self.account.fill(o.client_order_id, spent=(info.base, qty), received=(info.quote, quote - fee))
-            status = FILLED if work.cum_qty == o.qty else PARTIALLY_FILLED
-            out.append(VenueUpdate(o.client_order_id, status, work.order_id, last_qty=qty, last_px=fill_px,
-                                   last_quote=quote, fee=fee, fee_asset=info.base if buy else info.quote,
-                                   trade_id=self._next_trade_id, is_maker=as_maker,
-                                   exch_ts_ms=now_ns // 1_000_000))
-            self._next_trade_id += 1
-        if work.cum_qty == o.qty:
-            self.resting.pop(o.client_order_id, None)
-            self._release(work)
+            # A resting order trades at its own price (it was there first); a taker at the level's.
+            out.append(self._fill(work, o.price if as_maker else px, qty, as_maker, now_ns))
+            if work.cum_qty == o.qty:
+                break
         return out
 
 
@@ -268,6 +329,9 @@ class PaperVenue:
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return self.model.on_book(symbol_id, now_ns)
+
+    def on_trade(self, symbol_id: int, price: int, qty: int, buyer_maker: bool, now_ns: int) -> list[VenueUpdate]:
+        return self.model.on_trade(symbol_id, price, qty, buyer_maker, now_ns)
 
     def wants_books(self) -> bool:
         """Whether ``on_book`` must see every book update now: only while orders are in flight or

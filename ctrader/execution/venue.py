@@ -50,6 +50,10 @@ class Venue(Protocol):
         """The books of ``symbol_id`` changed at ``now_ns``: match what is due or crossed."""
         ...
 
+    def on_trade(self, symbol_id: int, price: int, qty: int, buyer_maker: bool, now_ns: int) -> list[VenueUpdate]:
+        """A market trade (exact units): resting orders matched by a model advance in their queue."""
+        ...
+
     def wants_books(self) -> bool:
         """Whether ``on_book`` must see every book update now."""
         ...

@@ -42,7 +42,7 @@ from ctrader.execution.orders import Order, OrderBook, exec_record
 from ctrader.execution.paper import PaperFillModel
 from ctrader.market.books import BookCache, apply_all, apply_md
 from ctrader.replay.arrays import as_layout, concat
-from ctrader.replay.latency import LatencyModel
+from ctrader.execution.latency import SampledLatency as LatencyModel
 from ctrader.replay.stepping import step
 from ctrader.replay.summary import FILL, ReplaySummary
 from ctrader.venue.decimals import ONE

@@ -21,7 +21,7 @@ from typing import Any
 
 from ctrader.market.universe import Universe, load_universe
 from ctrader.replay.driver import ReplayEngine, ReplayOptions, ReplayResult
-from ctrader.replay.latency import LatencyModel
+from ctrader.execution.latency import SampledLatency as LatencyModel
 from ctrader.replay.results import ReplayResults, RunMeta, code_version, config_dict, config_hash, new_run_id
 from ctrader.store.store import to_ns
 

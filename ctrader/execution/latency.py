@@ -1,10 +1,13 @@
-"""Latency models for replay: how late the strategy sees the market, and how late orders arrive.
+"""Latency models, shared by paper trading and replay: how late the strategy sees the market, how
+late orders reach the venue, how late its answers come back.
 
-Two independent models, each constant or sampled from a seeded distribution, so a replay with
-the same seed gives the same latencies, run after run:
+``LatencyModel`` is the seam (``sample_ns``, ``reset``). ``SampledLatency`` is constant or drawn
+from a seeded distribution, so a replay with the same seed gives the same latencies, run after
+run; replay of a recorded session uses that session's own per-order latencies instead
+(``replay.fidelity.SessionTiming``) and falls back to a model for the rest:
 
-    feed = LatencyModel.parse("const:0")            # market event -> strategy (added to recorded data)
-    order = LatencyModel.parse("lognormal:2:0.5", seed=7)   # order sent -> matched (median 2 ms)
+    feed = SampledLatency.parse("const:0")            # market event -> strategy (added to recorded data)
+    order = SampledLatency.parse("lognormal:2:0.5", seed=7)   # order sent -> matched (median 2 ms)
     order.sample_ns()                               # one draw, in ns
 
 Spec grammar (times in milliseconds):
@@ -21,6 +24,7 @@ driver asks in a deterministic order (intent order), so a replay is reproducible
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,8 +36,22 @@ class LatencySpecError(ValueError):
     pass
 
 
+@runtime_checkable
+class LatencyModel(Protocol):
+    def sample_ns(self) -> int:
+        """The next latency, ns (deterministic for a given seed and call order)."""
+        ...
+
+    def reset(self) -> None:
+        """Start the draws again (a second replay of the same model)."""
+        ...
+
+    def describe(self) -> str:
+        ...
+
+
 @dataclass
-class LatencyModel:
+class SampledLatency:
     kind: str = "const"
     a: float = 0.0                 # const: ms; uniform: lo; normal: mean; lognormal: median
     b: float = 0.0                 # uniform: hi; normal: sd; lognormal: sigma
@@ -48,7 +66,7 @@ class LatencyModel:
         self.reset()
 
     @classmethod
-    def parse(cls, spec: str | float, seed: int = 0) -> LatencyModel:
+    def parse(cls, spec: str | float, seed: int = 0) -> SampledLatency:
         if isinstance(spec, (int, float)):
             spec = f"const:{spec}"
         text = str(spec).strip()
@@ -114,7 +132,7 @@ class LatencyModel:
         """The model's median in ms (for reports; sampled kinds are estimated from a fresh stream)."""
         if self.kind == "const":
             return self.a
-        probe = LatencyModel(self.kind, self.a, self.b, self.samples_ms, seed=self.seed, spec=self.spec)
+        probe = SampledLatency(self.kind, self.a, self.b, self.samples_ms, seed=self.seed, spec=self.spec)
         return float(np.median(probe._draw(20_000))) / 1e6
 
     def describe(self) -> str:
