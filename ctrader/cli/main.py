@@ -43,7 +43,8 @@ COMMAND_MODULES = [
 def main(
     ctx: typer.Context,
     config: Optional[str] = typer.Option(None, "--config", "-c", envvar="CTRADER_CONFIG",
-                                         help="TOML file layered over config/default.toml"),
+                                         help="TOML file layered over the defaults, or the name of a shipped "
+                                              "one (ctrader config list)"),
     set_: List[str] = typer.Option([], "--set", help="override one key: section.key=value (repeatable)"),
     log_format: Optional[str] = typer.Option(None, "--log-format", help="text or json"),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
