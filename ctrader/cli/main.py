@@ -12,6 +12,7 @@ import typer
 
 import ctrader
 from ctrader.cli.common import CliState
+from ctrader.core.extras import EXIT_CODE, MissingExtra
 
 app = typer.Typer(
     name="ctrader",
@@ -68,5 +69,15 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def run() -> None:
+    """The ``ctrader`` console script: the app, with a missing optional extra (``[train]``,
+    ``[report]``...) said in one line naming what to install instead of a traceback."""
+    try:
+        app()
+    except MissingExtra as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(EXIT_CODE) from None
+
+
 if __name__ == "__main__":  # python -m ctrader.cli.main
-    app()
+    run()

@@ -6,6 +6,7 @@ import pathlib
 import typer
 
 from ctrader.cli.common import state
+from ctrader.core.extras import require
 
 model_app = typer.Typer(help="Candidate-scoring models (ONNX): list and train.", no_args_is_help=True)
 
@@ -60,6 +61,7 @@ def train_cmd(
     cfg = st.setup_logging("model")
     if from_sim == from_store:
         raise typer.BadParameter("choose one source: --from-sim or --from-store")
+    require("train")
     if from_store:
         from ctrader.cli.model_eval_cmd import _f, _range
         from ctrader.cli.replay_cmd import open_store

@@ -14,6 +14,7 @@ import typer
 
 from ctrader.cli.common import state
 from ctrader.cli.replay_cmd import open_store
+from ctrader.core.extras import require
 
 
 def _dump(obj) -> str:
@@ -38,6 +39,7 @@ def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model nam
     from ctrader.replay.ml_loop import evaluate_model
 
     cfg = state(ctx).setup_logging("model")
+    require("train")
     store = open_store(cfg)
     try:
         lo, hi = _range(store, start, end)
@@ -88,6 +90,7 @@ def retrain_cmd(ctx: typer.Context,
     from ctrader.replay.ml_loop import TrainSpec, retrain
 
     cfg = state(ctx).setup_logging("model")
+    require("train")
     store = open_store(cfg)
     try:
         r = retrain(cfg, store, train_hours * 3600, eval_hours * 3600, end_ns=parse_time(end) if end else None,
@@ -114,6 +117,7 @@ def train_history_cmd(ctx: typer.Context,
     from ctrader.replay.ml_loop import TrainSpec, train_from_store
 
     cfg = state(ctx).setup_logging("model")
+    require("train")
     store = open_store(cfg)
     try:
         lo, hi = _range(store, start, end)

@@ -13,6 +13,7 @@ import orjson
 import typer
 
 from ctrader.cli.common import state
+from ctrader.core.extras import require
 
 
 def open_store(cfg):
@@ -124,6 +125,8 @@ def replay(
         st.overrides = dict(st.overrides or {}, **extra)
         st._config = None
     cfg = st.setup_logging("replay")
+    if report:
+        require("report")                   # before the replay, not after it
     from ctrader.replay.latency import LatencySpecError
     from ctrader.replay.runner import data_range, options_from_config, replay_store, resolve_universe
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ctrader.core.extras import require
 from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta
 from ctrader.strategy import kernels as K
 
@@ -150,6 +151,7 @@ def collect_dataset(cfg, opts: TrainOptions) -> Dataset:
 
 def fit(ds: Dataset, opts: TrainOptions):
     """(pipeline, metrics) with a split in time: the last ``test_fraction`` validates."""
+    require("train", "sklearn")
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
     from sklearn.pipeline import make_pipeline
@@ -172,6 +174,7 @@ def fit(ds: Dataset, opts: TrainOptions):
 
 
 def export_onnx(pipe, n_features: int) -> bytes:
+    require("train", "skl2onnx")
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -193,6 +196,7 @@ def onnx_max_diff(model_bytes: bytes, pipe, X: np.ndarray) -> float:
 
 
 def train_from_sim(cfg, opts: TrainOptions, out_dir: str | pathlib.Path) -> TrainResult:
+    require("train")                    # before minutes of simulated market, not after
     ds = collect_dataset(cfg, opts)
     pipe, metrics = fit(ds, opts)
     blob = export_onnx(pipe, ds.X.shape[1])

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ctrader.core.extras import require
+
 log = logging.getLogger(__name__)
 
 CURRENT = "current"
@@ -175,6 +177,7 @@ def collect_from_store(cfg, store, universe, start_ns: int, end_ns: int, latency
 
 def fit(ds, spec: TrainSpec):
     """(pipeline, metrics), split in time: the last ``test_fraction`` validates."""
+    require("train", "sklearn")
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -198,6 +201,7 @@ def fit(ds, spec: TrainSpec):
 
 
 def classification_metrics(y, p, threshold: float = 0.5) -> dict:
+    require("train", "sklearn")
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
     y, p = np.asarray(y), np.asarray(p, dtype=np.float64)
@@ -229,6 +233,7 @@ def train_from_store(cfg, store, start_ns: int, end_ns: int, spec: TrainSpec,
     from ctrader.model.train import ONNX_TOLERANCE, export_onnx, onnx_max_diff
     from ctrader.replay.runner import resolve_universe
 
+    require("train")                    # before labelling hours of history, not after
     uni = universe or resolve_universe(cfg)
     latency = spec.latency_ms if spec.latency_ms is not None else label_horizon_ms(cfg)
     ds = collect_from_store(cfg, store, uni, start_ns, end_ns, latency, spec.sample_every_ms)

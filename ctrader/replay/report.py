@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from ctrader.core.extras import require
 from ctrader.replay.summary import EDGE_BINS_BPS
 
 
@@ -24,6 +25,7 @@ def _ts(ns) -> list[str]:
 
 
 def _figures(result) -> list[tuple[str, object]]:
+    require("report", "plotly")
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
