@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "ctrader.cli.kill_cmd",
     "ctrader.cli.replay_cmd",
     "ctrader.cli.runs_cmd",
+    "ctrader.cli.report_cmd",
     "ctrader.cli.strategies_cmd",
     "ctrader.cli.model_eval_cmd",
 ]
