@@ -130,5 +130,68 @@ def prune(ctx: typer.Context,
                    + (f" ({p.partitions} whole days, {_size(p.bytes_on_disk)})" if p.partitions else ""))
 
 
+@db_app.command("backup")
+def backup_cmd(ctx: typer.Context,
+               dest: str = typer.Argument(..., help="a new directory for the backup"),
+               tables: list[str] = typer.Option([], "--table", help="only this table (repeatable); default all"),
+               as_json: bool = typer.Option(False, "--json", help="print the manifest")) -> None:
+    """Copy the store into DEST: a Parquet file per table and day, and a manifest with checksums.
+    Restores into the embedded engine or a ClickHouse server (ctrader db restore)."""
+    from ctrader.cli.progress import ProgressBar
+    from ctrader.store.backup import BackupError, backup
+
+    store = _open(ctx, migrate=True)
+    try:
+        with ProgressBar(enabled=not as_json) as bar:
+            manifest = backup(store, dest, tables or None,
+                              progress=lambda table, done, total: bar("backup", done, total, table))
+    except BackupError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(manifest, indent=2))
+        return
+    size = sum(f["bytes"] for t in manifest["tables"].values() for f in t["files"])
+    for name, t in manifest["tables"].items():
+        typer.echo(f"{name:<20}{t['rows']:>12,} rows  {len(t['files']):>4} files")
+    typer.echo(f"backup of {manifest['database']} (schema {manifest['schema_version']}) in {dest}: {_size(size)}")
+
+
+@db_app.command("restore")
+def restore_cmd(ctx: typer.Context,
+                src: str = typer.Argument(..., help="a directory written by ctrader db backup"),
+                replace: bool = typer.Option(False, "--replace", help="days the store already holds are replaced "
+                                                                      "by the backup's (default: stop)"),
+                verify_only: bool = typer.Option(False, "--verify", help="only check the backup's files")) -> None:
+    """Insert a backup into the configured store (its schema migrated first). Stops before changing
+    anything when the store already holds one of the backup's days, unless --replace."""
+    from ctrader.cli.progress import ProgressBar
+    from ctrader.store.backup import BackupError, read_manifest, restore, verify
+
+    try:
+        if verify_only:
+            manifest = read_manifest(src)
+            verify(src, manifest)
+            rows = sum(t["rows"] for t in manifest["tables"].values())
+            typer.echo(f"{src}: ok ({len(manifest['tables'])} tables, {rows:,} rows, made {manifest['created']} "
+                       f"from {manifest['source']})")
+            return
+        store = _open(ctx, migrate=True)
+        try:
+            with ProgressBar() as bar:
+                done = restore(store, src, replace=replace,
+                               progress=lambda table, n, total: bar("restore", n, total, table))
+        finally:
+            store.close()
+    except BackupError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    for name, rows in done.items():
+        typer.echo(f"{name:<20}{rows:>12,} rows")
+    typer.echo(f"restored {sum(done.values()):,} rows from {src}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
