@@ -9,8 +9,8 @@ ext/records.h from records.py there too), and a missing extra must be named.
 from __future__ import annotations
 
 import os
-import re
 import pathlib
+import re
 import subprocess
 import sys
 import tomllib
@@ -83,7 +83,7 @@ def test_lock_pins_every_declared_dependency():
     """requirements.lock is refreshed with tools/lock whenever pyproject.toml's dependencies change."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {_name(r) for r in project["dependencies"]}
-    for extra, reqs in project["optional-dependencies"].items():
+    for reqs in project["optional-dependencies"].values():
         declared |= {_name(r) for r in reqs if _name(r) != "ctrader"}
     pinned = {_name(line) for line in LOCK.read_text().splitlines() if "==" in line and not line.startswith("#")}
     missing = sorted(declared - pinned)

@@ -15,7 +15,17 @@ import pytest
 from typer.testing import CliRunner
 
 from ctrader.cli.main import app
-from ctrader.core.records import BOOK_DEPTH, CANDIDATE, EXEC_EVENT, MD_EVENT, Decision, ExecKind, MdKind, RefusalReason, Side
+from ctrader.core.records import (
+    BOOK_DEPTH,
+    CANDIDATE,
+    EXEC_EVENT,
+    MD_EVENT,
+    Decision,
+    ExecKind,
+    MdKind,
+    RefusalReason,
+    Side,
+)
 from ctrader.replay.session_report import (
     SessionNotFound,
     format_summary,
@@ -144,7 +154,7 @@ def test_positions_are_exact_and_pnl_values_them_at_the_last_recorded_mids(store
     # complete group: BTC +0.01 -0.00001 fee -0.01; ETH +0.2 -0.0002 fee -0.1998; USDT -500 +501.498 -0.501498
     # broken group:   BTC +0.001 -0.000001 fee;    USDT -50.01
     want = {"BTC": Decimal("-0.00001") + Decimal("0.001") - Decimal("0.000001"),
-            "USDT": Decimal("-500") + Decimal("501.498") - Decimal("0.501498") - Decimal("50.01")}
+            "USDT": Decimal(-500) + Decimal("501.498") - Decimal("0.501498") - Decimal("50.01")}
     assert {a: Decimal(v) for a, v in s["positions"].items()} == want
     assert s["fees"] == {"BTC": "0.00001100", "ETH": "0.00020000", "USDT": "0.50149800"}
     pnl = float(want["USDT"]) + float(want["BTC"]) * 50_000.0

@@ -39,7 +39,8 @@ def _fills(times) -> np.ndarray:
 
 @pytest.fixture
 def cfg_store(tmp_path):
-    cfg = load_config(overrides={"run.data_dir": str(tmp_path)}, env={})
+    cfg = load_config(overrides={"run.data_dir": str(tmp_path), "store.retention.md_book": "90",
+                                 "store.retention.candidates": "30"}, env={})
     store = Store.from_config(cfg)
     names = Names(["BTCUSDT"])
     # md: 40 days old (2 rows), 10 days old +- 3 h (either side of a 10-day cut), now
@@ -57,7 +58,8 @@ def _count(store, table):
 def test_ttls_follow_the_config_and_are_set_only_when_they_change(cfg_store):
     cfg, store = cfg_store
     days = retention_days(cfg.store.retention)
-    assert days["md_book"] == 90 and days["executions"] == 0 and days["replay_fills"] == days["replay_pnl"] == 30
+    assert days == {"md_book": 90, "md_trade": 0, "candidates": 30, "orders": 0, "executions": 0}
+    assert retention_days(load_config(env={}).store.retention) == dict.fromkeys(days, 0)   # by default: for ever
     assert current_ttl(store, "md_book") == "toDateTime(recv_ts) + toIntervalDay(90)"   # set on open
     assert current_ttl(store, "executions") is None                                     # kept for ever
     assert apply_ttls(store, days) == []                                                # nothing to change
@@ -70,7 +72,7 @@ def test_ttls_follow_the_config_and_are_set_only_when_they_change(cfg_store):
 def test_prune_removes_exactly_the_rows_past_retention(cfg_store):
     _, store = cfg_store
     cut = NOW - 10 * DAY_NS
-    day = lambda ns: datetime.fromtimestamp(ns / 1e9, UTC).date()   # noqa: E731
+    day = lambda ns: datetime.fromtimestamp(ns / 1e9, UTC).date()
     whole_days = len({day(t) for t in MD_TIMES if day(t) < day(cut)})     # partitions dropped whole
     dry = prune(store, {"md_book": 10, "executions": 0}, now_ns=NOW, dry_run=True)
     assert [(p.table, p.rows, p.partitions) for p in dry] == [("md_book", 3, whole_days)]   # executions: for ever
@@ -88,7 +90,7 @@ def test_cli_prune_and_info(cfg_store, tmp_path):
     store.close()
     runner = CliRunner()
     argv = ["--set", f"run.data_dir={tmp_path}"]
-    res = runner.invoke(app, argv + ["db", "info"])
+    res = runner.invoke(app, argv + ["--set", "store.retention.md_book=90", "db", "info"])
     assert res.exit_code == 0 and "for ever" in res.output and "90 days" in res.output
     res = runner.invoke(app, argv + ["db", "prune", "--older-than", "30", "--table", "executions", "--dry-run",
                                      "--json"])

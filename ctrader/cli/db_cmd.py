@@ -102,7 +102,8 @@ def prune(ctx: typer.Context,
     Tables kept for ever (0 days) are left alone unless named with --table and --older-than."""
     from dataclasses import asdict
 
-    from ctrader.store.retention import TIME_COLUMNS, prune as prune_store, retention_days
+    from ctrader.store.retention import TIME_COLUMNS, retention_days
+    from ctrader.store.retention import prune as prune_store
 
     unknown = sorted(set(tables) - set(TIME_COLUMNS))
     if unknown:

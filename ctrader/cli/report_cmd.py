@@ -26,7 +26,13 @@ def report(ctx: typer.Context,
                                                                  "JSON instead of writing HTML")) -> None:
     """HTML report of a recorded live or paper session: PnL, positions, fills, groups, latency."""
     from ctrader.config import data_dir
-    from ctrader.replay.session_report import SessionNotFound, format_summary, load_session, to_json, write_html
+    from ctrader.replay.session_report import (
+        SessionNotFound,
+        format_summary,
+        load_session,
+        to_json,
+        write_html,
+    )
     from ctrader.runtime.stats import read_stats
 
     cfg = state(ctx).setup_logging("report")

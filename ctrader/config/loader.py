@@ -69,9 +69,9 @@ def resolve_config_path(path: str | os.PathLike) -> pathlib.Path:
         return given
     shipped = shipped_configs()
     name = given.name.removesuffix(".toml")
-    if given.parent == pathlib.Path(".") or given.parent.name == "config":
-        if name in shipped:
-            return shipped[name]
+    # a bare name, or config/NAME.toml as a checkout's README writes it
+    if name in shipped and (given.parent == pathlib.Path(".") or given.parent.name == "config"):
+        return shipped[name]
     raise ConfigError(f"config file not found: {given} (shipped configurations: {', '.join(shipped)})")
 
 

@@ -125,14 +125,13 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class StoreRetentionConfig:
-    """Days each table keeps its rows (a ClickHouse TTL, applied when the store opens; ``ctrader db
-    prune`` removes what is older at once). 0 keeps them for ever."""
+    """Days each table keeps its rows, counted from each row's own time (a ClickHouse TTL, set when
+    the store opens; ``ctrader db prune`` removes what is older at once). 0 keeps them for ever."""
     md_book: int = opt("days of recorded order books (md_book)", min=0)
     md_trade: int = opt("days of recorded trades (md_trade)", min=0)
     candidates: int = opt("days of the strategy's candidate journal (candidates)", min=0)
     orders: int = opt("days of order intents (orders); the record of what was traded", min=0)
     executions: int = opt("days of executions (fills, acks, rejects); the record of what was traded", min=0)
-    replay: int = opt("days of replay results (replay_fills, replay_pnl; replay_runs rows stay)", min=0)
 
 
 @dataclass(frozen=True)

@@ -461,7 +461,7 @@ def _percentiles(values: np.ndarray) -> dict:
     if len(values) == 0:
         return {"n": 0, "p50": None, "p90": None, "p99": None, "max": None}
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"n": int(len(values)), "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(values.max())}
+    return {"n": len(values), "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(values.max())}
 
 
 def _cross_check(stats: dict, flows: dict[str, int]) -> dict:

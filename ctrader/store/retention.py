@@ -4,6 +4,11 @@
     apply_ttls(store, days)                          # ALTER only the tables whose TTL changed
     removed = prune(store, days)                     # delete what is older now, not at the next merge
 
+Days count from each row's own time (the receive time of market data, executions, candidates;
+an order's creation): rows already older than their table's retention are dropped as soon as
+they are written, so a store that old history is loaded into (or replayed from, since a replay
+writes its candidates and executions with the history's times) keeps 0 days there.
+
 A TTL removes rows when ClickHouse merges parts, in the background, some time after they
 expire; ``prune`` removes them at once: whole days (tables are partitioned by day) with
 ``DROP PARTITION``, then the older rows of the day the cut falls in with a synchronous
@@ -20,11 +25,11 @@ from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
 
-# table -> the time column its TTL counts from; the [store.retention] key of each table
+# table ([store.retention] key) -> the time column its TTL counts from. Replay results are not
+# here: their times are the market times of the history replayed (years old, possibly), not
+# when the replay ran, so a TTL on them would drop a fresh replay of old data at once.
 TIME_COLUMNS = {"md_book": "recv_ts", "md_trade": "recv_ts", "candidates": "event_recv_ts", "orders": "created_ts",
-                "executions": "recv_ts", "replay_fills": "ts", "replay_pnl": "ts"}
-CONFIG_KEYS = {"md_book": "md_book", "md_trade": "md_trade", "candidates": "candidates", "orders": "orders",
-               "executions": "executions", "replay_fills": "replay", "replay_pnl": "replay"}
+                "executions": "recv_ts"}
 DAY_NS = 86_400 * 1_000_000_000
 
 _TTL_RE = re.compile(r"\bTTL (.+?)(?: SETTINGS |$)")
@@ -33,7 +38,7 @@ _TTL_RE = re.compile(r"\bTTL (.+?)(?: SETTINGS |$)")
 def retention_days(retention) -> dict[str, int]:
     """Table -> days to keep (0 = for ever) from a ``StoreRetentionConfig`` (or a plain dict)."""
     keys = retention if isinstance(retention, dict) else asdict(retention)
-    return {table: int(keys[key]) for table, key in CONFIG_KEYS.items()}
+    return {table: int(keys[table]) for table in TIME_COLUMNS}
 
 
 def ttl_expression(table: str, days: int) -> str | None:
