@@ -87,3 +87,15 @@ def test_console_script_runs():
         pytest.fail("the ctrader console script is not installed in this environment")
     out = subprocess.run([exe, "version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("ctrader ")
+
+
+def test_config_show_is_toml_that_config_check_accepts(tmp_path):
+    import tomllib
+
+    result = runner.invoke(app, ["--set", "sim.port=19501", "config", "show"])
+    assert result.exit_code == 0
+    doc = tomllib.loads(result.output)
+    assert doc["sim"]["port"] == 19501 and doc["sim"]["accounts"][0]["name"] == "demo"
+    shown = tmp_path / "shown.toml"
+    shown.write_text(result.output)
+    assert runner.invoke(app, ["config", "check", str(shown)]).exit_code == 0

@@ -84,3 +84,33 @@ def test_key_without_secret_is_an_error():
 def test_every_shipped_config_file_is_valid():
     for path in sorted(pathlib.Path(__file__).parent.parent.joinpath("config").glob("*.toml")):
         load_config(path, env={})
+
+
+def test_shipped_configs_live_in_the_package_and_config_dir_links_to_them():
+    from ctrader.config import shipped_configs
+    from ctrader.config.loader import CONFIG_DIR
+
+    shipped = shipped_configs()
+    assert {"default", "binance-paper", "binance-testnet", "binance-live"} <= set(shipped)
+    assert CONFIG_DIR.parent.name == "data" and CONFIG_DIR.parent.parent.name == "ctrader"
+    checkout = pathlib.Path(__file__).parent.parent / "config"
+    for name, path in shipped.items():        # one source of truth: config/ holds links, not copies
+        link = checkout / path.name
+        assert link.is_symlink() and link.resolve() == path.resolve(), name
+
+
+def test_config_by_shipped_name_from_any_directory(tmp_path, monkeypatch):
+    from ctrader.config import resolve_config_path
+
+    monkeypatch.chdir(tmp_path)
+    assert load_config("binance-testnet", env={}).venue.kind == "binance-testnet"
+    assert load_config("binance-live.toml", env={}).run.mode == "live"
+    assert load_config("config/binance-paper.toml", env={}).venue.kind == "binance"   # as the README writes it
+    own = tmp_path / "binance-live.toml"                 # a file of that name here wins over the shipped one
+    own.write_text('[run]\nmode = "paper"\n')
+    assert resolve_config_path("binance-live.toml") == pathlib.Path("binance-live.toml")
+    assert load_config("binance-live.toml", env={}).run.mode == "paper"
+    with pytest.raises(ConfigError, match="shipped configurations: .*binance-paper"):
+        load_config("nosuch", env={})
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "sub" / "binance-live.toml", env={})

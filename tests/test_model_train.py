@@ -19,9 +19,19 @@ def cfg():
     return load_config()
 
 
+PROGRESS: list[tuple] = []
+
+
 @pytest.fixture(scope="module")
 def dataset(cfg):
-    return collect_dataset(cfg, SMALL)
+    return collect_dataset(cfg, SMALL, progress=lambda *a: PROGRESS.append(a))
+
+
+def test_collection_reports_progress_in_market_seconds(dataset):
+    assert {p[0] for p in PROGRESS} == {"simulating market"}
+    done = [p[1] for p in PROGRESS]
+    assert done == sorted(done) and PROGRESS[-1][2] == SMALL.market_seconds
+    assert done[-1] >= 0.95 * SMALL.market_seconds and PROGRESS[-1][3].endswith("candidates")
 
 
 def test_dataset_has_both_labels_in_time_order(dataset):

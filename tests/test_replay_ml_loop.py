@@ -48,6 +48,14 @@ def env(tmp_path_factory):
     store.close()
 
 
+def _assert_progress(calls, stage, total):
+    """``stage`` reported forward in time, up to (about) ``total``, in the same unit."""
+    done = [c[1] for c in calls if c[0] == stage]
+    assert done, f"no progress for {stage!r}: {sorted({c[0] for c in calls})}"
+    assert all(c[2] == pytest.approx(total) for c in calls if c[0] == stage)
+    assert done == sorted(done) and done[-1] >= 0.9 * total
+
+
 def test_labels_are_what_the_orders_would_have_done(env):
     cfg, uni, md, _, _, _ = env
     ds = collect_from_md(cfg, uni, [md[:100_000]], latency_ms=200)
@@ -60,12 +68,21 @@ def test_labels_are_what_the_orders_would_have_done(env):
 
 def test_model_trained_on_earlier_history_beats_no_model_later(env):
     cfg, uni, _, store, _, (lo, split, hi) = env
-    out = train_from_store(cfg, store, lo, split, TrainSpec(name="gbt1", kind="gbt"), universe=uni)
+    calls = []
+    out = train_from_store(cfg, store, lo, split, TrainSpec(name="gbt1", kind="gbt"), universe=uni,
+                           progress=lambda *a: calls.append(a))
     assert out.max_onnx_diff <= 1e-5 and out.metrics["auc"] > 0.6
+    _assert_progress(calls, "labelling history", (split - lo) / 1e9)
+    assert calls[-1][:3] == ("fitting", 1, 1)
     meta = read_metadata(out.path)
     assert meta.training["source"] == "store" and meta.training["end_ns"] == split
     assert meta.kind == "gradient_boosted_trees" and meta.features
-    ev = evaluate_model(cfg, store, "gbt1", split, hi, against=("none",), universe=uni)
+    calls = []
+    ev = evaluate_model(cfg, store, "gbt1", split, hi, against=("none",), universe=uni,
+                        progress=lambda *a: calls.append(a))
+    _assert_progress(calls, "labelling history", (hi - split) / 1e9)
+    _assert_progress(calls, "replay 1/2 (model gbt1)", (hi - split) / 1e9)
+    _assert_progress(calls, "replay 2/2 (model none)", (hi - split) / 1e9)
     assert ev["classification"]["auc"] > 0.6
     assert ev["replay"]["gbt1"]["pnl"] > ev["replay"]["none"]["pnl"], ev["replay"]
     assert ev["pnl_vs_none"] > 0

@@ -44,3 +44,23 @@ def test_replay_of_a_paper_session_reproduces_its_decisions(session, tmp_path):
     assert report.stat().st_size > 100_000
     text = report.read_text()
     assert "Per-triangle contribution" in text and "<script src=" not in text
+
+
+def test_report_of_the_recorded_session_agrees_with_its_executor(session, tmp_path):
+    """``ctrader report``: the session's fills as the store holds them give the executor's own
+    positions exactly and its PnL; ``runs list`` shows the session."""
+    sets, run_id, live = session
+    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    res = CliRunner().invoke(app, argv + ["report", run_id, "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    ex = live["executor"]
+    assert rep["fills"] == ex["fills"] > 0 and rep["orders_sent"] == ex["orders_sent"]
+    assert rep["executor"]["positions_match"], rep["executor"]
+    assert rep["pnl"] == pytest.approx(ex["pnl"], rel=1e-6, abs=1e-6)
+    html_out = tmp_path / "session.html"
+    res = CliRunner().invoke(app, argv + ["report", run_id, "--out", str(html_out)], catch_exceptions=False)
+    assert res.exit_code == 0 and "positions match the store" in res.output
+    assert html_out.stat().st_size > 100_000 and "Fills" in html_out.read_text()
+    listed = json.loads(CliRunner().invoke(app, argv + ["runs", "list", "--kind", "session", "--json"]).stdout)
+    assert [(r["run_id"], r["fills"]) for r in listed] == [(run_id, ex["fills"])]

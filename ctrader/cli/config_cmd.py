@@ -1,24 +1,31 @@
-"""``ctrader config show`` / ``ctrader config check FILE``."""
+"""``ctrader config show`` / ``ctrader config check FILE`` / ``ctrader config list``."""
 from __future__ import annotations
 
 import orjson
 import typer
 
 from ctrader.cli.common import state
-from ctrader.config import ConfigError, config_to_dict, load_config
+from ctrader.config import ConfigError, config_to_dict, load_config, shipped_configs
 
 config_app = typer.Typer(help="Show or check configuration.", no_args_is_help=True)
 
 
 def _to_toml(tree: dict, prefix: str = "") -> list[str]:
-    lines, tables = [], []
+    """TOML that ``config check`` reads back: scalars, then sub-tables, then arrays of tables
+    (``[[sim.accounts]]``)."""
+    lines, tables, arrays = [], [], []
     for key, value in tree.items():
         if isinstance(value, dict):
             tables.append((key, value))
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
+            arrays.append((key, value))
         else:
             lines.append(f"{key} = {orjson.dumps(list(value) if isinstance(value, tuple) else value).decode()}")
     for key, value in tables:
         lines += ["", f"[{prefix}{key}]"] + _to_toml(value, f"{prefix}{key}.")
+    for key, items in arrays:
+        for item in items:
+            lines += ["", f"[[{prefix}{key}]]"] + _to_toml(item, f"{prefix}{key}.")
     return lines
 
 
@@ -42,6 +49,27 @@ def check(ctx: typer.Context, file: str = typer.Argument(..., help="TOML file to
         typer.secho(f"invalid: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(f"{file}: ok")
+
+
+@config_app.command("list")
+def list_cmd() -> None:
+    """The configurations shipped with ctrader and where they are: use one by name from any
+    directory (ctrader --config binance-paper ...), or layer a file of your own over it."""
+    for name, path in shipped_configs().items():
+        typer.echo(f"{name:<18} {_headline(path)}")
+        typer.echo(f"{'':<18} {path}")
+
+
+def _headline(path) -> str:
+    """The first sentence of a shipped file's opening comment: what it is for."""
+    words = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        words.append(line.lstrip("#").strip())
+    text = " ".join(words)
+    end = text.find(". ")
+    return text[:end + 1] if end >= 0 else text
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ import typer
 
 import ctrader
 from ctrader.cli.common import CliState
+from ctrader.core.extras import EXIT_CODE, MissingExtra
 
 app = typer.Typer(
     name="ctrader",
@@ -34,6 +35,7 @@ COMMAND_MODULES = [
     "ctrader.cli.kill_cmd",
     "ctrader.cli.replay_cmd",
     "ctrader.cli.runs_cmd",
+    "ctrader.cli.report_cmd",
     "ctrader.cli.strategies_cmd",
     "ctrader.cli.model_eval_cmd",
 ]
@@ -43,7 +45,8 @@ COMMAND_MODULES = [
 def main(
     ctx: typer.Context,
     config: Optional[str] = typer.Option(None, "--config", "-c", envvar="CTRADER_CONFIG",
-                                         help="TOML file layered over config/default.toml"),
+                                         help="TOML file layered over the defaults, or the name of a shipped "
+                                              "one (ctrader config list)"),
     set_: List[str] = typer.Option([], "--set", help="override one key: section.key=value (repeatable)"),
     log_format: Optional[str] = typer.Option(None, "--log-format", help="text or json"),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
@@ -67,5 +70,15 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def run() -> None:
+    """The ``ctrader`` console script: the app, with a missing optional extra (``[train]``,
+    ``[report]``...) said in one line naming what to install instead of a traceback."""
+    try:
+        app()
+    except MissingExtra as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(EXIT_CODE) from None
+
+
 if __name__ == "__main__":  # python -m ctrader.cli.main
-    app()
+    run()

@@ -6,6 +6,8 @@ import pathlib
 import typer
 
 from ctrader.cli.common import state
+from ctrader.cli.progress import ProgressBar
+from ctrader.core.extras import require
 
 model_app = typer.Typer(help="Candidate-scoring models (ONNX): list and train.", no_args_is_help=True)
 
@@ -60,6 +62,7 @@ def train_cmd(
     cfg = st.setup_logging("model")
     if from_sim == from_store:
         raise typer.BadParameter("choose one source: --from-sim or --from-store")
+    require("train")
     if from_store:
         from ctrader.cli.model_eval_cmd import _f, _range
         from ctrader.cli.replay_cmd import open_store
@@ -68,8 +71,9 @@ def train_cmd(
         store = open_store(cfg)
         try:
             lo, hi = _range(store, start, end)
-            res = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
-                                   out_dir=out)
+            with ProgressBar() as bar:
+                res = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
+                                       out_dir=out, progress=bar)
         finally:
             store.close()
         typer.echo(f"model {name} v{res.meta.version} ({kind}): {res.n_samples} samples, "
@@ -80,7 +84,8 @@ def train_cmd(
     opts = TrainOptions(seed=seed, market_seconds=seconds, latency_ms=200.0 if latency_ms is None else latency_ms,
                         dislocations_per_min=dislocations_per_min, name=name)
     target = pathlib.Path(out) if out else registry_dir(cfg) / name
-    result = train_from_sim(cfg, opts, target)
+    with ProgressBar() as bar:
+        result = train_from_sim(cfg, opts, target, progress=bar)
     m = result.meta.metrics
     typer.echo(f"model {result.meta.name} v{result.meta.version}: {result.meta.training['n_samples']} samples, "
                f"auc {m.get('auc')}, accuracy {m.get('accuracy')}, onnx diff {result.max_onnx_diff:.1e} -> {target}")

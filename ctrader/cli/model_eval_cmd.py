@@ -13,7 +13,9 @@ import orjson
 import typer
 
 from ctrader.cli.common import state
+from ctrader.cli.progress import ProgressBar
 from ctrader.cli.replay_cmd import open_store
+from ctrader.core.extras import require
 
 
 def _dump(obj) -> str:
@@ -38,11 +40,13 @@ def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model nam
     from ctrader.replay.ml_loop import evaluate_model
 
     cfg = state(ctx).setup_logging("model")
+    require("train")
     store = open_store(cfg)
     try:
         lo, hi = _range(store, start, end)
-        ev = evaluate_model(cfg, store, name, lo, hi, against=tuple(a.strip() for a in against.split(",") if a),
-                            save=not no_save)
+        with ProgressBar(enabled=not as_json) as bar:
+            ev = evaluate_model(cfg, store, name, lo, hi, against=tuple(a.strip() for a in against.split(",") if a),
+                                save=not no_save, progress=bar)
     finally:
         store.close()
     if as_json:
@@ -88,10 +92,13 @@ def retrain_cmd(ctx: typer.Context,
     from ctrader.replay.ml_loop import TrainSpec, retrain
 
     cfg = state(ctx).setup_logging("model")
+    require("train")
     store = open_store(cfg)
     try:
-        r = retrain(cfg, store, train_hours * 3600, eval_hours * 3600, end_ns=parse_time(end) if end else None,
-                    spec=TrainSpec(name=name or "candidate", kind=kind), promote_if_better=not no_promote)
+        with ProgressBar(enabled=not as_json) as bar:
+            r = retrain(cfg, store, train_hours * 3600, eval_hours * 3600, end_ns=parse_time(end) if end else None,
+                        spec=TrainSpec(name=name or "candidate", kind=kind), promote_if_better=not no_promote,
+                        progress=bar)
     finally:
         store.close()
     doc = {"name": r.name, "train_window": r.train_window, "eval_window": r.eval_window, "promoted": r.promoted,
@@ -114,10 +121,13 @@ def train_history_cmd(ctx: typer.Context,
     from ctrader.replay.ml_loop import TrainSpec, train_from_store
 
     cfg = state(ctx).setup_logging("model")
+    require("train")
     store = open_store(cfg)
     try:
         lo, hi = _range(store, start, end)
-        out = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms))
+        with ProgressBar(enabled=not as_json) as bar:
+            out = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
+                                   progress=bar)
     finally:
         store.close()
     if as_json:

@@ -7,12 +7,12 @@
 """
 from __future__ import annotations
 
-import sys
-
 import orjson
 import typer
 
 from ctrader.cli.common import state
+from ctrader.cli.progress import ProgressBar
+from ctrader.core.extras import require
 
 
 def open_store(cfg):
@@ -57,30 +57,10 @@ def parse_speed(text: str) -> float:
     return v
 
 
-class Progress:
-    """A progress bar over market time on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, start_ns: int, end_ns: int, enabled: bool) -> None:
-        self.start_ns, self.end_ns = start_ns, end_ns
-        self._bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
-
-            self._bar = RichProgress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                                     TextColumn("{task.fields[events]:,} events"), TimeRemainingColumn(),
-                                     console=Console(stderr=True), transient=True)
-            self._task = self._bar.add_task("replay", total=max(1, end_ns - start_ns), events=0)
-            self._bar.start()
-
-    def __call__(self, events: int, ts_ns: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=max(0, ts_ns - self.start_ns), events=events)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+def market_time_progress(bar: ProgressBar, stage: str, start_ns: int, end_ns: int):
+    """A replay's ``progress(events, ts_ns)`` drawn as market time done of the range."""
+    span_s = max(end_ns - start_ns, 1) / 1e9
+    return lambda events, ts_ns: bar(stage, max(0, ts_ns - start_ns) / 1e9, span_s, f"{events:,} events")
 
 
 def replay(
@@ -124,6 +104,8 @@ def replay(
         st.overrides = dict(st.overrides or {}, **extra)
         st._config = None
     cfg = st.setup_logging("replay")
+    if report:
+        require("report")                   # before the replay, not after it
     from ctrader.execution.latency import LatencySpecError
     from ctrader.replay.runner import data_range, options_from_config, replay_store, resolve_universe
 
@@ -161,14 +143,12 @@ def replay(
             _sweep(st, store, sweep, start_ns, end_ns, windows, workers, model, as_json, no_save)
             return
         uni = resolve_universe(cfg, exchange_info, source_run=run)
-        bar = Progress(start_ns, end_ns, enabled=not as_json)
-        try:
+        with ProgressBar(enabled=not as_json) as bar:
             r = replay_store(cfg, store, start_ns, end_ns, symbols=names, universe=uni,
                              model=model or "config", options=opts, save=not no_save, label=label,
-                             source_run=run, first_group=first_group, progress=bar,
+                             source_run=run, first_group=first_group,
+                             progress=market_time_progress(bar, "replay", start_ns, end_ns),
                              session_timing=bool(run) and session_timing)
-        finally:
-            bar.close()
         s = r.result.summary
         if run and compare_recorded:
             from ctrader.replay.fidelity import compare_with_session
@@ -214,17 +194,18 @@ def _sweep(st, store, specs, start_ns, end_ns, windows, workers, model, as_json,
         except Exception as exc:
             raise typer.BadParameter(f"--sweep {params}: {exc}")
 
-    def progress(done, total):
-        if not as_json:
-            typer.echo(f"\r{done}/{total} replays", nl=False, err=True)
-
-    sw = run_variants(source, grid_variants(grid), store, start_ns, end_ns, windows=windows, workers=workers,
-                      model=model, save=not no_save, progress=progress)
+    with ProgressBar(enabled=not as_json) as bar:
+        sw = run_variants(source, grid_variants(grid), store, start_ns, end_ns, windows=windows, workers=workers,
+                          model=model, save=not no_save, progress=count_progress(bar, "sweep"))
     if as_json:
         typer.echo(orjson.dumps(sw.to_json(), option=orjson.OPT_INDENT_2, default=str).decode())
         return
-    typer.echo("", err=True)
     print_ranking(sw)
+
+
+def count_progress(bar: ProgressBar, stage: str):
+    """A sweep's ``progress(done, total)`` (replays finished) drawn as a bar."""
+    return lambda done, total: bar(stage, done, total, f"{done}/{total} replays")
 
 
 def print_ranking(sw) -> None:

@@ -1,9 +1,12 @@
-"""``ctrader runs list|compare``: replay runs stored in ClickHouse, side by side.
+"""``ctrader runs list|compare``: recorded sessions and replay runs stored in ClickHouse.
 
-    ctrader runs list [--kind sweep] [--limit 20] [--json]
+    ctrader runs list [--kind session|replay|sweep|eval|rank] [--limit 20] [--json]
     ctrader runs compare re20260101-... re20260102-...
+    ctrader report RUN_ID                   # the HTML report of a session
 """
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import orjson
 import typer
@@ -11,7 +14,9 @@ import typer
 from ctrader.cli.common import state
 from ctrader.cli.replay_cmd import open_store
 
-runs_app = typer.Typer(help="Replay runs: list and compare.", no_args_is_help=True)
+runs_app = typer.Typer(help="Sessions and replay runs: list and compare.", no_args_is_help=True)
+
+KINDS = ("session", "replay", "sweep", "eval", "rank")
 
 
 def _open(ctx):
@@ -29,28 +34,49 @@ def _dump(obj) -> str:
 @runs_app.command("list")
 def list_cmd(ctx: typer.Context,
              limit: int = typer.Option(50, "--limit", help="newest first, at most this many"),
-             kind: str | None = typer.Option(None, "--kind", help="replay, sweep, eval or rank"),
+             kind: str | None = typer.Option(None, "--kind", help="session, replay, sweep, eval or rank"),
              as_json: bool = typer.Option(False, "--json")) -> None:
-    """Replay runs, newest first: data range, config hash, code and model versions, results."""
+    """Sessions (ctrader start / record) and replay runs, newest first: when, what data, orders,
+    fills, PnL; a session's report: ctrader report RUN_ID."""
+    from ctrader.replay.session_report import list_sessions
+
+    if kind is not None and kind not in KINDS:
+        raise typer.BadParameter(f"--kind {kind}: choose from {', '.join(KINDS)}")
     store, rs = _open(ctx)
     try:
-        runs = rs.list_runs(limit, kind)
+        sessions = list_sessions(store, limit) if kind in (None, "session") else []
+        replays = rs.list_runs(limit, kind) if kind != "session" else []
     finally:
         store.close()
+    runs = sorted(sessions + replays, key=_when, reverse=True)[:limit]
     if as_json:
         typer.echo(_dump(runs))
         return
     if not runs:
-        typer.echo("no replay runs")
+        typer.echo("no sessions or replay runs" if kind is None else f"no runs of kind {kind}")
         return
-    typer.echo(f"{'run':<34} {'kind':<6} {'data start':<19} {'hours':>6} {'events':>10} {'intents':>7} "
-               f"{'fills':>6} {'pnl':>12}  config    model / params")
+    typer.echo(f"{'run':<34} {'kind':<7} {'data start':<19} {'hours':>6} {'events':>10} {'orders':>7} "
+               f"{'fills':>6} {'pnl':>12}  details")
     for r in runs:
+        if r["kind"] == "session":
+            hours = "-" if r["duration_s"] is None else f"{r['duration_s'] / 3600:.2f}"
+            details = f"{r['mode']} on {r['venue']}" + ("" if r["ended"] else ", no end recorded (running, or crashed)")
+            typer.echo(f"{r['run_id']:<34} {'session':<7} {r['started']:%Y-%m-%d %H:%M:%S} {hours:>6} "
+                       f"{r['md_rows']:>10,} {r['orders']:>7,} {r['fills']:>6,} {'-':>12}  {details}")
+            continue
         hours = (r["data_end"] - r["data_start"]).total_seconds() / 3600
         extra = r["model_version"] + (f" {r['params']}" if r["params"] else "")
-        typer.echo(f"{r['run_id']:<34} {r['kind']:<6} {r['data_start']:%Y-%m-%d %H:%M:%S} {hours:>6.2f} "
+        typer.echo(f"{r['run_id']:<34} {r['kind']:<7} {r['data_start']:%Y-%m-%d %H:%M:%S} {hours:>6.2f} "
                    f"{r['events']:>10,} {r['intents']:>7,} {r['fills']:>6,} {r['pnl']:>12.4f}  "
-                   f"{r['config_hash'][:8]}  {extra}")
+                   f"config {r['config_hash'][:8]}  {extra}")
+    if sessions:
+        typer.echo("a session's PnL, positions and fills: ctrader report RUN_ID")
+
+
+def _when(run: dict) -> datetime:
+    """When a run happened: a session's start, a replay's creation (both UTC)."""
+    t = run["started"] if run["kind"] == "session" else run["created_ts"]
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 @runs_app.command("compare")

@@ -40,7 +40,8 @@ def rank_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay each variant over the same windows and rank them walk-forward."""
-    from ctrader.cli.replay_cmd import parse_time, print_ranking
+    from ctrader.cli.progress import ProgressBar
+    from ctrader.cli.replay_cmd import count_progress, parse_time, print_ranking
     from ctrader.replay.runner import data_range
     from ctrader.replay.sweep import ConfigSource, SweepError, parse_variant, run_variants
     from ctrader.strategy.registry import STRATEGIES
@@ -66,8 +67,10 @@ def rank_cmd(
     store = open_store(cfg)
     try:
         lo, hi = data_range(store) if start is None or end is None else (None, None)
-        sw = run_variants(source, variants, store, parse_time(start) if start else lo, parse_time(end) if end else hi,
-                          windows=windows, workers=workers, model=model, save=not no_save, kind="rank")
+        with ProgressBar(enabled=not as_json) as bar:
+            sw = run_variants(source, variants, store, parse_time(start) if start else lo,
+                              parse_time(end) if end else hi, windows=windows, workers=workers, model=model,
+                              save=not no_save, kind="rank", progress=count_progress(bar, "rank"))
     finally:
         store.close()
     if as_json:

@@ -1,8 +1,10 @@
 """Load, layer and validate configuration.
 
 Layers, later wins:
-  1. ``config/default.toml`` — every key, with a value that works with no edits;
-  2. a user TOML file (``--config FILE``), which only needs the keys it changes;
+  1. ``default.toml`` — every key, with a value that works with no edits (shipped in the package,
+     ``ctrader/data/config``; ``config/`` in a checkout links to the same files);
+  2. a user TOML file (``--config FILE``), which only needs the keys it changes; the name of a
+     shipped file (``--config binance-live``) works from any directory;
   3. environment variables ``CTRADER_<SECTION>_<KEY>`` (e.g. ``CTRADER_RUN_LOG_LEVEL``), plus the
      short aliases in ``ENV_ALIASES`` (``CTRADER_DATA_DIR``);
   4. ``--set section.key=value`` overrides from the command line.
@@ -22,7 +24,8 @@ from typing import Any, Mapping
 
 from ctrader.config.schema import Config
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent.parent / "config"
+# Package data, so an installed ctrader (not only a checkout) finds its defaults.
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "data" / "config"
 DEFAULT_FILE = CONFIG_DIR / "default.toml"
 ENV_PREFIX = "CTRADER_"
 ENV_ALIASES = {"CTRADER_DATA_DIR": ("run", "data_dir")}
@@ -40,7 +43,8 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: Mapping[str
     sources: dict[str, str] = {}
     _mark_sources(merged, DEFAULT_FILE.name, sources)
     if path is not None:
-        user = _read_toml(pathlib.Path(path))
+        path = resolve_config_path(path)
+        user = _read_toml(path)
         _mark_sources(user, str(path), sources)
         _deep_merge(merged, user)
     for dotted, value, origin in _env_overrides(env):
@@ -50,6 +54,25 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: Mapping[str
         _set_dotted(merged, dotted, value)
         sources[dotted] = f"--set {dotted}"
     return _build(Config, merged, "", sources)
+
+
+def shipped_configs() -> dict[str, pathlib.Path]:
+    """The configurations that ship with ctrader, by name (``binance-live``: its file)."""
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.toml"))}
+
+
+def resolve_config_path(path: str | os.PathLike) -> pathlib.Path:
+    """``path`` itself when it exists; otherwise the shipped file of that name (``binance-paper``
+    or ``binance-paper.toml``), so an installed ctrader needs no checkout to find them."""
+    given = pathlib.Path(path)
+    if given.exists():
+        return given
+    shipped = shipped_configs()
+    name = given.name.removesuffix(".toml")
+    # a bare name, or config/NAME.toml as a checkout's README writes it
+    if name in shipped and (given.parent == pathlib.Path(".") or given.parent.name == "config"):
+        return shipped[name]
+    raise ConfigError(f"config file not found: {given} (shipped configurations: {', '.join(shipped)})")
 
 
 def config_to_dict(cfg: Any) -> dict:

@@ -127,10 +127,22 @@ class SimConfig:
 
 
 @dataclass(frozen=True)
+class StoreRetentionConfig:
+    """Days each table keeps its rows, counted from each row's own time (a ClickHouse TTL, set when
+    the store opens; ``ctrader db prune`` removes what is older at once). 0 keeps them for ever."""
+    md_book: int = opt("days of recorded order books (md_book)", min=0)
+    md_trade: int = opt("days of recorded trades (md_trade)", min=0)
+    candidates: int = opt("days of the strategy's candidate journal (candidates)", min=0)
+    orders: int = opt("days of order intents (orders); the record of what was traded", min=0)
+    executions: int = opt("days of executions (fills, acks, rejects); the record of what was traded", min=0)
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     url: str = opt("chdb://PATH for the embedded engine, http(s)://host:8123 for a server; "
                    "{data_dir} is replaced by run.data_dir")
     database: str = opt("database name")
+    retention: StoreRetentionConfig = opt("how long each table keeps its rows")
 
 
 @dataclass(frozen=True)

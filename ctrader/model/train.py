@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ctrader.core.extras import require
+from ctrader.core.progress import Progress, no_progress
 from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta
 from ctrader.strategy import kernels as K
 
@@ -92,7 +94,7 @@ def _label(strategy, tri: int, size: float, now_ns: int) -> int:
     return 0
 
 
-def collect_dataset(cfg, opts: TrainOptions) -> Dataset:
+def collect_dataset(cfg, opts: TrainOptions, progress: Progress = no_progress) -> Dataset:
     """Candidates and their labels from ``opts.market_seconds`` of simulated market."""
     from ctrader.market.universe import Universe
     from ctrader.sim.offline import OfflineMarket, offline_sim_config
@@ -136,6 +138,7 @@ def collect_dataset(cfg, opts: TrainOptions) -> Dataset:
                 rows_meta.append((int(ev.key[j]), float(ev.size[j])))
                 pending.append((t + latency_ns, r))
         last_ns = now
+        progress("simulating market", (now - first_ns) / 1e9, opts.market_seconds, f"{len(rows_x):,} candidates")
     keep = [r for r in range(len(rows_x)) if r in labels]   # rows whose due time came before the end
     if not keep:
         raise RuntimeError("no candidates: raise market_seconds or dislocations_per_min")
@@ -150,6 +153,7 @@ def collect_dataset(cfg, opts: TrainOptions) -> Dataset:
 
 def fit(ds: Dataset, opts: TrainOptions):
     """(pipeline, metrics) with a split in time: the last ``test_fraction`` validates."""
+    require("train", "sklearn")
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
     from sklearn.pipeline import make_pipeline
@@ -172,6 +176,7 @@ def fit(ds: Dataset, opts: TrainOptions):
 
 
 def export_onnx(pipe, n_features: int) -> bytes:
+    require("train", "skl2onnx")
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -192,9 +197,13 @@ def onnx_max_diff(model_bytes: bytes, pipe, X: np.ndarray) -> float:
     return float(np.max(np.abs(got.astype(np.float64) - want))) if len(X) else 0.0
 
 
-def train_from_sim(cfg, opts: TrainOptions, out_dir: str | pathlib.Path) -> TrainResult:
-    ds = collect_dataset(cfg, opts)
+def train_from_sim(cfg, opts: TrainOptions, out_dir: str | pathlib.Path,
+                   progress: Progress = no_progress) -> TrainResult:
+    require("train")                    # before minutes of simulated market, not after
+    ds = collect_dataset(cfg, opts, progress)
+    progress("fitting", 0, 1, f"{len(ds.y):,} samples")
     pipe, metrics = fit(ds, opts)
+    progress("fitting", 1, 1, f"{len(ds.y):,} samples")
     blob = export_onnx(pipe, ds.X.shape[1])
     diff = onnx_max_diff(blob, pipe, ds.X)
     if diff > ONNX_TOLERANCE:

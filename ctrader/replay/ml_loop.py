@@ -34,6 +34,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ctrader.core.extras import require
+from ctrader.core.progress import Progress, no_progress
+
 log = logging.getLogger(__name__)
 
 CURRENT = "current"
@@ -102,8 +105,10 @@ def fill_label(books, legs: np.ndarray, fee: float, universe, valuer) -> int:
     return int(value > 0.0)
 
 
-def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: float = 50.0):
-    """``ctrader.model.train.Dataset`` of tradeable candidates and their labels, from md arrays."""
+def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: float = 50.0,
+                    progress: Progress = no_progress, window: tuple[int, int] | None = None):
+    """``ctrader.model.train.Dataset`` of tradeable candidates and their labels, from md arrays.
+    ``window``: the (start, end) ns the chunks cover, for ``progress``."""
     from ctrader.model.train import CandidateSampler, Dataset
     from ctrader.strategy.triangular import TriangularArbitrage
 
@@ -131,6 +136,9 @@ def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: f
         mono = recs["recv_mono_ns"]
         first_ts = int(recs[0]["recv_ts_ns"]) if first_ts is None else first_ts
         last_ts = int(recs[-1]["recv_ts_ns"])
+        if window is not None:
+            progress("labelling history", (last_ts - window[0]) / 1e9, (window[1] - window[0]) / 1e9,
+                     f"{len(rows_x):,} candidates")
         i = 0
         while i < n:
             limit = n
@@ -164,17 +172,18 @@ def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: f
 
 
 def collect_from_store(cfg, store, universe, start_ns: int, end_ns: int, latency_ms: float,
-                       sample_every_ms: float = 50.0):
+                       sample_every_ms: float = 50.0, progress: Progress = no_progress):
     names = [s.name for s in universe.symbols]
     ids = {s.name: s.id for s in universe.symbols}
     chunks = store.read_md(names, start_ns, end_ns, chunk_rows=cfg.replay.chunk_rows, symbol_ids=ids)
-    return collect_from_md(cfg, universe, chunks, latency_ms, sample_every_ms)
+    return collect_from_md(cfg, universe, chunks, latency_ms, sample_every_ms, progress, (start_ns, end_ns))
 
 
 # --- fitting ------------------------------------------------------------------------------------------
 
 def fit(ds, spec: TrainSpec):
     """(pipeline, metrics), split in time: the last ``test_fraction`` validates."""
+    require("train", "sklearn")
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -198,6 +207,7 @@ def fit(ds, spec: TrainSpec):
 
 
 def classification_metrics(y, p, threshold: float = 0.5) -> dict:
+    require("train", "sklearn")
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
     y, p = np.asarray(y), np.asarray(p, dtype=np.float64)
@@ -223,16 +233,20 @@ class TrainOutcome:
 
 
 def train_from_store(cfg, store, start_ns: int, end_ns: int, spec: TrainSpec,
-                     out_dir: str | pathlib.Path | None = None, universe=None) -> TrainOutcome:
+                     out_dir: str | pathlib.Path | None = None, universe=None,
+                     progress: Progress = no_progress) -> TrainOutcome:
     """Label recorded history, fit, export to ONNX, check onnxruntime, write it to the registry."""
     from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta, registry_dir
     from ctrader.model.train import ONNX_TOLERANCE, export_onnx, onnx_max_diff
     from ctrader.replay.runner import resolve_universe
 
+    require("train")                    # before labelling hours of history, not after
     uni = universe or resolve_universe(cfg)
     latency = spec.latency_ms if spec.latency_ms is not None else label_horizon_ms(cfg)
-    ds = collect_from_store(cfg, store, uni, start_ns, end_ns, latency, spec.sample_every_ms)
+    ds = collect_from_store(cfg, store, uni, start_ns, end_ns, latency, spec.sample_every_ms, progress)
+    progress("fitting", 0, 1, f"{len(ds.y):,} samples")
     pipe, metrics = fit(ds, spec)
+    progress("fitting", 1, 1, f"{len(ds.y):,} samples")
     blob = export_onnx(pipe, ds.X.shape[1])
     diff = onnx_max_diff(blob, pipe, ds.X)
     if diff > ONNX_TOLERANCE:
@@ -260,7 +274,7 @@ def train_from_store(cfg, store, start_ns: int, end_ns: int, spec: TrainSpec,
 # --- evaluation -----------------------------------------------------------------------------------
 
 def evaluate_model(cfg, store, name: str, start_ns: int, end_ns: int, *, against: tuple[str, ...] = ("none", CURRENT),
-                   save: bool = True, universe=None, dataset=None) -> dict:
+                   save: bool = True, universe=None, dataset=None, progress: Progress = no_progress) -> dict:
     """AUC and precision at ``[strategy] min_score`` on labelled candidates of the period, and
     replay PnL with the model beside each of ``against`` ("none", "current", other names)."""
     from ctrader.replay.runner import load_strategy_model, replay_store, resolve_universe
@@ -268,7 +282,7 @@ def evaluate_model(cfg, store, name: str, start_ns: int, end_ns: int, *, against
     uni = universe or resolve_universe(cfg)
     model = load_strategy_model(cfg, name)
     if dataset is None:
-        dataset = collect_from_store(cfg, store, uni, start_ns, end_ns, label_horizon_ms(cfg))
+        dataset = collect_from_store(cfg, store, uni, start_ns, end_ns, label_horizon_ms(cfg), progress=progress)
     p = model.score(dataset.X) if len(dataset.y) else np.zeros(0)
     out = {"model": name, "version": model.meta.version, "start_ns": start_ns, "end_ns": end_ns,
            "classification": classification_metrics(dataset.y, p, cfg.strategy.min_score), "replay": {}}
@@ -283,9 +297,13 @@ def evaluate_model(cfg, store, name: str, start_ns: int, end_ns: int, *, against
             runs["none"] = (None, "none")
         elif other != name:
             runs[other] = (load_strategy_model(cfg, other), other)
-    for key, (m, label) in runs.items():
+    span_s = (end_ns - start_ns) / 1e9
+    for i, (key, (m, label)) in enumerate(runs.items()):
+        stage = f"replay {i + 1}/{len(runs)} (model {label})"
         r = replay_store(cfg, store, start_ns, end_ns, universe=uni, model=m, save=save, kind="eval",
-                         label=f"eval {name}: {label}", params={"model": label})
+                         label=f"eval {name}: {label}", params={"model": label},
+                         progress=lambda events, ts_ns, stage=stage: progress(
+                             stage, (ts_ns - start_ns) / 1e9, span_s, f"{events:,} events"))
         s = r.result.summary
         out["replay"][key] = {"run_id": r.run_id, "pnl": s["pnl"], "groups": s["groups"],
                               "groups_complete": s["groups_complete"], "fills": s["fills"]}
@@ -358,7 +376,7 @@ class RetrainResult:
 
 
 def retrain(cfg, store, train_s: float, eval_s: float, *, end_ns: int | None = None, spec: TrainSpec | None = None,
-            promote_if_better: bool = True) -> RetrainResult:
+            promote_if_better: bool = True, progress: Progress = no_progress) -> RetrainResult:
     """Train on [end - eval - train, end - eval), evaluate on [end - eval, end) in replay against the
     current model (or no model when none is promoted); promote only if the replay PnL is higher."""
     from ctrader.replay.runner import data_range, resolve_universe
@@ -371,9 +389,10 @@ def retrain(cfg, store, train_s: float, eval_s: float, *, end_ns: int | None = N
     spec = spec or TrainSpec()
     name = spec.name if spec.name != "candidate" else f"rt{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
     spec = TrainSpec(**dict(asdict(spec), name=name))
-    trained = train_from_store(cfg, store, train_lo, eval_lo, spec, universe=uni)
+    trained = train_from_store(cfg, store, train_lo, eval_lo, spec, universe=uni, progress=progress)
     cur = current_target(cfg)
-    ev = evaluate_model(cfg, store, name, eval_lo, end_ns, against=(CURRENT,) if cur else ("none",), universe=uni)
+    ev = evaluate_model(cfg, store, name, eval_lo, end_ns, against=(CURRENT,) if cur else ("none",), universe=uni,
+                        progress=progress)
     mine = ev["replay"][name]["pnl"]
     ref_key = next(k for k in ev["replay"] if k != name) if len(ev["replay"]) > 1 else None
     ref = ev["replay"][ref_key]["pnl"] if ref_key else None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from ctrader.core.extras import require
 from ctrader.replay.summary import EDGE_BINS_BPS
 
 
@@ -24,6 +25,7 @@ def _ts(ns) -> list[str]:
 
 
 def _figures(result) -> list[tuple[str, object]]:
+    require("report", "plotly")
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -96,9 +98,21 @@ def _figures(result) -> list[tuple[str, object]]:
     return figs
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}
+# The style of every ctrader HTML report (replay and session reports).
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}
 td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}h2{margin-top:32px}
-code{background:#f4f4f4;padding:1px 4px}"""
+code{background:#f4f4f4;padding:1px 4px}table.rows{font-size:13px;font-variant-numeric:tabular-nums}
+table.rows th{position:sticky;top:0;background:#fafafa}"""
+
+
+def plotly_sections(figures: list[tuple[str, object]]) -> list[str]:
+    """HTML of each (title, figure): plotly.js inlined with the first one only, so the page
+    opens with no network and carries the library once."""
+    parts = []
+    for i, (name, fig) in enumerate(figures):
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
+    return parts
 
 
 def summary_rows(s: dict) -> list[tuple[str, str]]:
@@ -150,14 +164,12 @@ def write_html(result, path: str | pathlib.Path, title: str = "ctrader replay") 
     """Write the report; plotly.js is inlined once, so the page opens with no network."""
     path = pathlib.Path(path)
     head = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><table>")
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><table>")
     parts = [head]
     for k, v in summary_rows(result.summary):
         parts.append(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>")
     parts.append("</table>")
-    for i, (name, fig) in enumerate(_figures(result)):
-        parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
+    parts += plotly_sections(_figures(result))
     parts.append("<h2>Summary (JSON)</h2><pre>")
     parts.append(html.escape(json.dumps(result.summary, indent=1, default=str)))
     parts.append("</pre></body></html>")

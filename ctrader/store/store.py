@@ -30,6 +30,7 @@ from ctrader.core.records import CANDIDATE, EXEC_EVENT, MAX_FEATURES, MAX_LEGS
 from ctrader.store.client import StoreUnavailable, describe, open_client, resolve_url
 from ctrader.store.columns import arrow_to_md
 from ctrader.store.migrations import MIGRATIONS_TABLE, applied_versions, apply_migrations, latest_version
+from ctrader.store.retention import apply_ttls, retention_days
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,16 @@ class Store:
 
     @classmethod
     def from_config(cls, cfg, migrate: bool = True) -> Store:
-        return cls.open(cfg.store.url, cfg.store.database, cfg.run.data_dir, migrate)
+        """The configured store; with ``migrate``, its schema brought up to date and each table's
+        retention set as ``[store.retention]`` says (``ctrader.store.retention``)."""
+        store = cls.open(cfg.store.url, cfg.store.database, cfg.run.data_dir, migrate)
+        if migrate:
+            try:
+                apply_ttls(store, retention_days(cfg.store.retention))
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     def close(self) -> None:
         if self.client is not None:
