@@ -92,7 +92,8 @@ class ProbQueue:
         fb, ff = float(back) ** self.power, float(front) ** self.power
         p_behind = fb / (fb + ff) if fb + ff > 0 else 1.0
         estimate = front - (1.0 - p_behind) * change + min(back - p_behind * change, 0.0)
-        q.ahead = min(int(estimate), after) if q.ahead >= 0 else q.ahead
+        if q.ahead >= 0:       # cancellations bring the order to the front at best: only trades fill it
+            q.ahead = max(0, min(int(estimate), after))
 
     def filled(self, q: QueuePos) -> int:
         return max(-q.ahead, 0)
