@@ -63,15 +63,19 @@ def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model nam
 
 def promote_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model to promote"),
                 reason: str = typer.Option("", "--reason")) -> None:
-    """Make NAME the current model (a strategy configured with model name "current" scores with it)."""
-    from ctrader.replay.ml_loop import promote
+    """Make NAME the current model (a strategy configured with model name "current" scores with it).
+    The model is loaded and checked first (ONNX loads, features match the strategy's, a test batch
+    scores); one that fails is refused with the reason and current stays as it was."""
+    from ctrader.model.registry import ModelError
+    from ctrader.replay.ml_loop import current_target, promote
 
     cfg = state(ctx).setup_logging("model")
     try:
         previous = promote(cfg, name, reason=reason or "by hand")
-    except FileNotFoundError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
+    except (FileNotFoundError, ModelError) as exc:
+        typer.secho(f"cannot promote {name}: {exc}; current stays {current_target(cfg) or 'unset'}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"current -> {name} (was {previous or 'none'})")
 
 
