@@ -67,7 +67,7 @@ def train_cmd(
 
         store = open_store(cfg)
         try:
-            lo, hi = _range(store, start, end)
+            lo, hi = _range(store, start, end, "train on")
             res = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
                                    out_dir=out)
         finally:

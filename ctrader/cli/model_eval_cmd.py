@@ -20,12 +20,11 @@ def _dump(obj) -> str:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
 
 
-def _range(store, start, end):
-    from ctrader.cli.replay_cmd import parse_time
-    from ctrader.replay.runner import data_range
+def _range(store, start, end, what: str):
+    """[start, end) in ns: the options, defaulting to the recorded data's (``replay_window``)."""
+    from ctrader.cli.replay_cmd import replay_window
 
-    lo, hi = data_range(store) if start is None or end is None else (None, None)
-    return (parse_time(start) if start else lo), (parse_time(end) if end else hi)
+    return replay_window(store, start, end, what=what)
 
 
 def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model name in the registry"),
@@ -40,7 +39,7 @@ def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model nam
     cfg = state(ctx).setup_logging("model")
     store = open_store(cfg)
     try:
-        lo, hi = _range(store, start, end)
+        lo, hi = _range(store, start, end, "evaluate on")
         ev = evaluate_model(cfg, store, name, lo, hi, against=tuple(a.strip() for a in against.split(",") if a),
                             save=not no_save)
     finally:
@@ -120,7 +119,7 @@ def train_history_cmd(ctx: typer.Context,
     cfg = state(ctx).setup_logging("model")
     store = open_store(cfg)
     try:
-        lo, hi = _range(store, start, end)
+        lo, hi = _range(store, start, end, "train on")
         out = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms))
     finally:
         store.close()

@@ -40,8 +40,7 @@ def rank_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay each variant over the same windows and rank them walk-forward."""
-    from ctrader.cli.replay_cmd import parse_time, print_ranking
-    from ctrader.replay.runner import data_range
+    from ctrader.cli.replay_cmd import print_ranking, replay_window
     from ctrader.replay.sweep import ConfigSource, SweepError, parse_variant, run_variants
     from ctrader.strategy.registry import STRATEGIES
 
@@ -65,9 +64,8 @@ def rank_cmd(
             raise typer.BadParameter(f"--variant {name}: {exc}")
     store = open_store(cfg)
     try:
-        lo, hi = data_range(store) if start is None or end is None else (None, None)
-        sw = run_variants(source, variants, store, parse_time(start) if start else lo, parse_time(end) if end else hi,
-                          windows=windows, workers=workers, model=model, save=not no_save, kind="rank")
+        lo, hi = replay_window(store, start, end, what="rank on")
+        sw = run_variants(source, variants, store, lo, hi, windows=windows, workers=workers, model=model, save=not no_save, kind="rank")
     finally:
         store.close()
     if as_json:
