@@ -180,6 +180,11 @@ def test_nan_in_a_file_or_the_environment_is_refused(tmp_path):
         mine.write_text('[[sim.accounts]]\nname = "a"\napi_key = ""\napi_secret = ""\ned25519_api_key = ""\n'
                         'ed25519_public_key = ""\nmaker_commission = nan\ntaker_commission = 0.001\nbalances = []\n')
         load_config(mine, env={})
+    mine.write_text('[[sim.accounts]]\nname = "a"\napi_key = ""\napi_secret = ""\ned25519_api_key = ""\n'
+                    'ed25519_public_key = ""\nmaker_commission = 0\ntaker_commission = 0\nbalances = ["USDT=1e3"]\n')
+    with pytest.raises(ConfigError, match=rf"sim.accounts\[0\].balances\[0\] = 'USDT=1e3' \(from {mine}:9\): "
+                                          rf"expected ASSET=AMOUNT with a non-negative decimal amount"):
+        load_config(mine, env={})
 
 
 @pytest.mark.parametrize("key, value, kind", [
@@ -189,10 +194,11 @@ def test_nan_in_a_file_or_the_environment_is_refused(tmp_path):
     ("strategy.max_start", "USDT", "non-negative"),
     ("sim.market.asset_prices", "BTC=0", "positive"),
     ("sim.market.asset_prices", "BTC=1e999", "positive"),
+    ("sim.market.asset_prices", "BTC=-inf", "positive"),
 ])
 def test_asset_amount_lists_refuse_non_finite_and_negative_amounts(key, value, kind):
     with pytest.raises(ConfigError, match=rf"{key}\[\d\] = '.*' \(from --set {key}\): expected ASSET=AMOUNT with a "
-                                          rf"finite {kind} amount"):
+                                          rf"{kind} decimal amount"):
         load_config(overrides={key: value}, env={})
     assert load_config(overrides={key: "USDT=5,BTC=0.5"}, env={})
 

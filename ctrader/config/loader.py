@@ -21,6 +21,7 @@ import difflib
 import math
 import os
 import pathlib
+import re
 import tomllib
 import typing
 from typing import Any, Callable, Mapping
@@ -245,16 +246,16 @@ def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str,
     return value
 
 
+_DECIMAL = re.compile(r"\s*(\d+(\.\d*)?|\.\d+)\s*")
+
+
 def _check_amount(item: str, kind: str, fail: Callable[[str], typing.NoReturn]) -> None:
-    """An ``ASSET=AMOUNT`` item (``schema.opt(amounts=...)``): an asset name and a finite
-    amount, positive or non-negative as ``kind`` says."""
-    expected = f"ASSET=AMOUNT with a finite {kind} amount"
+    """An ``ASSET=AMOUNT`` item (``schema.opt(amounts=...)``): an asset name and an amount in plain
+    decimal notation (exact, as money is written: no exponent, no nan or inf), positive or
+    non-negative as ``kind`` says."""
+    expected = f"ASSET=AMOUNT with a {kind} decimal amount (e.g. BTC=0.015)"
     asset, sep, amount = item.partition("=")
-    if not sep or not asset.strip():
+    if not sep or not asset.strip() or not _DECIMAL.fullmatch(amount):
         fail(expected)
-    try:
-        value = float(amount)
-    except ValueError:
-        fail(expected)
-    if not math.isfinite(value) or value < 0 or (kind == "positive" and value == 0):
+    if kind == "positive" and not float(amount) > 0:
         fail(expected)
