@@ -10,7 +10,7 @@ import pytest
 from ctrader.config import load_config
 from ctrader.model.registry import PACKAGED_DIR, ModelError, list_models, read_metadata, resolve_model_dir
 from ctrader.model.scoring import FeatureMismatch, OnnxModel, load_model
-from ctrader.strategy.features import FEATURES
+from ctrader.strategy.features import FEATURES, N_FEATURES
 
 
 @pytest.fixture
@@ -91,9 +91,8 @@ def _copy_default(to):
     return to
 
 
-def _write_onnx(model_dir, graph_nodes, initializers, n_inputs=len(FEATURES)):
+def _write_onnx(model_dir, graph_nodes, initializers, n_inputs):
     """A hand-made ONNX graph features -> probabilities, under the packaged model's metadata."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -104,7 +103,7 @@ def _write_onnx(model_dir, graph_nodes, initializers, n_inputs=len(FEATURES)):
     (model_dir / "model.onnx").write_bytes(model.SerializeToString())
 
 
-def _slice_model(model_dir, n_inputs=len(FEATURES)):
+def _slice_model(model_dir, n_inputs=N_FEATURES):
     """probabilities = features[:, 0:2]: loads and runs, but its 'probabilities' are the inputs."""
     from onnx import helper
 

@@ -103,7 +103,7 @@ def verify_model(model_dir: str | pathlib.Path, expected_features: Sequence[str]
     batch[2:] = np.random.default_rng(0).normal(size=(2, n))
     try:
         p = model.score(batch)
-    except Exception as exc:      # noqa: BLE001 - onnxruntime's errors for a wrong shape or type
+    except Exception as exc:      # onnxruntime's errors for a wrong shape or type have no common base
         raise ModelError(f"{model_dir}: model {model.meta.name} v{model.version} cannot score a test batch of "
                          f"{n} features ({type(exc).__name__}: {str(exc).strip()})") from exc
     if p.shape != (len(batch),) or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
