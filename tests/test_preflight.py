@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from ctrader.cli.main import app
 from ctrader.cli.start_cmd import ALL
 from ctrader.config import load_config
+from ctrader.config.loader import DEFAULT_FILE
 from ctrader.model.registry import PACKAGED_DIR
 from ctrader.runtime.preflight import PreflightFailed, check, require
 
@@ -80,6 +83,17 @@ def test_live_mode_refuses_a_private_key_that_does_not_load(tmp_path):
     keys = private(tmp_path / "keys", "api_key=abcdefgh12345678\n")
     cfg = config(tmp_path, run__mode="live", venue__secret_file=keys, venue__private_key_file=pem)
     assert "not a usable Ed25519 private key" in problems(cfg)["venue.private_key_file"]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    private(pem, other.decode())
+    assert "not an Ed25519 private key" in problems(cfg)["venue.private_key_file"]
+    good = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    private(pem, good.decode())
+    assert problems(cfg) == {}
 
 
 def test_live_mode_on_binance_needs_credentials(tmp_path):
@@ -205,6 +219,23 @@ def test_a_journal_on_a_full_disk(tmp_path, monkeypatch):
         f"{tmp_path / 'data' / 'journal'}: no room to reserve a journal chunk (4 MiB): No space left on device; "
         f"free some space or point execution.journal_dir at a disk with room")
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".room-check")]
+
+
+def test_a_journal_on_a_real_full_disk(tmp_path):
+    """The same on a 1 MiB tmpfs, mounted in a user namespace (where the kernel allows one)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    exe = os.path.join(os.path.dirname(sys.executable), "ctrader")
+    script = (f'mount -t tmpfs -o size=1m tmpfs "{disk}" || exit 99; '
+              f'"{exe}" --set "execution.journal_dir={disk}/journal" config check "{DEFAULT_FILE}"')
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare here")
+    out = subprocess.run(["unshare", "-Urm", "sh", "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                         env=dict(os.environ, CTRADER_DATA_DIR=str(tmp_path / "data")))
+    if out.returncode == 99 or "unshare:" in out.stderr:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {out.stderr.strip()}")
+    assert out.returncode == 2, out.stderr
+    assert f"execution.journal_dir: {disk}/journal: no room to reserve a journal chunk (4 MiB)" in out.stderr
 
 
 def test_a_journal_another_executor_holds(tmp_path):

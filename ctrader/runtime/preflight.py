@@ -104,20 +104,23 @@ def _data_dir(cfg: Config, names: set[str], problems: list[Problem]) -> None:
 
 
 def _credentials(cfg: Config, names: set[str], problems: list[Problem]) -> None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     from ctrader.config.secrets import load_credentials, read_private_file
     from ctrader.venue.signing import Signer
 
     if cfg.run.mode != "live" or "executor" not in names:
         return
     venue = cfg.venue
-    found = len(problems)
+    unreadable = []
     for key in ("secret_file", "private_key_file"):
         if getattr(venue, key):
             try:
                 read_private_file(getattr(venue, key))
             except ConfigError as exc:
-                problems.append(Problem(f"venue.{key}", str(exc)))
-    if len(problems) > found:
+                unreadable.append(Problem(f"venue.{key}", str(exc)))
+    if unreadable:                        # each file's own reason, not what follows from it
+        problems.extend(unreadable)
         return
     try:
         creds = load_credentials(venue)
@@ -132,7 +135,7 @@ def _credentials(cfg: Config, names: set[str], problems: list[Problem]) -> None:
         return
     try:
         Signer.from_credentials(creds)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:     # a PEM that is no key, or another kind
         problems.append(Problem("venue.private_key_file", f"{venue.private_key_file}: not a usable Ed25519 "
                                                           f"private key ({exc})"))
 
