@@ -230,8 +230,8 @@ def test_a_journal_on_a_real_full_disk(tmp_path):
               f'"{exe}" --set "execution.journal_dir={disk}/journal" config check "{DEFAULT_FILE}"')
     if shutil.which("unshare") is None:
         pytest.skip("no unshare here")
-    out = subprocess.run(["unshare", "-Urm", "sh", "-c", script], capture_output=True, text=True, timeout=120, check=False,
-                         env=dict(os.environ, CTRADER_DATA_DIR=str(tmp_path / "data")))
+    out = subprocess.run(["unshare", "-Urm", "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                         check=False, env=dict(os.environ, CTRADER_DATA_DIR=str(tmp_path / "data")))
     if out.returncode == 99 or "unshare:" in out.stderr:
         pytest.skip(f"cannot mount a tmpfs in a user namespace here: {out.stderr.strip()}")
     assert out.returncode == 2, out.stderr

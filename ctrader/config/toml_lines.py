@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 
+_KEY_PART = r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'"""          # bare, "quoted" or 'literal'
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_ASSIGN = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
-_PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
+_ASSIGN = re.compile(rf"^\s*((?:{_KEY_PART})(?:\s*\.\s*(?:{_KEY_PART}))*)\s*=")
+_PART = re.compile(_KEY_PART)
 
 
 def _parts(dotted: str) -> list[str]:
