@@ -320,7 +320,7 @@ def test_config_check_runs_the_preflight(tmp_path):
            f"{secret} has mode 0644" in result.output
     os.chmod(secret, 0o600)
     result = invoke(tmp_path, "config", "check", str(mine))
-    assert result.exit_code == 0 and result.output.strip() == f"{mine}: ok"
+    assert result.exit_code == 0 and result.stdout.strip() == f"{mine}: ok"
     # --for record: the model and the journal do not matter to a recording
     (tmp_path / "none.toml").write_text('[model]\nname = "nope"\n')
     assert invoke(tmp_path, "config", "check", str(tmp_path / "none.toml")).exit_code == 2
