@@ -46,7 +46,7 @@ def test_bad_values_name_key_value_and_what_is_allowed(overrides, env, message):
 def test_user_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[sim]\nport = "http"\n')
-    with pytest.raises(ConfigError, match=r"sim.port = 'http' \(from .*bad.toml\): expected an integer"):
+    with pytest.raises(ConfigError, match=r"sim.port = 'http' \(from .*bad.toml:2\): expected an integer"):
         load_config(bad, env={})
     broken = tmp_path / "broken.toml"
     broken.write_text("[run\n")
@@ -114,3 +114,132 @@ def test_config_by_shipped_name_from_any_directory(tmp_path, monkeypatch):
         load_config("nosuch", env={})
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "sub" / "binance-live.toml", env={})
+
+
+# --- where a bad key was written: file and line (issue item 13) ---------------------------------
+
+def test_an_unknown_section_names_its_file_and_line(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('# my settings\n[run]\nlog_level = "DEBUG"\n\n[riskk]\nmax_position = 10\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(mine, env={})
+    assert f"unknown section riskk (from {mine}:5): did you mean risk?" in str(err.value)
+    assert "known sections: execution, feed" in str(err.value)
+
+
+def test_an_unknown_key_and_a_bad_value_name_their_lines(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[risk]\nmax_position = 10\nmax_postion = 5\n\n[sim.market]\nspeed = 2\n')
+    with pytest.raises(ConfigError, match=rf"unknown key risk.max_postion \(from {mine}:3\): did you mean "
+                                          rf"risk.max_position\?"):
+        load_config(mine, env={})
+    mine.write_text('[risk]\nmax_position = 10\n\n[sim.market]\nspeed = -1\n')
+    with pytest.raises(ConfigError, match=rf"sim.market.speed = -1 \(from {mine}:5\)"):
+        load_config(mine, env={})
+
+
+def test_keys_of_arrays_of_tables_and_list_items_name_their_lines(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[strategy]\nmax_start = ["USDT=1000",\n  "BTC=x"]\n\n[[sim.accounts]]\nname = "a"\n'
+                    'api_key = ""\napi_secret = ""\ned25519_api_key = ""\ned25519_public_key = ""\n'
+                    'maker_commission = 0.001\ntaker_commission = 0.5\nbalances = []\n')
+    with pytest.raises(ConfigError, match=rf"sim.accounts\[0\].taker_commission = 0.5 \(from {mine}:12\)"):
+        load_config(mine, env={})
+    mine.write_text('[strategy]\nmax_start = ["USDT=1000",\n  "BTC=x"]\n')
+    with pytest.raises(ConfigError, match=rf"strategy.max_start\[1\] = 'BTC=x' \(from {mine}:2\)"):
+        load_config(mine, env={})
+
+
+def test_an_unknown_section_from_the_command_line_names_the_option():
+    with pytest.raises(ConfigError, match=r"unknown section riskk \(from --set riskk.max_position\)"):
+        load_config(overrides={"riskk.max_position": "1"}, env={})
+
+
+def test_key_lines_places_every_key_of_the_default_file():
+    from ctrader.config.loader import DEFAULT_FILE
+    from ctrader.config.toml_lines import key_lines
+
+    text = DEFAULT_FILE.read_text()
+    lines = text.splitlines()
+    found = key_lines(text)
+    assert found["sim.accounts[0]"] < found["sim.accounts[0].balances"]
+    for dotted in ("run", "run.mode", "sim.market.speed", "risk.daily_loss_limit", "sim.accounts[0].name"):
+        assert dotted.rsplit(".", 1)[-1].split("[")[0] in lines[found[dotted] - 1]
+    # a multi-line string or array does not lose the keys after it
+    doc = 'a = """\nb = 1\n"""\nc = [\n  "d = 2",\n]\ne = 3\n'
+    assert key_lines(doc) == {"a": 1, "c": 4, "e": 7}
+
+
+# --- non-finite numbers (issue item 11) ------------------------------------------------------------
+
+def _float_keys():
+    """Every float key of the schema, dotted (what env and --set can reach)."""
+    import typing
+
+    from ctrader.config.loader import _scalar_keys
+    from ctrader.config.schema import Config
+
+    for dotted in _scalar_keys(Config):
+        node = Config
+        for part in dotted.split("."):
+            node = typing.get_type_hints(node)[part]
+        if node is float:
+            yield dotted
+
+
+def test_every_float_key_refuses_nan_and_infinity():
+    keys = list(_float_keys())
+    assert "risk.daily_loss_limit" in keys and "sim.market.speed" in keys and len(keys) > 30
+    for key in keys:
+        for bad in ("nan", "inf", "-inf", "NaN"):
+            with pytest.raises(ConfigError, match=rf"{key} = '{bad}' \(from --set {key}\): expected a finite number"):
+                load_config(overrides={key: bad}, env={})
+
+
+def test_nan_in_a_file_or_the_environment_is_refused(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[risk]\nmax_position = 10\ndaily_loss_limit = nan\n")
+    with pytest.raises(ConfigError, match=rf"risk.daily_loss_limit = nan \(from {mine}:3\): expected a finite"):
+        load_config(mine, env={})
+    mine.write_text("[risk]\nmax_order_notional = inf\n")
+    with pytest.raises(ConfigError, match=rf"risk.max_order_notional = inf \(from {mine}:2\): expected a finite"):
+        load_config(mine, env={})
+    with pytest.raises(ConfigError, match=r"risk.max_position = 'nan' \(from env CTRADER_RISK_MAX_POSITION\)"):
+        load_config(env={"CTRADER_RISK_MAX_POSITION": "nan"})
+    with pytest.raises(ConfigError, match=r"sim.accounts\[0\].maker_commission = nan"):
+        mine.write_text('[[sim.accounts]]\nname = "a"\napi_key = ""\napi_secret = ""\ned25519_api_key = ""\n'
+                        'ed25519_public_key = ""\nmaker_commission = nan\ntaker_commission = 0.001\nbalances = []\n')
+        load_config(mine, env={})
+    mine.write_text('[[sim.accounts]]\nname = "a"\napi_key = ""\napi_secret = ""\ned25519_api_key = ""\n'
+                    'ed25519_public_key = ""\nmaker_commission = 0\ntaker_commission = 0\nbalances = ["USDT=1e3"]\n')
+    with pytest.raises(ConfigError, match=rf"sim.accounts\[0\].balances\[0\] = 'USDT=1e3' \(from {mine}:9\): "
+                                          rf"expected ASSET=AMOUNT with a non-negative decimal amount"):
+        load_config(mine, env={})
+
+
+@pytest.mark.parametrize("key, value, kind", [
+    ("strategy.max_start", "USDT=nan", "non-negative"),
+    ("strategy.max_start", "USDT=1000,BTC=inf", "non-negative"),
+    ("strategy.max_start", "USDT=-5", "non-negative"),
+    ("strategy.max_start", "USDT", "non-negative"),
+    ("sim.market.asset_prices", "BTC=0", "positive"),
+    ("sim.market.asset_prices", "BTC=1e999", "positive"),
+    ("sim.market.asset_prices", "BTC=-inf", "positive"),
+])
+def test_asset_amount_lists_refuse_non_finite_and_negative_amounts(key, value, kind):
+    with pytest.raises(ConfigError, match=rf"{key}\[\d\] = '.*' \(from --set {key}\): expected ASSET=AMOUNT with a "
+                                          rf"{kind} decimal amount"):
+        load_config(overrides={key: value}, env={})
+    assert load_config(overrides={key: "USDT=5,BTC=0.5"}, env={})
+
+
+def test_config_check_refuses_nan_with_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from ctrader.cli.main import app
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[risk]\ndaily_loss_limit = nan\n")
+    result = CliRunner().invoke(app, ["config", "check", str(mine)], env={"CTRADER_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 2
+    assert f"risk.daily_loss_limit = nan (from {mine}:2): expected a finite number" in result.output

@@ -10,7 +10,7 @@ import pytest
 from ctrader.config import load_config
 from ctrader.model.registry import PACKAGED_DIR, ModelError, list_models, read_metadata, resolve_model_dir
 from ctrader.model.scoring import FeatureMismatch, OnnxModel, load_model
-from ctrader.strategy.features import FEATURES
+from ctrader.strategy.features import FEATURES, N_FEATURES
 
 
 @pytest.fixture
@@ -82,3 +82,77 @@ def test_an_alias_resolves_and_is_listed_once(cfg, tmp_path):
     assert aliases(cfg) == {"current": "m2"}
     assert [m.path for m in list_models(cfg)].count(str(reg / "m2")) == 1
     assert str(reg / "current") not in [m.path for m in list_models(cfg)]
+
+
+# --- verify_model: what promote and the pre-flight check run -------------------------------------
+
+def _copy_default(to):
+    shutil.copytree(PACKAGED_DIR / "default", to)
+    return to
+
+
+def _write_onnx(model_dir, graph_nodes, initializers, n_inputs):
+    """A hand-made ONNX graph features -> probabilities, under the packaged model's metadata."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        graph_nodes, "test", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_inputs])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, None])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (model_dir / "model.onnx").write_bytes(model.SerializeToString())
+
+
+def _slice_model(model_dir, n_inputs=N_FEATURES):
+    """probabilities = features[:, 0:2]: loads and runs, but its 'probabilities' are the inputs."""
+    from onnx import helper
+
+    init = [helper.make_tensor(name, 7, [1], [value]) for name, value in
+            (("starts", 0), ("ends", 2), ("axes", 1))]
+    _write_onnx(model_dir, [helper.make_node("Slice", ["features", "starts", "ends", "axes"], ["probabilities"])],
+                init, n_inputs)
+
+
+def test_verify_model_passes_the_packaged_model():
+    from ctrader.model.scoring import verify_model
+
+    assert verify_model(PACKAGED_DIR / "default", FEATURES).meta.features == FEATURES
+
+
+def test_verify_model_refuses_a_truncated_onnx_file(tmp_path):
+    from ctrader.model.scoring import verify_model
+
+    bad = _copy_default(tmp_path / "bad")
+    blob = (bad / "model.onnx").read_bytes()
+    (bad / "model.onnx").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ModelError, match=r"model.onnx: onnxruntime cannot load it \(InvalidProtobuf"):
+        verify_model(bad, FEATURES)
+
+
+def test_verify_model_refuses_a_model_of_another_width(tmp_path):
+    from ctrader.model.scoring import verify_model
+
+    bad = _copy_default(tmp_path / "bad")
+    _slice_model(bad, n_inputs=len(FEATURES) - 1)      # metadata lists 20 features, the graph takes 19
+    with pytest.raises(ModelError, match=f"cannot score a test batch of {len(FEATURES)} features"):
+        verify_model(bad, FEATURES)
+
+
+def test_verify_model_refuses_scores_that_are_not_probabilities(tmp_path):
+    from ctrader.model.scoring import verify_model
+
+    bad = _copy_default(tmp_path / "bad")
+    _slice_model(bad)
+    with pytest.raises(ModelError, match=r"scored a test batch with .*expected one probability in \[0, 1\]"):
+        verify_model(bad, FEATURES)
+
+
+def test_verify_model_refuses_other_features(tmp_path):
+    from ctrader.model.scoring import verify_model
+
+    bad = _copy_default(tmp_path / "bad")
+    meta = json.loads((bad / "metadata.json").read_text())
+    meta["features"] = list(reversed(meta["features"]))
+    (bad / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(FeatureMismatch, match="same names in another order"):
+        verify_model(bad, FEATURES)

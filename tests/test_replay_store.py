@@ -115,6 +115,44 @@ def test_cli_replay_refuses_bad_latency(env):
     assert res.exit_code != 0 and "latency" in res.output
 
 
+def _iso(ns):
+    from ctrader.cli.replay_cmd import _iso
+
+    return _iso(int(ns))
+
+
+def test_cli_replay_refuses_an_end_at_or_before_the_start(env):
+    _, _, md, _, sets = env
+    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")] + ["replay", "--no-save", "--model", "none"]
+    lo = int(md["recv_ts_ns"].min())
+    res = CliRunner().invoke(app, argv + ["--start", str(lo + 10**10), "--end", str(lo)])
+    assert res.exit_code == 2
+    assert f"--end {lo} ({_iso(lo)}) is before --start {lo + 10**10}" in res.output
+    assert "the range to replay is empty" in res.output
+    res = CliRunner().invoke(app, argv + ["--start", "2023-11-14T22:13:30", "--end", "2023-11-14T22:13:30"])
+    assert res.exit_code == 2 and "is the same time as --start 2023-11-14T22:13:30" in res.output
+    res = CliRunner().invoke(app, argv[:-4] + ["model", "train-history", "--name", "x", "--start", str(lo + 1),
+                                               "--end", str(lo)])
+    assert res.exit_code == 2 and "the range to train on is empty" in res.output
+
+
+def test_cli_replay_of_a_range_without_data_exits_1(env):
+    _, _, md, _, sets = env
+    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")] + ["replay", "--no-save", "--model", "none"]
+    lo, hi = int(md["recv_ts_ns"].min()), int(md["recv_ts_ns"].max())
+    held = f"the store holds {_iso(lo)} .. {_iso(hi + 1)}"
+    res = CliRunner().invoke(app, argv + ["--start", "2030-01-01T00:00", "--end", "2030-01-02T00:00"])
+    assert res.exit_code == 1
+    assert "nothing to replay from 2030-01-01T00:00:00.000Z to 2030-01-02T00:00:00.000Z: no market data" in res.output
+    assert held in res.output
+    res = CliRunner().invoke(app, argv + ["--start", str(hi + 1)])           # after the last record
+    assert res.exit_code == 1 and f"nothing to replay from {_iso(hi + 1)} to the last" in res.output
+    res = CliRunner().invoke(app, argv + ["--end", str(lo)])                 # before the first
+    assert res.exit_code == 1 and "from the first record to" in res.output and held in res.output
+    res = CliRunner().invoke(app, argv + ["--symbols", "BTCUSDT", "--start", "2030-01-01T00:00"])
+    assert res.exit_code == 1 and "no market data in ctrader.md_book for BTCUSDT in that range" in res.output
+
+
 def test_speed_and_time_parsing():
     import typer
 

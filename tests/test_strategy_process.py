@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import time
 
@@ -144,6 +145,7 @@ def test_a_promoted_model_is_picked_up_without_restart_and_a_mismatch_is_refused
     import shutil
 
     from ctrader.model.registry import PACKAGED_DIR, registry_dir
+    from ctrader.model.scoring import FeatureMismatch
     from ctrader.replay.ml_loop import PromotionWatcher, promote
     from ctrader.strategy.process import StrategyLoop, build_engine
 
@@ -165,6 +167,9 @@ def test_a_promoted_model_is_picked_up_without_restart_and_a_mismatch_is_refused
     promote(cfg, "good")
     loop.check_promotion()
     assert engine.model.version == "v-good" and loop.model_swaps == 1
-    promote(cfg, "bad")                                         # trained on other features
+    with pytest.raises(FeatureMismatch):                        # promote refuses a model trained on other
+        promote(cfg, "bad")                                     # features, so point current at it by hand:
+    os.symlink("bad", reg / ".current.tmp")                     # the strategy still guards itself
+    os.replace(reg / ".current.tmp", reg / "current")
     loop.check_promotion()
     assert engine.model.version == "v-good" and loop.model_refused == 1

@@ -39,14 +39,19 @@ def state(ctx: typer.Context) -> CliState:
 
 
 def run_session_or_exit(cfg: Config, names: list[str], **kw) -> dict:
-    """``run_session``; when another session holds what it needs (its data directory, the
-    simulator's port) or a component cannot start, the reason in red and exit code 1 instead of
-    a traceback."""
+    """``run_session``; instead of a traceback, the reason in red and exit code 2 when the
+    pre-flight finds something wrong (``ctrader.runtime.preflight``: nothing has started), or 1
+    when another session holds what it needs (its data directory, the simulator's port) or a
+    component could not start."""
+    from ctrader.runtime.preflight import PreflightFailed
     from ctrader.runtime.session import SessionInUse, run_session
     from ctrader.runtime.supervisor import StartFailed
 
     try:
         return run_session(cfg, names, **kw)
+    except PreflightFailed as exc:
+        typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
     except (SessionInUse, StartFailed) as exc:
         typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

@@ -41,13 +41,29 @@ def show(ctx: typer.Context,
 
 
 @config_app.command("check")
-def check(ctx: typer.Context, file: str = typer.Argument(..., help="TOML file to validate")) -> None:
-    """Validate FILE layered over the defaults; exit 0 if valid, 2 with the reason if not."""
+def check(ctx: typer.Context, file: str = typer.Argument(..., help="TOML file to validate"),
+          command: str = typer.Option("start", "--for", help="check what this command needs: start (every "
+                                      "component) or record (the feed and the recorder)")) -> None:
+    """Validate FILE layered over the defaults (and the environment, and --set), then run the checks
+    that `ctrader start` runs before starting anything: credentials in live mode, exchangeInfo files,
+    the model, the journal, data and spill directories, the store URL. Exit 0 if all pass, 2 with
+    every reason if not."""
+    from ctrader.cli.record_cmd import COMPONENTS as RECORD
+    from ctrader.cli.start_cmd import ALL as START
+    from ctrader.runtime import preflight
+
+    components = {"start": START, "record": RECORD}
+    if command not in components:
+        raise typer.BadParameter(f"expected start or record, got {command!r}", param_hint="--for")
     try:
-        load_config(file, overrides=state(ctx).overrides)
+        cfg = load_config(file, overrides=state(ctx).overrides)
     except ConfigError as exc:
         typer.secho(f"invalid: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+    problems = preflight.check(cfg, components[command])
+    if problems:
+        typer.secho(f"invalid: {file}: {preflight.describe(problems)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
     typer.echo(f"{file}: ok")
 
 

@@ -70,7 +70,7 @@ def train_cmd(
 
         store = open_store(cfg)
         try:
-            lo, hi = _range(store, start, end)
+            lo, hi = _range(store, start, end, "train on")
             with ProgressBar() as bar:
                 res = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
                                        out_dir=out, progress=bar)

@@ -22,12 +22,11 @@ def _dump(obj) -> str:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
 
 
-def _range(store, start, end):
-    from ctrader.cli.replay_cmd import parse_time
-    from ctrader.replay.runner import data_range
+def _range(store, start, end, what: str):
+    """[start, end) in ns: the options, defaulting to the recorded data's (``replay_window``)."""
+    from ctrader.cli.replay_cmd import replay_window
 
-    lo, hi = data_range(store) if start is None or end is None else (None, None)
-    return (parse_time(start) if start else lo), (parse_time(end) if end else hi)
+    return replay_window(store, start, end, what=what)
 
 
 def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model name in the registry"),
@@ -43,7 +42,7 @@ def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model nam
     require("train")
     store = open_store(cfg)
     try:
-        lo, hi = _range(store, start, end)
+        lo, hi = _range(store, start, end, "evaluate on")
         with ProgressBar(enabled=not as_json) as bar:
             ev = evaluate_model(cfg, store, name, lo, hi, against=tuple(a.strip() for a in against.split(",") if a),
                                 save=not no_save, progress=bar)
@@ -67,15 +66,19 @@ def eval_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model nam
 
 def promote_cmd(ctx: typer.Context, name: str = typer.Argument(..., help="model to promote"),
                 reason: str = typer.Option("", "--reason")) -> None:
-    """Make NAME the current model (a strategy configured with model name "current" scores with it)."""
-    from ctrader.replay.ml_loop import promote
+    """Make NAME the current model (a strategy configured with model name "current" scores with it).
+    The model is loaded and checked first (ONNX loads, features match the strategy's, a test batch
+    scores); one that fails is refused with the reason and current stays as it was."""
+    from ctrader.model.registry import ModelError
+    from ctrader.replay.ml_loop import current_target, promote
 
     cfg = state(ctx).setup_logging("model")
     try:
         previous = promote(cfg, name, reason=reason or "by hand")
-    except FileNotFoundError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
+    except (FileNotFoundError, ModelError) as exc:
+        typer.secho(f"cannot promote {name}: {exc}; current stays {current_target(cfg) or 'unset'}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"current -> {name} (was {previous or 'none'})")
 
 
@@ -124,7 +127,7 @@ def train_history_cmd(ctx: typer.Context,
     require("train")
     store = open_store(cfg)
     try:
-        lo, hi = _range(store, start, end)
+        lo, hi = _range(store, start, end, "train on")
         with ProgressBar(enabled=not as_json) as bar:
             out = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
                                    progress=bar)

@@ -11,6 +11,8 @@ import typer
 
 from ctrader.cli.common import run_session_or_exit, state
 
+COMPONENTS = ["sim", "feed", "recorder"]      # the simulator only when it is the venue (run_session)
+
 
 def register(app: typer.Typer) -> None:
     @app.command("record")
@@ -28,10 +30,9 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         cfg = st.setup_logging("supervisor")
-        names = (["sim"] if cfg.venue.kind == "sim" else []) + ["feed", "recorder"]
         typer.echo(f"ctrader record: venue {cfg.venue.kind} -> {cfg.store.url} ({cfg.store.database}); "
                    f"Ctrl-C stops", err=True)
-        result = run_session_or_exit(cfg, names, duration_s=duration, processes=processes,
+        result = run_session_or_exit(cfg, COMPONENTS, duration_s=duration, processes=processes,
                              on_status=lambda stats: typer.echo(render_status(stats), err=True),
                              status_every_s=status_every, log_format=st.log_format or cfg.run.log_format,
                              log_level=st.log_level or cfg.run.log_level)

@@ -41,6 +41,44 @@ def parse_time(text):
         raise typer.BadParameter(f"not a time: {text!r} ({exc})")
 
 
+def replay_window(store, start: str | int | None, end: str | int | None,
+                  symbols: list[str] | None = None, what: str = "replay") -> tuple[int, int]:
+    """[start, end) in ns to replay (or train, or evaluate on): ``--start`` / ``--end``, each
+    defaulting to the recorded data's. An end at or before the start is a usage error (exit 2);
+    a range the store holds no market data in ends the command with exit 1, as an empty store
+    does, instead of an empty replay."""
+    from ctrader.replay.runner import data_range
+
+    start_ns, end_ns = parse_time(start), parse_time(end)
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        same = "the same time as" if end_ns == start_ns else "before"
+        raise typer.BadParameter(f"--end {end} ({_iso(end_ns)}) is {same} --start {start} ({_iso(start_ns)}): "
+                                 f"the range to {what} is empty")
+    record_first = "record some first: ctrader record / ctrader start"
+    try:
+        lo, hi = data_range(store, symbols, start_ns, end_ns)
+    except ValueError as exc:
+        if start_ns is None and end_ns is None:
+            message = f"nothing to {what}: {exc} ({record_first})"
+        else:
+            try:
+                first, last = data_range(store, symbols)
+                held = f"the store holds {_iso(first)} .. {_iso(last)}"
+            except ValueError:
+                held = f"the store holds none ({record_first})"
+            message = (f"nothing to {what} from {_iso(start_ns) if start_ns is not None else 'the first record'} "
+                       f"to {_iso(end_ns) if end_ns is not None else 'the last'}: {exc}; {held}")
+        typer.secho(message, fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    return (lo if start_ns is None else start_ns), (hi if end_ns is None else end_ns)
+
+
+def _iso(ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def parse_speed(text: str) -> float:
     """'fast' / 'max' -> 0 (as fast as possible), 'realtime' -> 1, '10x' or '10' -> 10."""
     t = text.strip().lower()
@@ -107,7 +145,7 @@ def replay(
     if report:
         require("report")                   # before the replay, not after it
     from ctrader.execution.latency import LatencySpecError
-    from ctrader.replay.runner import data_range, options_from_config, replay_store, resolve_universe
+    from ctrader.replay.runner import options_from_config, replay_store, resolve_universe
 
     try:
         opts = options_from_config(cfg)
@@ -129,16 +167,7 @@ def replay(
             start = start or al["start_ns"]
             end = end or al["end_ns"]
             first_group, align_note = al["first_group"], al["note"]
-        lo, hi = (None, None)
-        if start is None or end is None:
-            try:
-                lo, hi = data_range(store, names)
-            except ValueError as exc:
-                typer.secho(f"nothing to replay: {exc} (record some first: ctrader record / ctrader start)",
-                            fg=typer.colors.RED, err=True)
-                raise typer.Exit(1)
-        start_ns = parse_time(start) if start is not None else lo
-        end_ns = parse_time(end) if end is not None else hi
+        start_ns, end_ns = replay_window(store, start, end, names)
         if sweep:
             _sweep(st, store, sweep, start_ns, end_ns, windows, workers, model, as_json, no_save)
             return

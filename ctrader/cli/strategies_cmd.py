@@ -41,8 +41,7 @@ def rank_cmd(
 ) -> None:
     """Replay each variant over the same windows and rank them walk-forward."""
     from ctrader.cli.progress import ProgressBar
-    from ctrader.cli.replay_cmd import count_progress, parse_time, print_ranking
-    from ctrader.replay.runner import data_range
+    from ctrader.cli.replay_cmd import count_progress, print_ranking, replay_window
     from ctrader.replay.sweep import ConfigSource, SweepError, parse_variant, run_variants
     from ctrader.strategy.registry import STRATEGIES
 
@@ -66,10 +65,9 @@ def rank_cmd(
             raise typer.BadParameter(f"--variant {name}: {exc}")
     store = open_store(cfg)
     try:
-        lo, hi = data_range(store) if start is None or end is None else (None, None)
+        lo, hi = replay_window(store, start, end, what="rank on")
         with ProgressBar(enabled=not as_json) as bar:
-            sw = run_variants(source, variants, store, parse_time(start) if start else lo,
-                              parse_time(end) if end else hi, windows=windows, workers=workers, model=model,
+            sw = run_variants(source, variants, store, lo, hi, windows=windows, workers=workers, model=model,
                               save=not no_save, kind="rank", progress=count_progress(bar, "rank"))
     finally:
         store.close()

@@ -12,17 +12,24 @@ Layers, later wins:
 Everything is checked against ``schema.Config``: an unknown key, a wrong type or a value out of
 range raises ``ConfigError`` naming the key, the bad value, where it came from and what is
 allowed.
+A key from a file is named with its line (``my.toml:12``); a non-finite number (``nan``,
+``inf``) is refused everywhere, since NaN compares false with every limit and would silently
+disable it.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import pathlib
+import re
 import tomllib
 import typing
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ctrader.config.schema import Config
+from ctrader.config.toml_lines import key_lines
 
 # Package data, so an installed ctrader (not only a checkout) finds its defaults.
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "data" / "config"
@@ -39,13 +46,13 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: Mapping[str
                 env: Mapping[str, str] | None = None) -> Config:
     """Build the validated configuration from the layers described in the module docstring."""
     env = os.environ if env is None else env
-    merged = _read_toml(DEFAULT_FILE)
+    merged, lines = _read_toml(DEFAULT_FILE)
     sources: dict[str, str] = {}
-    _mark_sources(merged, DEFAULT_FILE.name, sources)
+    _mark_sources(merged, DEFAULT_FILE.name, lines, sources)
     if path is not None:
         path = resolve_config_path(path)
-        user = _read_toml(path)
-        _mark_sources(user, str(path), sources)
+        user, lines = _read_toml(pathlib.Path(path))
+        _mark_sources(user, str(path), lines, sources)
         _deep_merge(merged, user)
     for dotted, value, origin in _env_overrides(env):
         _set_dotted(merged, dotted, value)
@@ -91,12 +98,16 @@ def expand_path(cfg: Config, template: str) -> pathlib.Path:
 
 # --- layers ------------------------------------------------------------------------------------
 
-def _read_toml(path: pathlib.Path) -> dict:
+def _read_toml(path: pathlib.Path) -> tuple[dict, dict[str, int]]:
+    """The file's tree and the line of each of its keys."""
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        text = path.read_bytes().decode()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text), key_lines(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -109,13 +120,38 @@ def _deep_merge(base: dict, top: Mapping) -> None:
             base[key] = value
 
 
-def _mark_sources(tree: Mapping, origin: str, sources: dict, prefix: str = "") -> None:
+def _mark_sources(tree: Mapping, origin: str, lines: Mapping[str, int], sources: dict, prefix: str = "") -> None:
+    """Record where every table and key of ``tree`` comes from: ``file:line`` when the line is known."""
+    def at(dotted: str) -> str:
+        return f"{origin}:{lines[dotted]}" if dotted in lines else origin
+
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
+        sources[dotted] = at(dotted)
         if isinstance(value, Mapping):
-            _mark_sources(value, origin, sources, dotted + ".")
-        else:
-            sources[dotted] = origin
+            _mark_sources(value, origin, lines, sources, dotted + ".")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):             # [[array.of.tables]]
+                    sources[f"{dotted}[{i}]"] = at(f"{dotted}[{i}]")
+                    _mark_sources(item, origin, lines, sources, f"{dotted}[{i}].")
+
+
+def _origin(sources: Mapping[str, str], dotted: str) -> str:
+    """Where ``dotted`` was set: itself, else the first key set inside it (a section known only
+    by its keys, e.g. from ``--set``), else the nearest enclosing table or list."""
+    if dotted in sources:
+        return sources[dotted]
+    inside = next((origin for key, origin in sources.items() if key.startswith((dotted + ".", dotted + "["))),
+                  None)
+    if inside is not None:
+        return inside
+    parent = dotted
+    while parent:
+        parent = parent[:parent.rindex("[")] if parent.endswith("]") else parent.rpartition(".")[0]
+        if parent in sources:
+            return sources[parent]
+    return "?"
 
 
 def _env_overrides(env: Mapping[str, str]):
@@ -159,8 +195,13 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key {prefix}{unknown[0]} (from {sources.get(prefix + unknown[0], '?')});"
-                          f" known keys in {where}: {', '.join(sorted(fields))}")
+        name = unknown[0]
+        what = "section" if isinstance(data[name], Mapping) else "key"
+        close = difflib.get_close_matches(name, fields, n=1)
+        hint = f"did you mean {prefix}{close[0]}? " if close else ""
+        known = "sections" if not prefix else f"keys in {where}"
+        raise ConfigError(f"unknown {what} {prefix}{name} (from {_origin(sources, prefix + name)}): {hint}"
+                          f"known {known}: {', '.join(sorted(fields))}")
     values = {}
     for name, f in fields.items():
         dotted = f"{prefix}{name}"
@@ -171,7 +212,7 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
 
 
 def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str, str]) -> Any:
-    origin = sources.get(dotted, "?")
+    origin = _origin(sources, dotted)
 
     def fail(expected: str) -> typing.NoReturn:
         help_text = f" ({meta['help']})" if meta.get("help") else ""
@@ -207,9 +248,14 @@ def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str,
             value = float(raw) if isinstance(raw, (int, float, str)) else fail("a number")
         except ValueError:
             fail("a number")
+        if not math.isfinite(value):       # NaN passes every comparison with a limit as "within"
+            fail("a finite number")
     elif tp is str:
         if not isinstance(raw, str):
             fail("a string")
+        if meta.get("amounts"):
+            _check_amount(raw, meta["amounts"], fail)
+            return raw
         value = raw
     else:  # pragma: no cover - a schema bug, not a user error
         raise TypeError(f"unsupported config type {tp!r} for {dotted}")
@@ -221,3 +267,18 @@ def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str,
     if lo is not None and value < lo or hi is not None and value > hi:
         fail(f"a value in [{lo}, {hi}]")
     return value
+
+
+_DECIMAL = re.compile(r"\s*(\d+(\.\d*)?|\.\d+)\s*")
+
+
+def _check_amount(item: str, kind: str, fail: Callable[[str], typing.NoReturn]) -> None:
+    """An ``ASSET=AMOUNT`` item (``schema.opt(amounts=...)``): an asset name and an amount in plain
+    decimal notation (exact, as money is written: no exponent, no nan or inf), positive or
+    non-negative as ``kind`` says."""
+    expected = f"ASSET=AMOUNT with a {kind} decimal amount (e.g. BTC=0.015)"
+    asset, sep, amount = item.partition("=")
+    if not sep or not asset.strip() or not _DECIMAL.fullmatch(amount):
+        fail(expected)
+    if kind == "positive" and not float(amount) > 0:
+        fail(expected)

@@ -2,7 +2,8 @@
 
 Values live in ``config/default.toml`` (the single place defaults are written down); this module
 only says what each key is and what it may hold. Field metadata carries the constraints the
-loader checks: ``choices``, ``min``, ``max`` and a ``help`` line shown in error messages.
+loader checks: ``choices``, ``min``, ``max``, ``pow2``, ``amounts`` and a ``help`` line shown in
+error messages; every number must be finite.
 
 Secrets are deliberately absent: API keys never enter the config tree (see ``secrets.py``), so
 ``ctrader config show`` cannot print them and a logged config cannot leak them.
@@ -14,9 +15,12 @@ from typing import Any
 
 
 def opt(help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, pow2: bool = False) -> Any:
-    """A required field with its validation rules (no default: defaults live in default.toml)."""
-    return field(metadata={"help": help, "choices": choices, "min": min, "max": max, "pow2": pow2})
+        max: float | None = None, pow2: bool = False, amounts: str | None = None) -> Any:
+    """A required field with its validation rules (no default: defaults live in default.toml).
+    ``amounts`` marks a list of ``ASSET=AMOUNT`` strings whose amounts must be finite and
+    "positive" or "non-negative"."""
+    return field(metadata={"help": help, "choices": choices, "min": min, "max": max, "pow2": pow2,
+                           "amounts": amounts})
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class SimMarketConfig:
     dislocation_bps: float = opt("size of a dislocation, basis points", min=0, max=10000)
     dislocation_ms: int = opt("how long a dislocation stays open before arbitrageurs close it, ms",
                               min=1, max=86_400_000)
-    asset_prices: list[str] = opt("starting fair values in USDT as ASSET=PRICE, over the built-in table")
+    asset_prices: list[str] = opt("starting fair values in USDT as ASSET=PRICE, over the built-in table",
+                                  amounts="positive")
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ class SimAccountConfig:
     ed25519_public_key: str = opt("public key of ed25519_api_key: PEM, or base64 of the raw 32 bytes")
     maker_commission: float = opt("maker commission rate (0.001 = 0.1%)", min=0, max=0.1)
     taker_commission: float = opt("taker commission rate (0.001 = 0.1%)", min=0, max=0.1)
-    balances: list[str] = opt("starting balances as ASSET=AMOUNT")
+    balances: list[str] = opt("starting balances as ASSET=AMOUNT", amounts="non-negative")
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,8 @@ class StrategyConfig:
     min_edge_bps: float = opt("net edge after taker fees a triangle needs to become a candidate, bp",
                               min=-10000, max=10000)
     min_score: float = opt("model score an edge needs to be traded (0 = trade every edge)", min=0, max=1)
-    max_start: list[str] = opt("largest amount per trade in each start asset, ASSET=AMOUNT")
+    max_start: list[str] = opt("largest amount per trade in each start asset, ASSET=AMOUNT",
+                               amounts="non-negative")
     max_book_age_ms: float = opt("a leg whose book is older than this blocks its triangles", min=1)
     cooldown_ms: float = opt("wait after trading a triangle before trading it again", min=0)
     tif: str = opt("time in force of the leg orders", choices=("IOC", "FOK", "GTC"))

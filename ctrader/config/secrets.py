@@ -38,7 +38,10 @@ def read_private_file(path: str | os.PathLike) -> bytes:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"secret file {p} has mode {stat.S_IMODE(mode):04o}; "
                           f"it must be readable by its owner only (chmod 600 {p})")
-    return p.read_bytes()
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"secret file {p} cannot be read: {exc.strerror or exc}") from None
 
 
 def load_credentials(venue: VenueConfig, env: Mapping[str, str] | None = None) -> Credentials | None:

@@ -29,6 +29,7 @@ import fcntl
 import logging
 import mmap
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _NOT_IN_INTENT = ("fees", "trade_ids", "published")    # state that the later lines carry
 _CHUNK = 1 << 22        # the map grows by 4 MiB (sparse: the zeros cost no disk until written)
+CHUNK_BYTES = _CHUNK    # what opening a journal reserves on its disk (``check_room``)
 _PAGE = mmap.PAGESIZE
 
 
@@ -288,6 +290,18 @@ class Journal:
                     if u.fee:
                         o.fees[u.fee_asset] = o.fees.get(u.fee_asset, 0) + u.fee
         return orders, fills
+
+
+def check_room(directory: str | os.PathLike) -> None:
+    """Reserve in ``directory`` (which exists) what opening a journal there reserves (one chunk,
+    with ``posix_fallocate``) in a scratch file, and give it back. Raises ``OSError`` when a
+    journal could not start there: not writable (EACCES, EROFS, ...) or no room (ENOSPC, EDQUOT)."""
+    fd, scratch = tempfile.mkstemp(prefix=".room-check-", dir=directory)
+    try:
+        os.posix_fallocate(fd, 0, _CHUNK)
+    finally:
+        os.close(fd)
+        os.unlink(scratch)
 
 
 def _data_end(fd: int) -> int:

@@ -2,6 +2,7 @@
 
     model = OnnxModel.load(path, expected_features=FEATURES)   # refuses a feature mismatch
     probs = model.score(features)            # float32 (n, k) -> float64 (n,), P(trade pays)
+    model = verify_model(path, FEATURES)     # ... and proven to score a test batch (promote, pre-flight)
 
 ``load_model(cfg, features)`` resolves ``[model] name`` through the registry (None for "none").
 The session runs with ``[model] threads`` intra-op threads (1 by default: scoring a few rows is
@@ -70,8 +71,12 @@ class OnnxModel:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        model = cls(meta, session)
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            model = cls(meta, session)
+        except Exception as exc:     # onnxruntime raises its own kinds (InvalidProtobuf, Fail, ...)
+            raise ModelError(f"{path}: onnxruntime cannot load it ({type(exc).__name__}: "
+                             f"{str(exc).strip() or 'no detail'})") from exc
         log.info("model %s v%s loaded from %s (%d features)", meta.name, meta.version, model_dir, model.n_features)
         return model
 
@@ -84,6 +89,27 @@ class OnnxModel:
         """The model's (n, 2) class probabilities for ``x``, which must already be float32, C
         order and exactly ``n_features`` wide (the strategy's hot path prepares it so)."""
         return self.session.run([self.output_name], {self.input_name: x})[0]
+
+
+def verify_model(model_dir: str | pathlib.Path, expected_features: Sequence[str], threads: int = 1) -> OnnxModel:
+    """Load a model and prove it can score for a strategy computing ``expected_features``: its
+    metadata reads, lists exactly those features, onnxruntime loads the ONNX file, and a test
+    batch gives one probability in [0, 1] per row. Raises ``ModelError`` saying which failed.
+    What ``model promote`` and the pre-flight check run before anything relies on a model."""
+    model = OnnxModel.load(model_dir, expected_features, threads=threads)
+    n = model.n_features
+    batch = np.zeros((4, n), dtype=np.float32)      # all-zero, all-one and two seeded random rows
+    batch[1] = 1.0
+    batch[2:] = np.random.default_rng(0).normal(size=(2, n))
+    try:
+        p = model.score(batch)
+    except Exception as exc:      # onnxruntime's errors for a wrong shape or type have no common base
+        raise ModelError(f"{model_dir}: model {model.meta.name} v{model.version} cannot score a test batch of "
+                         f"{n} features ({type(exc).__name__}: {str(exc).strip()})") from exc
+    if p.shape != (len(batch),) or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ModelError(f"{model_dir}: model {model.meta.name} v{model.version} scored a test batch with "
+                         f"{p.tolist()}; expected one probability in [0, 1] per row")
+    return model
 
 
 def load_model(cfg, features: Sequence[str], name: str | None = None) -> OnnxModel | None:

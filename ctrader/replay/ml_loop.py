@@ -329,14 +329,20 @@ def current_target(cfg) -> str | None:
 
 
 def promote(cfg, name: str, reason: str = "") -> str | None:
-    """Point ``current`` at model ``name`` atomically; returns the previous target."""
-    from ctrader.model.registry import MODEL_FILE, read_metadata, registry_dir
+    """Point ``current`` at model ``name`` atomically; returns the previous target.
+
+    The model is loaded and checked first, as the strategy will load it (``verify_model``: ONNX
+    loads, features equal the configured strategy's, a test batch scores): one that fails raises
+    ``ModelError`` and ``current`` stays where it was, so no restart can meet a broken model."""
+    from ctrader.model.registry import MODEL_FILE, registry_dir
+    from ctrader.model.scoring import verify_model
+    from ctrader.strategy.registry import strategy_class
 
     reg = registry_dir(cfg)
     target = reg / name
     if name == CURRENT or not (target / MODEL_FILE).is_file():
         raise FileNotFoundError(f"model {name!r} is not in the registry {reg}")
-    meta = read_metadata(target)
+    meta = verify_model(target, strategy_class(cfg.strategy.name).features).meta
     previous = current_target(cfg)
     tmp = reg / f".{CURRENT}.{os.getpid()}.tmp"
     if tmp.is_symlink() or tmp.exists():

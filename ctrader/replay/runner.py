@@ -147,15 +147,23 @@ def replay_store(cfg, store, start, end, *, symbols: list[str] | None = None, un
     return ReplayRun(run_id, result, meta, universe)
 
 
-def data_range(store, symbols: list[str] | None = None) -> tuple[int, int]:
-    """[first, last + 1 ns) of the recorded market data (of ``symbols`` when given)."""
-    where = ""
+def data_range(store, symbols: list[str] | None = None, start_ns: int | None = None,
+               end_ns: int | None = None) -> tuple[int, int]:
+    """[first, last + 1 ns) of the recorded market data (of ``symbols``, inside [start_ns,
+    end_ns), when given); ValueError when there is none."""
+    conditions = []
     if symbols:
         names = ", ".join("'" + s.replace("'", "") + "'" for s in symbols)
-        where = f"WHERE symbol IN ({names})"
-    lo, hi = store.client.query(
+        conditions.append(f"symbol IN ({names})")
+    if start_ns is not None:
+        conditions.append(f"recv_ts >= fromUnixTimestamp64Nano(toInt64({int(start_ns)}), 'UTC')")
+    if end_ns is not None:
+        conditions.append(f"recv_ts < fromUnixTimestamp64Nano(toInt64({int(end_ns)}), 'UTC')")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    lo, hi, n = store.client.query(
         f"SELECT min(toUnixTimestamp64Nano(recv_ts)), max(toUnixTimestamp64Nano(recv_ts)), count() "
-        f"FROM {store.db}.md_book {where}").result_rows[0][:2]
-    if not lo and not hi:
-        raise ValueError(f"no market data in {store.db}.md_book" + (f" for {', '.join(symbols)}" if symbols else ""))
+        f"FROM {store.db}.md_book {where}").result_rows[0][:3]
+    if not n:
+        raise ValueError(f"no market data in {store.db}.md_book" + (f" for {', '.join(symbols)}" if symbols else "")
+                         + (" in that range" if start_ns is not None or end_ns is not None else ""))
     return int(lo), int(hi) + 1

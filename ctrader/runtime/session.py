@@ -35,7 +35,7 @@ from collections.abc import Callable
 from ctrader.config import Config
 from ctrader.config.loader import data_dir
 from ctrader.core import proclock
-from ctrader.runtime import stopping
+from ctrader.runtime import preflight, stopping
 from ctrader.runtime.resources import RING_SPECS, RunResources, cleanup_stale
 from ctrader.runtime.stats import read_stats
 from ctrader.runtime.supervisor import ChildContext, Component, Supervisor, _call, run_dir
@@ -150,6 +150,7 @@ def run_session(cfg: Config, components: list[str], duration_s: float | None = N
     names = ordered(components)
     if "sim" in names and cfg.venue.kind != "sim":
         names.remove("sim")
+    preflight.require(cfg, names)           # everything checkable, before anything starts (PreflightFailed)
     lock = claim(cfg, names)
     try:
         return _run_session(cfg, names, duration_s, processes, on_status, status_every_s, run_id, log_format,
