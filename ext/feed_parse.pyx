@@ -88,6 +88,7 @@ cdef class MdStage:
     cdef ct_md_event* base
     cdef object records            # keeps the numpy array alive
     cdef int64_t[::1] latency      # circular buffer of the latest latencies (power-of-two size)
+    cdef bint sampling             # a latency buffer was given
 
     def __init__(self, records, latency=None):
         cdef unsigned char[::1] raw = records.view("u1").reshape(-1)
@@ -99,6 +100,7 @@ cdef class MdStage:
         self.n = 0
         self.seq = 0
         self.latency_count = 0
+        self.sampling = latency is not None
         if latency is not None:
             if len(latency) & (len(latency) - 1):
                 raise ValueError("the latency buffer needs a power-of-two length")
@@ -108,7 +110,7 @@ cdef class MdStage:
         """After the staged records were written: sample ``now - recv_mono_ns`` of each, zero
         the used slots (a reused slot must not show fields of an older record), reset ``n``."""
         cdef int64_t i, n = self.n, mask
-        if self.latency is not None:
+        if self.sampling:
             mask = self.latency.shape[0] - 1
             for i in range(n):
                 self.latency[(self.latency_count + i) & mask] = now_mono - self.base[i].recv_mono_ns
@@ -309,7 +311,7 @@ cdef class FramePath:
         cdef object name = <object> PyList_GET_ITEM(self.names, sid)
         return scan_exact_string(p, end, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
 
-    cdef int book_ticker(self, int32_t sid, const char* p, const char* end, int64_t recv_ts,
+    cdef inline int book_ticker(self, int32_t sid, const char* p, const char* end, int64_t recv_ts,
                          int64_t recv_mono) except -1:
         """``"u":...,"s":...,"b":...,"B":...,"a":...,"A":...}}`` in any order, "s" optional."""
         cdef int seen = 0, bit
@@ -459,7 +461,7 @@ cdef class FramePath:
         book.fill(rec)
         return _WRITTEN
 
-    cdef ct_md_event* slot(self) except NULL:
+    cdef inline ct_md_event* slot(self) except NULL:
         """A fresh staged record (seq set), flushing first when the stage is full."""
         cdef int64_t i = self.stage.claim()
         if i < 0:

@@ -41,61 +41,56 @@ cdef bint decimal_value_slow(const char* s, Py_ssize_t n, double* out) noexcept:
     return True
 
 
-cdef const char* scan_decimal(const char* p, const char* end, double* out) noexcept:
-    """A plain decimal's text (not its quotes) -> its value in ``out`` (may be inf when huge)."""
+cdef inline const char* scan_decimal(const char* p, const char* end, double* out) noexcept:
+    """A plain decimal's text (not its quotes) -> its value in ``out`` (may be inf when huge).
+
+    The digits go into an integer mantissa as they come (no data-dependent branch per digit).
+    The value is one IEEE division of two exact doubles when the mantissa is below 2**53 and the
+    power of ten at most 10**22 -- correctly rounded, exactly as float(text) rounds; trailing
+    fraction zeros are dropped when that brings a mantissa below 2**53; anything longer takes
+    float()'s own conversion."""
     cdef const char* start = p
-    cdef const char* int_end
     cdef const char* frac
-    cdef const char* frac_end
-    cdef const char* q
     cdef uint64_t mant = 0
-    cdef bint exact = True
+    cdef int nfrac = 0
+    cdef bint fits = True                           # every digit went into mant
     if p >= end:
         return NULL
     if p[0] == 48:                                  # "0": nothing may follow but "." or the end
         p += 1
     elif is_digit(p[0]):
         while p < end and is_digit(p[0]):
+            if mant < MANTISSA_GUARD:
+                mant = mant * 10 + <uint64_t>(p[0] - 48)
+            else:
+                fits = False
             p += 1
     else:
         return NULL
-    int_end = p
     if p < end and p[0] == 46:                      # "."
         p += 1
         frac = p
         while p < end and is_digit(p[0]):
+            if mant < MANTISSA_GUARD:
+                mant = mant * 10 + <uint64_t>(p[0] - 48)
+            else:
+                fits = False
             p += 1
         if p == frac:
             return NULL
-        frac_end = p
-        while frac_end > frac and (frac_end - 1)[0] == 48:
-            frac_end -= 1                           # trailing zeros change nothing
-    else:
-        frac = frac_end = p
-    # mantissa / 10**k is exact-then-correctly-rounded (one IEEE division) when the mantissa is
-    # below 2**53 and k <= 22, exactly as float(text) rounds; anything else takes float()'s path
-    q = start
-    while q < int_end:
-        if mant >= MANTISSA_GUARD:
-            exact = False
-            break
-        mant = mant * 10 + <uint64_t>(q[0] - 48)
-        q += 1
-    q = frac
-    while exact and q < frac_end:
-        if mant >= MANTISSA_GUARD:
-            exact = False
-            break
-        mant = mant * 10 + <uint64_t>(q[0] - 48)
-        q += 1
-    if exact and mant < MAX_EXACT and frac_end - frac <= 22:
-        out[0] = <double> mant / POW10[frac_end - frac]
+        nfrac = <int> (p - frac)
+        if fits and (mant >= MAX_EXACT or nfrac > 22):
+            while nfrac > 0 and mant % 10 == 0:     # trailing zeros change nothing (rare: long text)
+                mant //= 10
+                nfrac -= 1
+    if fits and mant < MAX_EXACT and nfrac <= 22:
+        out[0] = <double> mant / POW10[nfrac]
     elif not decimal_value_slow(start, p - start, out):
         return NULL
     return p
 
 
-cdef const char* scan_uint(const char* p, const char* end, int64_t* out) noexcept nogil:
+cdef inline const char* scan_uint(const char* p, const char* end, int64_t* out) noexcept nogil:
     """A JSON non-negative integer of at most 18 digits -> ``out``."""
     cdef int64_t v = 0
     cdef int nd = 0

@@ -25,6 +25,9 @@ digits = st.text("0123456789", min_size=1, max_size=25)
 valid_decimals = st.one_of(
     st.builds(lambda i, f: i + ("." + f if f else ""), st.sampled_from(["0"]) | digits.filter(lambda d: d[0] != "0"),
               st.text("0123456789", max_size=25)),
+    st.builds(lambda i, zeros, f, tail: f"{i}.{'0' * zeros}{f}{'0' * tail}",             # zeros held back
+              st.sampled_from(["0", "1", "65000", "9007199254740991", "123456789"]), st.integers(0, 25),
+              st.integers(0, 10 ** 17), st.integers(0, 12)),
     st.sampled_from(["0", "0.0", "65000.01000000", "0.00000001", "9007199254740993", "1" + "0" * 30,
                      "1" + "0" * 400, "0." + "0" * 400 + "1", "123456789012345678.123456789"]),
 )
