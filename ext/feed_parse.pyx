@@ -1,28 +1,41 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The feed's hot path in C: a combined-stream bookTicker frame straight into an MD_EVENT slot.
+"""The feed's hot path in C: combined-stream frames straight into MD_EVENT slots.
 
-bookTicker is the most frequent message (every change of a best level) and has a fixed, flat
-shape, so it is parsed here without building any Python object but the stream name:
+bookTicker and depth-diff frames, the feed's traffic, are parsed here without building any
+Python object but the stream name, and the depth diff is applied to the symbol's book (a C book,
+``LocalBook``, that ``ctrader.feed.sync.BookSync`` keeps in sync):
 
     {"stream":"btcusdt@bookTicker","data":{"u":400900217,"s":"BTCUSDT","b":"25.35190000",
      "B":"31.21000000","a":"25.36520000","A":"40.66000000"}}
+    {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1672515782136,"s":"BTCUSDT",
+     "U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}}
 
-Anything else, or anything unexpected in such a frame (whitespace, escapes, a missing field, a
-negative or huge number), returns ``NOT_HANDLED`` and goes to the general Python path, which
-validates everything and counts errors: this parser only ever accepts what that path would
-accept, and produces exactly the same floats (a decimal with a mantissa below 2**53 and at most
-22 fraction digits is exactly ``mantissa / 10**frac``, which IEEE division rounds correctly, like
-``float(str)`` does).
+This path takes a frame only when it is sure: the exact compact form Binance sends, every value
+by the grammar of ``ctrader.feed.parse`` (ext/feed_values.pxi), and for a diff, a book in sync
+that the diff continues. Anything else -- whitespace, escapes, an unknown or repeated field, an
+id too long for 18 digits, a book being rebuilt, a gap -- returns ``NOT_HANDLED`` before
+anything changed, and the general Python path (orjson + ``ctrader.feed.parse``) decides, counts
+what is malformed, and runs the rest of Binance's book-sync algorithm. So both paths give the
+same records and counters for every frame; the tests check it byte for byte, on malformed frames
+too.
 
     stage = MdStage(batch.records)               # slot cursor + seq shared with MdBatch
-    fast = BookTickerPath(stage, routes, last_u, book_id, stale, batch.flush, flush_every=32)
-    code = fast.handle(frame, recv_ts_ns, recv_mono_ns)    # WRITTEN, DUPLICATE, OUTDATED, NOT_HANDLED
+    fast = FramePath(stage, routes, names, books, last_u, book_id, stale, batch.flush, on_crossed)
+    code = fast.handle(frame, recv_ts_ns, recv_mono_ns)   # WRITTEN, DUPLICATE, OUTDATED, WENT_STALE
+                                                          # or NOT_HANDLED
+Split over files: ext/feed_values.pxi (the value grammar), ext/feed_book.pxi (the book).
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memchr, memcmp, memset
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
 
 cdef extern from "records.h":
     ctypedef struct ct_md_event:
@@ -43,16 +56,27 @@ cdef extern from "records.h":
         double bid_qty[10]
         double ask_px[10]
         double ask_qty[10]
+    int CT_BOOK_DEPTH
+    int CT_MDKIND_BOOK_TICKER
+    int CT_MDKIND_DEPTH
 
-NOT_HANDLED = 0
-WRITTEN = 1
-DUPLICATE = 2
-OUTDATED = 3
+include "feed_values.pxi"
+include "feed_book.pxi"
 
-cdef int KIND_BOOK_TICKER = 1
-cdef double[23] POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
-                         1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22]
-cdef uint64_t MAX_EXACT = 1ULL << 53
+cdef enum:
+    # FramePath.handle results
+    _NOT_HANDLED = 0
+    _WRITTEN = 1
+    _DUPLICATE = 2     # bookTicker u already seen / diff older than the book: nothing written
+    _OUTDATED = 3      # bookTicker older than the depth book: nothing written
+    _WENT_STALE = 4    # the diff crossed the book: BookSync marked it stale (a STATUS record)
+    # stream kinds in the routes (ctrader.feed.parse.BOOK_TICKER / DIFF)
+    _ROUTE_BOOK_TICKER = 1
+    _ROUTE_DIFF = 2
+
+NOT_HANDLED, WRITTEN, DUPLICATE, OUTDATED, WENT_STALE = _NOT_HANDLED, _WRITTEN, _DUPLICATE, _OUTDATED, _WENT_STALE
+ROUTE_BOOK_TICKER, ROUTE_DIFF = _ROUTE_BOOK_TICKER, _ROUTE_DIFF
+cdef int64_t MAX_MS = 9223372036854       # E / T in ms: E * 10**6 ns must fit int64
 
 
 cdef class MdStage:
@@ -64,6 +88,7 @@ cdef class MdStage:
     cdef ct_md_event* base
     cdef object records            # keeps the numpy array alive
     cdef int64_t[::1] latency      # circular buffer of the latest latencies (power-of-two size)
+    cdef bint sampling             # a latency buffer was given
 
     def __init__(self, records, latency=None):
         cdef unsigned char[::1] raw = records.view("u1").reshape(-1)
@@ -75,6 +100,7 @@ cdef class MdStage:
         self.n = 0
         self.seq = 0
         self.latency_count = 0
+        self.sampling = latency is not None
         if latency is not None:
             if len(latency) & (len(latency) - 1):
                 raise ValueError("the latency buffer needs a power-of-two length")
@@ -84,7 +110,7 @@ cdef class MdStage:
         """After the staged records were written: sample ``now - recv_mono_ns`` of each, zero
         the used slots (a reused slot must not show fields of an older record), reset ``n``."""
         cdef int64_t i, n = self.n, mask
-        if self.latency is not None:
+        if self.sampling:
             mask = self.latency.shape[0] - 1
             for i in range(n):
                 self.latency[(self.latency_count + i) & mask] = now_mono - self.base[i].recv_mono_ns
@@ -135,169 +161,215 @@ cdef class MdStage:
         rec.n_bids = 1
         rec.n_asks = 1
 
-    cpdef void set_counts(self, int64_t i, int n_bids, int n_asks):
-        self.base[i].n_bids = <uint8_t> n_bids
-        self.base[i].n_asks = <uint8_t> n_asks
+    def set_book(self, int64_t i, LocalBook book):
+        """The top levels of ``book`` into record ``i`` (DEPTH / SNAPSHOT records)."""
+        book.fill(self.base + i)
 
 
-cdef inline const char* parse_decimal(const char* p, const char* end, double* out) noexcept nogil:
-    """``123.4500`` up to the closing quote; NULL if it is not a plain non-negative decimal."""
-    cdef uint64_t mant = 0
-    cdef int frac = -1, digits = 0
-    cdef char c
-    while p < end:
-        c = p[0]
-        if c >= 48 and c <= 57:
-            if mant >= 100000000000000000ULL:
-                return NULL                 # 18+ significant digits: leave it to Python
-            mant = mant * 10 + <uint64_t>(c - 48)
-            digits += 1
-            if frac >= 0:
-                frac += 1
-        elif c == 46 and frac < 0:          # '.'
-            frac = 0
-        elif c == 34:                       # closing '"'
-            if digits == 0 or mant >= MAX_EXACT or frac > 22:
-                return NULL
-            out[0] = <double> mant / POW10[frac if frac > 0 else 0]
-            return p
-        else:
+ctypedef struct price_qty_t:
+    double price
+    double qty
+
+
+ctypedef struct level_buf_t:       # one side of a diff as parsed, reused from frame to frame
+    price_qty_t* lv
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef bint buf_push(level_buf_t* buf, double price, double qty) noexcept:
+    cdef Py_ssize_t cap
+    cdef price_qty_t* grown
+    if buf.n == buf.cap:
+        cap = buf.cap * 2 if buf.cap else 64
+        grown = <price_qty_t*> PyMem_Realloc(buf.lv, cap * sizeof(price_qty_t))
+        if grown == NULL:
+            return False
+        buf.lv = grown
+        buf.cap = cap
+    buf.lv[buf.n].price = price
+    buf.lv[buf.n].qty = qty
+    buf.n += 1
+    return True
+
+
+cdef const char* scan_levels(const char* p, const char* end, level_buf_t* buf) noexcept:
+    """``[["price","qty"],...]`` (or ``[]``) into ``buf``; price > 0, both finite."""
+    cdef double price = 0.0, qty = 0.0
+    buf.n = 0
+    if p >= end or p[0] != 91:                      # "["
+        return NULL
+    p += 1
+    if p < end and p[0] == 93:                      # "]"
+        return p + 1
+    while True:
+        if p >= end or p[0] != 91:
+            return NULL
+        p = scan_quoted_decimal(p + 1, end, &price)
+        if p == NULL or p >= end or p[0] != 44:     # ","
+            return NULL
+        p = scan_quoted_decimal(p + 1, end, &qty)
+        if p == NULL or p >= end or p[0] != 93:
             return NULL
         p += 1
-    return NULL
+        if not price > 0.0 or price == INFINITY or qty == INFINITY:
+            return NULL
+        if not buf_push(buf, price, qty):
+            return NULL
+        if p >= end:
+            return NULL
+        if p[0] == 44:
+            p += 1
+        elif p[0] == 93:
+            return p + 1
+        else:
+            return NULL
 
 
-cdef class BookTickerPath:
+cdef class FramePath:
+    """bookTicker and depth-diff frames -> staged records; ``handle`` returns NOT_HANDLED for
+    every frame it leaves to the Python path (see the module docstring)."""
     cdef MdStage stage
-    cdef dict routes               # stream name (bytes) -> symbol id, bookTicker streams only
+    cdef dict routes               # stream name (bytes) -> symbol id * 4 + ROUTE_BOOK_TICKER / ROUTE_DIFF
+    cdef list names                # symbol id -> symbol name (bytes), as in the payload's "s"
+    cdef list books                # symbol id -> its LocalBook (depth streams), else None
     cdef int64_t[::1] last_u       # last bookTicker u per symbol (duplicates)
     cdef int64_t[::1] book_id      # depth book's update id per symbol, -1 when not in sync
     cdef uint8_t[::1] stale        # flags to set on every record of the symbol (MdFlag.STALE or 0)
-    cdef object flush
+    cdef object flush              # write the staged records (MdBatch.flush)
+    cdef object on_crossed         # on_crossed(sid, recv_ts, recv_mono): a diff crossed the book
     cdef int64_t flush_every
-    cdef public int64_t messages
+    cdef level_buf_t bid_levels
+    cdef level_buf_t ask_levels
+    cdef public int64_t messages   # frames taken here (the Python path counts the others)
     cdef public int64_t bytes
     cdef public int64_t duplicates
     cdef public int64_t outdated
 
-    def __init__(self, MdStage stage, dict routes, int64_t[::1] last_u, int64_t[::1] book_id,
-                 uint8_t[::1] stale, flush, int64_t flush_every=32):
+    def __init__(self, MdStage stage, dict routes, list names, list books, int64_t[::1] last_u,
+                 int64_t[::1] book_id, uint8_t[::1] stale, flush, on_crossed, int64_t flush_every=32):
         self.stage = stage
-        self.flush_every = flush_every
         self.routes = routes
+        self.names = names
+        self.books = books
         self.last_u = last_u
         self.book_id = book_id
         self.stale = stale
         self.flush = flush
+        self.on_crossed = on_crossed
+        self.flush_every = flush_every
+        for name in names:
+            if name is not None and type(name) is not bytes:
+                raise TypeError("symbol names must be bytes")
+        for book in books:
+            if book is not None and not isinstance(book, LocalBook):
+                raise TypeError("books must be LocalBook or None")
         self.messages = 0
         self.bytes = 0
         self.duplicates = 0
         self.outdated = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.bid_levels.lv)
+        PyMem_Free(self.ask_levels.lv)
 
     def handle(self, bytes frame, int64_t recv_ts, int64_t recv_mono):
         cdef Py_ssize_t size = PyBytes_GET_SIZE(frame)
         cdef const char* s = PyBytes_AS_STRING(frame)
         cdef const char* end = s + size
         cdef const char* q
-        cdef const char* p
         cdef Py_ssize_t name_len
         cdef PyObject* found
-        cdef int seen = 0
-        cdef char key
-        cdef int64_t u = 0, i
-        cdef int nd
-        cdef double vals[4]
-        cdef int slot
-        cdef ct_md_event* rec
+        cdef int64_t route
         cdef int32_t sid
-        if size < 40 or memcmp(s, b'{"stream":"', 11) != 0:
+        cdef int code
+        if size < 30 or memcmp(s, b'{"stream":"', 11) != 0:
             return 0
         q = <const char*> memchr(s + 11, 34, size - 11)
-        if q == NULL:
+        if q == NULL or end - q < 12 or memcmp(q + 1, b',"data":{', 9) != 0:
             return 0
         name_len = q - (s + 11)
-        if name_len <= 11 or memcmp(q - 11, b"@bookTicker", 11) != 0:
-            return 0
-        if end - q < 12 or memcmp(q + 1, b',"data":{', 9) != 0:
-            return 0
         found = PyDict_GetItem(self.routes, PyBytes_FromStringAndSize(s + 11, name_len))
         if found == NULL:
             return 0
-        sid = <object> found
-        p = q + 10
-        # members: "k":value, ...}
+        route = <object> found
+        sid = <int32_t> (route >> 2)
+        if route & 3 == _ROUTE_BOOK_TICKER:
+            code = self.book_ticker(sid, q + 10, end, recv_ts, recv_mono)
+        elif route & 3 == _ROUTE_DIFF:
+            code = self.depth(sid, q + 10, end, recv_ts, recv_mono)
+        else:
+            return 0
+        if code:
+            self.messages += 1
+            self.bytes += size
+            if self.stage.n >= self.flush_every:
+                self.flush()                # a long burst in one socket read: write what we have
+        return code
+
+    cdef inline const char* symbol_field(self, int32_t sid, const char* p, const char* end):
+        cdef object name = <object> PyList_GET_ITEM(self.names, sid)
+        return scan_exact_string(p, end, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
+
+    cdef inline int book_ticker(self, int32_t sid, const char* p, const char* end, int64_t recv_ts,
+                         int64_t recv_mono) except -1:
+        """``"u":...,"s":...,"b":...,"B":...,"a":...,"A":...}}`` in any order, "s" optional."""
+        cdef int seen = 0, bit
+        cdef char key
+        cdef int64_t u = 0, i
+        cdef double vals[4]
+        cdef ct_md_event* rec
         while True:
-            if p + 4 > end or p[0] != 34 or p[2] != 34 or p[3] != 58:    # '"k":' (one-letter keys)
+            if end - p < 4 or p[0] != 34 or p[2] != 34 or p[3] != 58:    # '"k":' (one-letter keys)
                 return 0
             key = p[1]
             p += 4
-            if p >= end:
-                return 0
-            if key == 117:                  # 'u': a non-negative integer
-                nd = 0
-                u = 0
-                while p < end and p[0] >= 48 and p[0] <= 57:
-                    if nd >= 18:
-                        return 0
-                    u = u * 10 + (p[0] - 48)
-                    nd += 1
-                    p += 1
-                if nd == 0:
-                    return 0
-                seen |= 1
-            elif p[0] == 34:                # a string value
-                slot = -1
-                if key == 98:               # 'b'
-                    slot = 0
-                elif key == 66:             # 'B'
-                    slot = 1
-                elif key == 97:             # 'a'
-                    slot = 2
-                elif key == 65:             # 'A'
-                    slot = 3
-                if slot >= 0:
-                    p = parse_decimal(p + 1, end, &vals[slot])
-                    if p == NULL:
-                        return 0
-                    seen |= 2 << slot
-                else:
-                    q = <const char*> memchr(p + 1, 34, end - p - 1)
-                    if q == NULL or memchr(p + 1, 92, q - p - 1) != NULL:   # no escapes here
-                        return 0
-                    p = q
-                p += 1
+            if key == 117:                  # 'u'
+                bit = 1
+                p = scan_uint(p, end, &u)
+            elif key == 98:                 # 'b'
+                bit = 2
+                p = scan_quoted_decimal(p, end, &vals[0])
+            elif key == 66:                 # 'B'
+                bit = 4
+                p = scan_quoted_decimal(p, end, &vals[1])
+            elif key == 97:                 # 'a'
+                bit = 8
+                p = scan_quoted_decimal(p, end, &vals[2])
+            elif key == 65:                 # 'A'
+                bit = 16
+                p = scan_quoted_decimal(p, end, &vals[3])
+            elif key == 115:                # 's'
+                bit = 32
+                p = self.symbol_field(sid, p, end)
             else:
                 return 0
-            if p >= end:
+            if p == NULL or seen & bit or p >= end:
                 return 0
+            seen |= bit
             if p[0] == 44:                  # ','
                 p += 1
                 continue
             if p[0] == 125 and p + 2 == end and p[1] == 125:    # '}}' and nothing after
                 break
             return 0
-        if seen != 31:
+        if seen & 31 != 31 or vals[0] == INFINITY or vals[1] == INFINITY or vals[2] == INFINITY \
+                or vals[3] == INFINITY:
             return 0
-        self.messages += 1
-        self.bytes += size
         if u <= self.last_u[sid]:
             self.duplicates += 1
-            return 2
+            return _DUPLICATE
         self.last_u[sid] = u
         if u <= self.book_id[sid]:
             self.outdated += 1              # the depth book is already newer
-            return 3
-        i = self.stage.claim()
-        if i < 0:
-            self.flush()
-            i = self.stage.claim()
-        rec = self.stage.base + i
+            return _OUTDATED
+        rec = self.slot()
         rec.symbol_id = sid
-        rec.kind = KIND_BOOK_TICKER
+        rec.kind = CT_MDKIND_BOOK_TICKER
         rec.flags = self.stale[sid]
         rec.n_bids = 1
         rec.n_asks = 1
-        rec.exch_ts_ns = 0
+        rec.exch_ts_ns = 0                  # spot JSON bookTicker carries no event time
         rec.recv_ts_ns = recv_ts
         rec.recv_mono_ns = recv_mono
         rec.first_update_id = u
@@ -306,118 +378,102 @@ cdef class BookTickerPath:
         rec.bid_qty[0] = vals[1]
         rec.ask_px[0] = vals[2]
         rec.ask_qty[0] = vals[3]
-        if self.stage.n >= self.flush_every:
-            self.flush()                    # a long burst in one socket read: write what we have
-        return 1
+        return _WRITTEN
+
+    cdef int depth(self, int32_t sid, const char* p, const char* end, int64_t recv_ts,
+                   int64_t recv_mono) except -1:
+        """A depthUpdate for a book in sync: ``"e":"depthUpdate","E":..,"s":..,"U":..,"u":..,
+        "b":[...],"a":[...]}}`` in any order ("e" and "s" optional)."""
+        cdef object obj = <object> PyList_GET_ITEM(self.books, sid)
+        cdef LocalBook book
+        cdef int seen = 0, bit, step
+        cdef char key
+        cdef int64_t first = 0, last = 0, exch = 0
+        cdef Py_ssize_t k
+        cdef ct_md_event* rec
+        if obj is None:
+            return 0
+        book = <LocalBook> obj
+        if not book.synced:
+            return 0                        # buffered for the rebuild: BookSync's Python side
+        while True:
+            if end - p < 4 or p[0] != 34 or p[2] != 34 or p[3] != 58:
+                return 0
+            key = p[1]
+            p += 4
+            if key == 98:                   # 'b'
+                bit = 1
+                p = scan_levels(p, end, &self.bid_levels)
+            elif key == 97:                 # 'a'
+                bit = 2
+                p = scan_levels(p, end, &self.ask_levels)
+            elif key == 85:                 # 'U'
+                bit = 4
+                p = scan_uint(p, end, &first)
+            elif key == 117:                # 'u'
+                bit = 8
+                p = scan_uint(p, end, &last)
+            elif key == 69:                 # 'E'
+                bit = 16
+                p = scan_uint(p, end, &exch)
+            elif key == 101:                # 'e'
+                bit = 32
+                p = scan_exact_string(p, end, b"depthUpdate", 11)
+            elif key == 115:                # 's'
+                bit = 64
+                p = self.symbol_field(sid, p, end)
+            else:
+                return 0
+            if p == NULL or seen & bit or p >= end:
+                return 0
+            seen |= bit
+            if p[0] == 44:
+                p += 1
+                continue
+            if p[0] == 125 and p + 2 == end and p[1] == 125:
+                break
+            return 0
+        if seen & 31 != 31 or first > last or exch > MAX_MS:
+            return 0
+        step = book.diff_step(first, last)
+        if step == _IGNORED:
+            self.duplicates += 1
+            return _DUPLICATE
+        if step == _GAP:
+            return 0                        # BookSync marks the book stale and buffers the event
+        for k in range(self.bid_levels.n):
+            book.bids.set(self.bid_levels.lv[k].price, self.bid_levels.lv[k].qty)
+        for k in range(self.ask_levels.n):
+            book.asks.set(self.ask_levels.lv[k].price, self.ask_levels.lv[k].qty)
+        if book.applied(last, exch) == _CROSSED:
+            self.on_crossed(sid, recv_ts, recv_mono)
+            return _WENT_STALE
+        self.book_id[sid] = last
+        rec = self.slot()
+        rec.symbol_id = sid
+        rec.kind = CT_MDKIND_DEPTH
+        rec.flags = 0                       # applied to a book in sync
+        rec.exch_ts_ns = exch * 1000000
+        rec.recv_ts_ns = recv_ts
+        rec.recv_mono_ns = recv_mono
+        rec.first_update_id = first
+        rec.last_update_id = last
+        book.fill(rec)
+        return _WRITTEN
+
+    cdef inline ct_md_event* slot(self) except NULL:
+        """A fresh staged record (seq set), flushing first when the stage is full."""
+        cdef int64_t i = self.stage.claim()
+        if i < 0:
+            self.flush()
+            i = self.stage.claim()
+        return self.stage.base + i
 
 
-# --- depth helpers: level strings -> floats, book top -> record -------------------------------------
-
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-
-
-cdef inline bint decimal_of(str text, double* out):
-    """A whole string that is a plain non-negative decimal -> its exact float (as ``float(text)``)."""
-    cdef Py_ssize_t size
-    cdef const char* s = PyUnicode_AsUTF8AndSize(text, &size)
-    cdef uint64_t mant = 0
-    cdef int frac = -1, digits = 0
-    cdef Py_ssize_t k
-    cdef char c
-    for k in range(size):
-        c = s[k]
-        if c >= 48 and c <= 57:
-            if mant >= 100000000000000000ULL:
-                return False
-            mant = mant * 10 + <uint64_t>(c - 48)
-            digits += 1
-            if frac >= 0:
-                frac += 1
-        elif c == 46 and frac < 0:
-            frac = 0
-        else:
-            return False
-    if digits == 0 or mant >= MAX_EXACT or frac > 22:
-        return False
-    out[0] = <double> mant / POW10[frac if frac > 0 else 0]
-    return True
-
-
-def parse_levels_fast(levels):
-    """``[["price", "qty"], ...]`` -> ``[(price, qty), ...]`` floats, or None when any level is not
-    plain (then the Python parser decides, and raises for a bad one)."""
-    cdef list out = []
-    cdef double p = 0.0, q = 0.0
-    cdef object pair
-    if type(levels) is not list:
+def decimal_value(text):
+    """The C grammar on one Python string: its float, or None if it is not a plain decimal
+    (for tests: ``ctrader.feed.parse.decimal`` is the reference)."""
+    cdef double v = 0.0
+    if type(text) is not str or not decimal_of_str(text, &v):
         return None
-    for pair in <list> levels:
-        if type(pair) is not list or PyList_GET_SIZE(pair) != 2:
-            return None
-        a = <object> PyList_GET_ITEM(pair, 0)
-        b = <object> PyList_GET_ITEM(pair, 1)
-        if type(a) is not str or type(b) is not str:
-            return None
-        if not decimal_of(a, &p) or not decimal_of(b, &q) or not p > 0.0:
-            return None
-        out.append((p, q))
-    return out
-
-
-def fill_levels(MdStage stage, int64_t i, bint bids, list keys, dict qty, double sign):
-    """Write the first 10 levels of a book side (sorted ``keys``, ``qty[price]``) into record ``i``;
-    returns how many."""
-    cdef ct_md_event* rec = stage.base + i
-    cdef double* px
-    cdef double* qx
-    if bids:
-        px, qx = &rec.bid_px[0], &rec.bid_qty[0]
-    else:
-        px, qx = &rec.ask_px[0], &rec.ask_qty[0]
-    cdef Py_ssize_t n = PyList_GET_SIZE(keys), k
-    cdef double p
-    if n > 10:
-        n = 10
-    for k in range(n):
-        p = sign * PyFloat_AS_DOUBLE(<object> PyList_GET_ITEM(keys, k))
-        px[k] = p
-        qx[k] = PyFloat_AS_DOUBLE(qty[p])
-    return n
-
-
-from cpython.list cimport PyList_Insert
-from cpython.dict cimport PyDict_SetItem, PyDict_DelItem, PyDict_Contains
-from cpython.tuple cimport PyTuple_GET_ITEM
-
-
-cdef inline Py_ssize_t bisect_left_d(list keys, double k):
-    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys), mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if PyFloat_AS_DOUBLE(<object> PyList_GET_ITEM(keys, mid)) < k:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-def apply_side(list keys, dict qty, double sign, list levels):
-    """``BookSide.apply`` in C: set each (price, qty) level (validated floats), qty 0 removes it;
-    ``keys`` stays sorted ascending (``sign * price``: bids negated, best first)."""
-    cdef object level, price, q
-    cdef double k
-    cdef Py_ssize_t idx
-    for level in levels:
-        price = <object> PyTuple_GET_ITEM(level, 0)
-        q = <object> PyTuple_GET_ITEM(level, 1)
-        if PyFloat_AS_DOUBLE(q) > 0.0:
-            if not PyDict_Contains(qty, price):
-                k = sign * PyFloat_AS_DOUBLE(price)
-                PyList_Insert(keys, bisect_left_d(keys, k), PyFloat_FromDouble(k))
-            PyDict_SetItem(qty, price, q)
-        elif PyDict_Contains(qty, price):
-            PyDict_DelItem(qty, price)
-            idx = bisect_left_d(keys, sign * PyFloat_AS_DOUBLE(price))
-            del keys[idx]
+    return v

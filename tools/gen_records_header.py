@@ -1,9 +1,10 @@
-"""Generate ext/records.h (C structs) from ctrader/core/records.py.
+"""Generate ext/records.h (C structs and enum constants) from ctrader/core/records.py.
 
 setup.py runs this before cythonizing, so the C view of every record is always the one
 records.py defines. Each struct carries static asserts on its size and on every field offset:
 if the C compiler ever laid a struct out differently, the build fails instead of the data
-silently shifting.
+silently shifting. The enums and flags of the records (``MdKind.DEPTH`` -> ``CT_MDKIND_DEPTH``)
+and ``BOOK_DEPTH`` come out as ``#define``s, so C code writes no number of its own into a record.
 
     python tools/gen_records_header.py            # writes ext/records.h
     python tools/gen_records_header.py --check    # exit 1 if ext/records.h is out of date
@@ -11,6 +12,7 @@ silently shifting.
 from __future__ import annotations
 
 import argparse
+import enum
 import importlib.util
 import pathlib
 import sys
@@ -70,8 +72,20 @@ def render() -> str:
             out.append(f"_Static_assert(offsetof({struct}, {n}) == {dt.fields[n][1]}, \"{name}.{n}\");")
         out.append(f"#define CT_{name.upper()}_FINGERPRINT {rec.fingerprint(dt)}ULL")
         out.append("")
+    out.extend(_c_constants(rec))
     out.append("#endif")
     return "\n".join(out) + "\n"
+
+
+def _c_constants(rec) -> list[str]:
+    """``#define CT_<ENUM>_<MEMBER> value`` for every IntEnum / IntFlag records.py defines."""
+    out = [f"#define CT_BOOK_DEPTH {rec.BOOK_DEPTH}"]
+    for name, obj in vars(rec).items():
+        if (isinstance(obj, type) and issubclass(obj, (enum.IntEnum, enum.IntFlag))
+                and obj.__module__ == rec.__name__):
+            out.extend(f"#define CT_{name.upper()}_{member.name} {int(member)}" for member in obj)
+    out.append("")
+    return out
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ctrader._ext.feed_parse import MdStage, fill_levels
+from ctrader._ext.feed_parse import MdStage
 from ctrader.core.records import BOOK_DEPTH, MD_EVENT, MdKind
 from ctrader.feed.book import LocalBook
 
@@ -29,7 +29,7 @@ class MdBatch:
         self.sink = sink
         self.records = np.zeros(capacity, MD_EVENT)
         self.capacity = capacity
-        # The cursor (records staged, last seq) lives in C so that the bookTicker fast path
+        # The cursor (records staged, last seq) lives in C so that the C frame path
         # (ctrader._ext.feed_parse) fills slots of the same batch.
         self.latency_ns = np.zeros(LATENCY_SAMPLES, np.int64)
         self.stage = MdStage(self.records, self.latency_ns)
@@ -61,9 +61,7 @@ class MdBatch:
               recv_ts: int, recv_mono: int) -> None:
         """A DEPTH or SNAPSHOT record: the top BOOK_DEPTH levels of ``book``."""
         i = self._put(kind, sid, flags, exch_ms * 1_000_000, recv_ts, recv_mono, first_id, last_id)
-        b, a = book.bids, book.asks
-        self.stage.set_counts(i, fill_levels(self.stage, i, True, b.keys, b.qty, b.sign),
-                              fill_levels(self.stage, i, False, a.keys, a.qty, a.sign))
+        self.stage.set_book(i, book)
 
     def status(self, sid: int, flags: int, last_id: int, recv_ts: int, recv_mono: int) -> None:
         """A STATUS record: the symbol's state changed (e.g. STALE), no levels."""

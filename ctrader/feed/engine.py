@@ -5,6 +5,12 @@ reconnects; a snapshot client that rebuilds books within the REST weight budget;
 handler, called by picows for each frame, which parses, updates the symbol's ``BookSync`` and
 stages records in an ``MdBatch`` written to the md ring at the end of each socket read.
 
+Frames take the C path first (``FramePath``: bookTicker and depth diffs of a book in sync, in
+the exact form Binance sends); whatever it does not take comes to ``process_from``, which parses
+with orjson and ``ctrader.feed.parse``. A frame that breaks Binance's format is counted in
+``parse_errors`` (the first ones logged with the reason) and changes nothing: no record, no book
+update, and the connection stays up.
+
 Sockets live in ``links.ShardLink`` (one per shard: backoff, make-before-break replacement);
 they hand frames to ``process_from`` and report an unplanned drop with ``lost``, which marks the
 shard's books STALE at once.
@@ -17,20 +23,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 
 import numpy as np
 import orjson
 
-from ctrader._ext.feed_parse import BookTickerPath
+from ctrader._ext.feed_parse import ROUTE_BOOK_TICKER, ROUTE_DIFF, FramePath
 from ctrader.config.venues import endpoints
 from ctrader.core.records import MdFlag, MdKind
 from ctrader.feed.batch import MdBatch
+from ctrader.feed.book import parse_levels
 from ctrader.feed.connection import StreamConnection
 from ctrader.feed.links import ShardLink
-from ctrader.feed.parse import BOOK_TICKER, DIFF, FrameParser, stream_kind
+from ctrader.feed.parse import (
+    BOOK_TICKER,
+    DIFF,
+    FrameParser,
+    MalformedFrame,
+    book_ticker,
+    depth_update,
+    stream_kind,
+    trade,
+    update_id,
+)
 from ctrader.feed.shards import plan_shards
 from ctrader.feed.snapshots import SnapshotClient
 from ctrader.feed.sync import BookSync, Reason, Result
@@ -45,6 +61,9 @@ FLUSH_EVERY = 32
 # read (depth frames take ~8 µs each) must not hold back a top-of-book change received first.
 FLUSH_AFTER_NS = 20_000
 STALE_FLAGS = {Reason.GAP: MdFlag.STALE | MdFlag.GAP, Reason.CROSSED: MdFlag.STALE | MdFlag.CROSSED}
+# Malformed frames are all counted; the first few are logged with the reason, then one in ...
+LOG_PARSE_ERRORS = 10
+LOG_PARSE_ERRORS_EVERY = 10_000
 
 
 def venue_weight_limit(universe, configured: int) -> int:
@@ -89,9 +108,7 @@ class FeedEngine:
         self.stale_since = {sid: time.monotonic_ns() for sid in self.names} if self.has_depth else {}
         self.stale_ns = {sid: 0 for sid in self.names}
         self.batch = MdBatch(sink, capacity=512)
-        bt_routes = {stream.encode(): sid for stream, (sid, kind) in self.parser.routes.items() if kind == BOOK_TICKER}
-        self.fast = BookTickerPath(self.batch.stage, bt_routes, self.last_bt, self.book_id, self.stale_flag,
-                                   self.batch.flush, FLUSH_EVERY)
+        self.fast = self._frame_path(n)
         self.links = [ShardLink(p, depth_streams, cfg.feed, self.ws_url, feed=self)
                       for p in plan_shards(names, streams, cfg.feed.max_streams_per_connection)]
         self.budget = WeightBudget(venue_weight_limit(universe, cfg.feed.weight_limit_per_min), cfg.feed.weight_budget)
@@ -109,9 +126,24 @@ class FeedEngine:
         self.unknown_streams = 0
         self.quiet_snapshots = 0
         self.duplicates = 0
+        self.last_parse_error = ""
         self.outdated = 0
         self.server_shutdowns = 0
         self.status_records = 0
+
+    def _frame_path(self, n: int) -> FramePath:
+        """The C path over this engine's routes, per-symbol arrays and books."""
+        route_kinds = {BOOK_TICKER: ROUTE_BOOK_TICKER, DIFF: ROUTE_DIFF}
+        routes = {stream.encode(): sid * 4 + route_kinds[kind]
+                  for stream, (sid, kind) in self.parser.routes.items() if kind in route_kinds}
+        names: list[bytes | None] = [None] * n
+        books: list = [None] * n
+        for sid, name in self.names.items():
+            names[sid] = name.encode()
+            if self.has_depth:
+                books[sid] = self.syncs[sid].book
+        return FramePath(self.batch.stage, routes, names, books, self.last_bt, self.book_id, self.stale_flag,
+                         self.batch.flush, self._crossed, FLUSH_EVERY)
 
     # --- frames ------------------------------------------------------------------------------
 
@@ -138,45 +170,46 @@ class FeedEngine:
 
     def process(self, data: bytes, recv_ts: int, recv_mono: int) -> None:
         """One frame of the combined stream -> zero or more staged records. Never raises."""
-        if not self.fast.handle(data, recv_ts, recv_mono):     # a well-formed bookTicker is done in C
+        if not self.fast.handle(data, recv_ts, recv_mono):     # bookTicker / depth diff done in C
             self._process_general(data, recv_ts, recv_mono)
 
     def _process_general(self, data: bytes, recv_ts: int, recv_mono: int) -> None:
+        """The Python path: every frame the C path did not take. Never raises."""
         self.messages += 1
         self.bytes += len(data)
         try:
             parsed = self.parser.parse(data)
-        except (orjson.JSONDecodeError, TypeError):     # not JSON, or an unhashable "stream"
-            self.parse_errors += 1
-            return
-        if parsed is None:
-            self._other(data)
-            return
-        sid, kind, payload = parsed
-        try:
+            if parsed is None:
+                self._other(data)
+                return
+            sid, kind, payload = parsed
+            name = self.names[sid]
             if kind == BOOK_TICKER:
-                self._book_ticker(sid, payload, recv_ts, recv_mono)
+                self._book_ticker(sid, *book_ticker(payload, name), recv_ts, recv_mono)
             elif kind == DIFF:
-                self._diff(sid, payload, recv_ts, recv_mono)
+                self._diff(sid, *depth_update(payload, name), recv_ts, recv_mono)
             else:
-                self._trade(sid, payload, recv_ts, recv_mono)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError):
-            self.parse_errors += 1
-        except Exception:
-            # Nothing in a frame may stop the feed; an unexpected kind of failure is logged
-            # (a few times) because it may be a bug rather than a bad frame.
-            self.parse_errors += 1
-            self.unexpected_errors += 1
-            if self.unexpected_errors <= 10:
-                log.exception("unexpected error on a market-data frame: %r", data[:200])
+                self._trade(sid, *trade(payload, name), recv_ts, recv_mono)
+        except Exception as exc:             # noqa: BLE001  nothing in a frame may stop the feed
+            self.frame_failed(data, exc)
 
-    def _book_ticker(self, sid: int, p, recv_ts: int, recv_mono: int) -> None:
-        """A bookTicker the C path left alone (any unusual form): the same checks, in Python."""
-        u = p["u"]
-        bid, bq, ask, aq = float(p["b"]), float(p["B"]), float(p["a"]), float(p["A"])
-        if type(u) is not int or not (bid >= 0.0 and bq >= 0.0 and ask >= 0.0 and aq >= 0.0) \
-                or math.isinf(bid + bq + ask + aq):
-            raise ValueError("bad bookTicker")
+    def frame_failed(self, data: bytes, exc: BaseException) -> None:
+        """Count a frame that could not be used. A malformed frame is logged the first few times;
+        any other failure may be a bug rather than a bad frame: logged with its traceback."""
+        self.parse_errors += 1
+        if isinstance(exc, ValueError):
+            self.last_parse_error = f"{exc}"[:200]
+            if self.parse_errors <= LOG_PARSE_ERRORS or self.parse_errors % LOG_PARSE_ERRORS_EVERY == 0:
+                log.warning("malformed market-data frame (%d so far): %s: %r", self.parse_errors, exc, data[:200])
+            return
+        self.unexpected_errors += 1
+        self.last_parse_error = f"{type(exc).__name__}: {exc}"[:200]
+        if self.unexpected_errors <= LOG_PARSE_ERRORS:
+            log.error("unexpected error on a market-data frame: %r", data[:200], exc_info=exc)
+
+    def _book_ticker(self, sid: int, u: int, bid: float, bq: float, ask: float, aq: float, recv_ts: int,
+                     recv_mono: int) -> None:
+        """A bookTicker the C path left alone (any unusual form), validated by ``parse.book_ticker``."""
         if u <= self.last_bt[sid]:
             self.duplicates += 1
             return
@@ -186,12 +219,12 @@ class FeedEngine:
             return
         self.batch.book_ticker(sid, self.stale_flag[sid], u, bid, bq, ask, aq, recv_ts, recv_mono)
 
-    def _diff(self, sid: int, p, recv_ts: int, recv_mono: int) -> None:
-        first, last, exch = p["U"], p["u"], p["E"]
-        if type(first) is not int or type(last) is not int or type(exch) is not int or first > last:
-            raise ValueError("bad depthUpdate ids")
+    def _diff(self, sid: int, first: int, last: int, exch: int, bids: list, asks: list, recv_ts: int,
+              recv_mono: int) -> None:
+        """A depth diff (validated by ``parse.depth_update``) the C path did not take: the book is
+        being rebuilt, the diff opens a gap, or its form is unusual."""
         sync = self.syncs[sid]
-        r = sync.on_diff(first, last, exch, p["b"], p["a"])
+        r = sync.on_diff(first, last, exch, bids, asks)
         if r == Result.APPLIED:
             self.book_id[sid] = last
             self.batch.depth(MdKind.DEPTH, sid, 0, sync.book, first, last, exch, recv_ts, recv_mono)
@@ -201,32 +234,27 @@ class FeedEngine:
             self.snapshots.request(self.names[sid])
         elif r == Result.WENT_STALE:
             self._went_stale(sid, sync, recv_ts, recv_mono)
-        elif r == Result.BAD:
-            self.parse_errors += 1
 
-    def _trade(self, sid: int, p, recv_ts: int, recv_mono: int) -> None:
-        tid, t_ms, maker = p["t"], p["T"], p["m"]
-        price, qty = float(p["p"]), float(p["q"])
-        if type(tid) is not int or type(t_ms) is not int or not (price > 0.0 and qty > 0.0) \
-                or math.isinf(price + qty):
-            raise ValueError("bad trade")
+    def _crossed(self, sid: int, recv_ts: int, recv_mono: int) -> None:
+        """The C path applied a diff that crossed the book (``on_diff`` reports the same as WENT_STALE)."""
+        sync = self.syncs[sid]
+        sync.mark_crossed()
+        self._went_stale(sid, sync, recv_ts, recv_mono)
+
+    def _trade(self, sid: int, tid: int, t_ms: int, price: float, qty: float, maker: bool, recv_ts: int,
+               recv_mono: int) -> None:
         if tid <= self.last_trade[sid]:
             self.duplicates += 1
             return
         self.last_trade[sid] = tid
-        flags = self.stale_flag[sid] | (MdFlag.BUYER_MAKER if maker is True else 0)
+        flags = self.stale_flag[sid] | (MdFlag.BUYER_MAKER if maker else 0)
         self.batch.trade(sid, flags, tid, price, qty, t_ms, recv_ts, recv_mono)
 
     def _other(self, data: bytes) -> None:
         """Frames that are not market data: control replies, serverShutdown, unknown streams."""
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.parse_errors += 1
-            return
+        doc = orjson.loads(data)
         if not isinstance(doc, dict):
-            self.parse_errors += 1
-            return
+            raise MalformedFrame(f"not an object: {type(doc).__name__}")
         stream = doc.get("stream")
         if stream == "!serverShutdown" or (isinstance(doc.get("data"), dict)
                                            and doc["data"].get("e") == "serverShutdown"):
@@ -237,7 +265,7 @@ class FeedEngine:
         elif isinstance(stream, str):
             self.unknown_streams += 1
         else:
-            self.parse_errors += 1
+            raise MalformedFrame("neither a stream frame nor a reply")
 
     def _server_shutdown(self) -> None:
         """The server of one socket is going away: replace that socket (make before break)."""
@@ -266,15 +294,20 @@ class FeedEngine:
         sid = self.symbol_ids[symbol]
         sync = self.syncs[sid]
         try:
-            r = sync.on_snapshot(doc["lastUpdateId"], doc["bids"], doc["asks"])
-        except (KeyError, TypeError):
+            last_id = update_id(doc["lastUpdateId"])
+            bids, asks = parse_levels(doc["bids"]), parse_levels(doc["asks"])
+        except (KeyError, TypeError, ValueError) as exc:
             self.parse_errors += 1
+            self.last_parse_error = f"snapshot {symbol}: {exc}"[:200]
+            log.warning("malformed depth snapshot for %s: %s", symbol, exc)
             r = Result.RETRY
+        else:
+            r = sync.on_snapshot(last_id, bids, asks)
         if r == Result.SYNCED:
             self.book_id[sid] = sync.update_id
             self.stale_flag[sid] = 0
             now_ts, now_mono = time.time_ns(), time.monotonic_ns()
-            self.batch.depth(MdKind.SNAPSHOT, sid, MdFlag.RESYNC, sync.book, doc["lastUpdateId"], sync.update_id,
+            self.batch.depth(MdKind.SNAPSHOT, sid, MdFlag.RESYNC, sync.book, last_id, sync.update_id,
                              sync.last_exch_ms, now_ts, now_mono)
             self.batch.flush()
             since = self.stale_since.pop(sid, None)
@@ -383,7 +416,8 @@ class FeedEngine:
         return {
             "messages": self.messages + self.fast.messages, "bytes": self.bytes + self.fast.bytes,
             "records": self.batch.written,
-            "parse_errors": self.parse_errors, "unknown_streams": self.unknown_streams,
+            "parse_errors": self.parse_errors, "last_parse_error": self.last_parse_error,
+            "unknown_streams": self.unknown_streams,
             "duplicates": self.duplicates + self.fast.duplicates,
             "outdated_book_tickers": self.outdated + self.fast.outdated,
             "gaps": sum(s.gaps for s in syncs), "resyncs": sum(s.resyncs for s in syncs),

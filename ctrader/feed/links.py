@@ -35,6 +35,8 @@ class FrameSink(Protocol):
 
     def process_from(self, conn: StreamConnection, data: bytes, recv_ts: int, recv_mono: int) -> None: ...
 
+    def frame_failed(self, data: bytes, exc: BaseException) -> None: ...
+
     def flush(self) -> None: ...
 
     def before_frame(self, recv_mono: int) -> None: ...
@@ -80,8 +82,11 @@ class ShardLink:
         conn.last_rx_ns = recv_mono
         if conn is self.live:
             self.feed.before_frame(recv_mono)
-            if not self.fast(data, recv_ts, recv_mono):
-                self.feed.process_from(conn, data, recv_ts, recv_mono)
+            try:
+                if not self.fast(data, recv_ts, recv_mono):
+                    self.feed.process_from(conn, data, recv_ts, recv_mono)
+            except Exception as exc:        # noqa: BLE001  an exception into picows would drop the socket
+                self.feed.frame_failed(data, exc)
         elif conn is self.incoming:
             self.held.append((data, recv_ts, recv_mono))
             end = data.find(b'"', 11)               # {"stream":"<name>",...
@@ -205,8 +210,11 @@ class ShardLink:
         self.live = new
         fast, general = self.fast, self.feed.process_from
         for data, ts, mono in held:
-            if not fast(data, ts, mono):
-                general(new, data, ts, mono)
+            try:
+                if not fast(data, ts, mono):
+                    general(new, data, ts, mono)
+            except Exception as exc:        # noqa: BLE001  as in on_frame: count it, keep going
+                self.feed.frame_failed(data, exc)
         self.feed.flush()
         if old.shutdown_notice.is_set() and not noticed_before:
             # serverShutdown reached the old socket while we were replacing it anyway: this

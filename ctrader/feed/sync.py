@@ -12,18 +12,25 @@ The book is STALE from the moment anything is wrong (gap, crossed book, disconne
 snapshot rebuilds it; the caller publishes a STATUS record when ``on_*`` reports ``WENT_STALE``
 and a SNAPSHOT|RESYNC record on ``SYNCED``.
 
+Rule 4 for a book in sync lives in the C book (``LocalBook.apply_diff``), because the feed's C
+frame path applies most diffs without coming here: it takes a diff only when the book is in sync
+and the diff continues it (``STEP_APPLIED`` / ``STEP_IGNORED``), calls ``mark_crossed`` when the
+diff crossed the book, and leaves everything else (buffering, gaps) to ``on_diff``.
+
+Levels come in parsed (``ctrader.feed.parse.levels`` / ``parse_levels``: ``[(price, qty), ...]``).
+
     sync = BookSync()
-    r = sync.on_diff(U, u, bids, asks)        # -> Result; r == NEED_SNAPSHOT: ask for one
-    r = sync.on_snapshot(last_id, bids, asks)  # -> SYNCED, RETRY (too old), WENT_STALE...
-    sync.want_quiet_snapshot()                 # a book with no diffs for a while: snapshot alone
-    sync.book.top... ; sync.update_id ; sync.stale
+    r = sync.on_diff(U, u, E, bids, asks)       # -> Result; r == NEED_SNAPSHOT: ask for one
+    r = sync.on_snapshot(last_id, bids, asks)   # -> SYNCED, RETRY (too old), ...
+    sync.want_quiet_snapshot()                  # a book with no diffs for a while: snapshot alone
+    sync.book.best_bid() ; sync.update_id ; sync.stale
 """
 from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
 
-from ctrader.feed.book import BadLevel, Levels, LocalBook, parse_levels
+from ctrader.feed.book import STEP_CROSSED, STEP_GAP, STEP_IGNORED, BadLevel, Levels, LocalBook
 
 
 class Result(IntEnum):
@@ -34,7 +41,6 @@ class Result(IntEnum):
     WENT_STALE = 5     # the book just became unusable (gap / crossed): publish STATUS, request a snapshot
     SYNCED = 6         # rebuilt from a snapshot (+ buffered events): publish SNAPSHOT|RESYNC
     RETRY = 7          # the snapshot is older than the buffered events: request another one
-    BAD = 8            # malformed levels: nothing changed
 
 
 class Reason(IntEnum):
@@ -52,21 +58,15 @@ class BookSync:
         "buffer",
         "crossed",
         "gaps",
-        "ignored",
-        "last_exch_ms",
         "max_buffer",
         "quiet",
         "resyncs",
         "snapshot_wanted",
         "stale_reason",
-        "synced",
-        "update_id",
     )
 
     def __init__(self, max_buffer: int = 20000) -> None:
-        self.book = LocalBook()
-        self.update_id = 0
-        self.synced = False                 # False: events are buffered, the book is stale
+        self.book = LocalBook()             # also holds update_id, last_exch_ms and synced (see below)
         self.buffer: deque = deque()        # (U, u, E, bids, asks) with parsed levels
         self.max_buffer = max_buffer
         self.stale_reason = Reason.START
@@ -74,39 +74,57 @@ class BookSync:
         self.quiet = False                  # ...for a book with no diff yet (want_quiet_snapshot)
         self.gaps = 0
         self.resyncs = 0
-        self.ignored = 0
         self.crossed = 0
-        self.last_exch_ms = 0
+
+    # The state the C frame path reads and moves lives in the book object.
+    @property
+    def synced(self) -> bool:
+        """False: events are buffered, the book is stale."""
+        return self.book.synced
+
+    @synced.setter
+    def synced(self, value: bool) -> None:
+        self.book.synced = value
+
+    @property
+    def update_id(self) -> int:
+        return self.book.update_id
+
+    @update_id.setter
+    def update_id(self, value: int) -> None:
+        self.book.update_id = value
+
+    @property
+    def last_exch_ms(self) -> int:
+        return self.book.last_exch_ms
 
     @property
     def stale(self) -> bool:
-        return not self.synced
+        return not self.book.synced
 
     # --- events ---------------------------------------------------------------------------------
 
     def on_diff(self, first_id: int, last_id: int, exch_ms: int, bids: Levels, asks: Levels) -> Result:
-        try:
-            b, a = parse_levels(bids), parse_levels(asks)
-        except BadLevel:
-            return Result.BAD
         if not self.synced:
-            return self._buffer(first_id, last_id, exch_ms, b, a)
-        if last_id <= self.update_id:
-            self.ignored += 1               # docs: u < id -> ignore; u == id is the same book again
+            return self._buffer(first_id, last_id, exch_ms, bids, asks)
+        # docs: u < id -> ignore (u == id is the same book again); U > id + 1 -> missed events
+        step = self.book.apply_diff(first_id, last_id, exch_ms, bids, asks)
+        if step == STEP_IGNORED:
             return Result.IGNORED
-        if first_id > self.update_id + 1:
+        if step == STEP_GAP:
             self.gaps += 1
             self.go_stale(Reason.GAP)
-            self._buffer(first_id, last_id, exch_ms, b, a)
+            self._buffer(first_id, last_id, exch_ms, bids, asks)
             return Result.WENT_STALE
-        self.book.apply(b, a)
-        self.update_id = last_id
-        self.last_exch_ms = exch_ms
-        if self.book.crossed():
-            self.crossed += 1
-            self.go_stale(Reason.CROSSED)   # this event is part of the bad book: not kept
+        if step == STEP_CROSSED:
+            self.mark_crossed()
             return Result.WENT_STALE
         return Result.APPLIED
+
+    def mark_crossed(self) -> None:
+        """The diff just applied crossed the book: it is part of the bad book, not kept."""
+        self.crossed += 1
+        self.go_stale(Reason.CROSSED)
 
     def _buffer(self, first_id: int, last_id: int, exch_ms: int, b, a) -> Result:
         buf = self.buffer
@@ -171,21 +189,16 @@ class BookSync:
         self.snapshot_wanted = False
         self.stale_reason = Reason.NONE
         while buf:
-            first_id, last_id, exch_ms, b, a = buf.popleft()
-            if last_id <= self.update_id:
-                continue
-            if first_id > self.update_id + 1:
+            event = buf.popleft()
+            if self.book.apply_diff(*event) == STEP_GAP:
                 # a gap inside the buffer: keep the rest, wait for a newer snapshot
-                buf.appendleft((first_id, last_id, exch_ms, b, a))
+                buf.appendleft(event)
                 self.gaps += 1
                 self.synced = False
                 self.stale_reason = Reason.GAP
                 self.snapshot_wanted = True
                 return Result.RETRY
-            self.book.apply(b, a)
-            self.update_id = last_id
-            self.last_exch_ms = exch_ms
-        if self.book.crossed():
+        if self.book.crossed():                 # checked once all buffered events are in
             self.crossed += 1
             self.synced = False
             self.stale_reason = Reason.CROSSED
