@@ -3,7 +3,8 @@
     model = OnnxModel.load(path, expected_features=FEATURES)   # refuses a feature mismatch
     probs = model.score(features)            # float32 (n, k) -> float64 (n,), P(trade pays)
 
-``load_model(cfg, features)`` resolves ``[model] name`` through the registry (None for "none").
+``load_model(cfg, features)`` resolves ``[model] name`` through the registry (None for "none");
+``ModelFiles`` carries a model as bytes to a process without the registry.
 The session runs with ``[model] threads`` intra-op threads (1 by default: scoring a few rows is
 faster on the calling thread than handing them to a pool, and the strategy owns one core).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import pathlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,22 +60,28 @@ class OnnxModel:
     @classmethod
     def load(cls, model_dir: str | pathlib.Path, expected_features: Sequence[str] | None = None,
              threads: int = 1) -> OnnxModel:
-        import onnxruntime as ort
-
         meta = read_metadata(model_dir)
-        if expected_features is not None:
-            check_features(meta, expected_features)
         path = pathlib.Path(model_dir) / MODEL_FILE
         if not path.is_file():
             raise ModelError(f"{model_dir}: no {MODEL_FILE}")
+        model = cls.from_bytes(meta, path.read_bytes(), expected_features, threads)
+        log.info("model %s v%s loaded from %s (%d features)", meta.name, meta.version, model_dir, model.n_features)
+        return model
+
+    @classmethod
+    def from_bytes(cls, meta: ModelMeta, onnx: bytes, expected_features: Sequence[str] | None = None,
+                   threads: int = 1) -> OnnxModel:
+        """A model from its metadata and ONNX bytes (``ModelFiles``: no registry on this host)."""
+        import onnxruntime as ort
+
+        if expected_features is not None:
+            check_features(meta, expected_features)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        model = cls(meta, session)
-        log.info("model %s v%s loaded from %s (%d features)", meta.name, meta.version, model_dir, model.n_features)
-        return model
+        session = ort.InferenceSession(onnx, sess_options=opts, providers=["CPUExecutionProvider"])
+        return cls(meta, session)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) for each row of ``features`` (float32, (n, n_features))."""
@@ -92,3 +100,22 @@ def load_model(cfg, features: Sequence[str], name: str | None = None) -> OnnxMod
     if path is None:
         return None
     return OnnxModel.load(path, features, threads=cfg.model.threads)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model as bytes, for a process that cannot read the registry (a sweep worker, a task on
+    a Ray cluster): the driver reads it, the worker rebuilds the ``OnnxModel``."""
+    meta: ModelMeta
+    onnx: bytes
+
+    @classmethod
+    def read(cls, cfg, name: str | None = None) -> ModelFiles | None:
+        """Model ``name`` (default ``[model] name``) from the registry; None for "none"."""
+        path = resolve_model_dir(cfg, name)
+        if path is None:
+            return None
+        return cls(read_metadata(path), (pathlib.Path(path) / MODEL_FILE).read_bytes())
+
+    def load(self, features: Sequence[str], threads: int = 1) -> OnnxModel:
+        return OnnxModel.from_bytes(self.meta, self.onnx, features, threads)
