@@ -143,13 +143,15 @@ class _Closing:
 
 
 class LocalBackend(_Closing):
-    """Tasks in ``spawn``ed processes on this host (in this process with one worker)."""
+    """Tasks in ``spawn``ed processes on this host (in this process with one worker). The
+    processes start with the first parallel ``map`` and serve every later one until ``close``."""
 
     name = "local"
 
     def __init__(self, workers: int = 0) -> None:
         self._workers = workers or os.cpu_count() or 1
         self._tmp: pathlib.Path | None = None
+        self._pool: cf.ProcessPoolExecutor | None = None
 
     @property
     def workers(self) -> int:
@@ -165,24 +167,27 @@ class LocalBackend(_Closing):
         return FileSlice(path)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], progress: Progress | None = None) -> list[R]:
-        n = min(self._workers, len(items))
-        if n <= 1:
+        if self._workers <= 1 or len(items) <= 1:
             out = []
             for item in items:
                 out.append(fn(item))
                 if progress:
                     progress(len(out), len(items))
             return out
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
         results: list[Any] = [None] * len(items)
-        with cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-            for done, fut in enumerate(cf.as_completed(futures), 1):
-                results[futures[fut]] = fut.result()
-                if progress:
-                    progress(done, len(items))
+        futures = {self._pool.submit(fn, item): i for i, item in enumerate(items)}
+        for done, fut in enumerate(cf.as_completed(futures), 1):
+            results[futures[fut]] = fut.result()
+            if progress:
+                progress(done, len(items))
         return results
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
