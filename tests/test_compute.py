@@ -127,3 +127,25 @@ def test_the_configuration_picks_the_backend(env):
 
         with pytest.raises(ComputeError, match="pip install"):
             open_backend(ray_cfg)
+
+
+def test_cli_sweep_runs_on_ray_when_configured(env, ray_backend):
+    """``[compute] backend = "ray"``: the command's tasks go to Ray (here the module's instance,
+    which the command finds running, uses, and leaves running)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ctrader.cli.main import app
+
+    _, _, _, _, sets = env
+    argv = [a for k, v in dict(sets, **{"compute.backend": "ray"}).items() for a in ("--set", f"{k}={v}")]
+    res = CliRunner().invoke(app, argv + ["strategies", "rank", "--variant", "base:", "--variant",
+                                          "strict:strategy.min_edge_bps=41", "--windows", "2", "--no-save", "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert {e["variant"] for e in out["ranking"]} == {"base", "strict"} and not out["errors"]
+    import ray
+
+    assert ray.is_initialized()
