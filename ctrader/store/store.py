@@ -3,7 +3,7 @@
     store = Store.open("chdb:///data/store", "ctrader")      # or Store.from_config(cfg)
     store.insert("md_book", arrow_table)                      # tables from ctrader.store.columns
     for chunk in store.read_md(["BTCUSDT", "ETHBTC"], start, end, chunk_rows=100_000):
-        ...                                                   # MD_EVENT arrays, time order
+        ...                                     # MD_EVENT arrays, time order (read ahead on a thread)
     cands = store.read_candidates("r1234")                    # CANDIDATE records of a run
     store.close()
 
@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -78,6 +79,7 @@ class Store:
         self.url = url
         self._lock = lock
         self._native = native
+        self._native_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -183,6 +185,8 @@ class Store:
         at most ``chunk_rows`` events (``ctrader.store.md_read``). With ``prefetch`` the next
         window is read and decoded on a thread while the caller works on the current one: at
         most three windows are in memory at a time (the caller's, one ready, one being read).
+        ``first_rows`` caps the first window (each next one doubles, up to ``chunk_rows``), for
+        a caller that would rather start on a small window than wait for a full one.
         """
         if chunk_rows < 1:
             raise ValueError("chunk_rows must be >= 1")
@@ -206,11 +210,12 @@ class Store:
                 yield records
 
     def _native_reader(self) -> NativeQuery:
-        if self.client is None:
-            raise StoreUnavailable(f"the store at {describe(self.url)} is closed")
-        if self._native is None:
-            self._native = native_query(self.url, self.client)
-        return self._native
+        with self._native_lock:          # read_md's threads may ask at once
+            if self.client is None:
+                raise StoreUnavailable(f"the store at {describe(self.url)} is closed")
+            if self._native is None:
+                self._native = native_query(self.url, self.client)
+            return self._native
 
     def _run_ids(self, run_id: str, what: str) -> tuple[dict[str, int], dict[str, int]]:
         info = self.run_info(run_id)
