@@ -317,9 +317,10 @@ def check_regressions(results: list[dict]) -> list[str]:
         if r["name"].startswith("replay triangular") and r["ratio"] < 0.04:
             # 0.15-0.17 since the decision path moved into numba (0.03-0.06 before)
             problems.append(f"triangular replay at {r['ratio']:.3f}x the do-nothing kernel (limit 0.04x)")
-        if r["name"].startswith("replay end to end") and r["ratio"] < 0.15:
+        if r["name"].startswith("replay end to end") and r["ratio"] < 0.1:
+            # 0.25-0.29 (medians) on 2026-12-04 with one window: read + replay, no overlap
             problems.append(f"end-to-end replay from the store at {r['ratio']:.2f}x the replay in memory "
-                            f"(limit 0.15x)")
+                            f"(limit 0.1x)")
         if r["name"].startswith("store read_md, embedded") and r["ratio"] < 0.15:
             problems.append(f"store read at {r['ratio']:.2f}x the in-memory replay (limit 0.15x)")
     return problems
