@@ -238,3 +238,28 @@ def test_lock_is_shared_within_a_process(tmp_path):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode != 0  # still held
     b.release()
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_migration_3_rebuilds_market_data_in_small_granules_keeping_every_row(tmp_path):
+    old = Store.open(f"chdb://{tmp_path}/old", "ctrader", migrate=False)
+    try:
+        apply_migrations(old.client, "ctrader", [m for m in MIGRATIONS if m.version < 3])
+        recs = md_records(3000, seed=4)
+        book, trades = md_to_arrow(recs, Names(SYMBOLS), "run-a")
+        old.insert("md_book", book)
+        old.insert("md_trade", trades)
+        assert "index_granularity = 8192" in old.client.command("SHOW CREATE TABLE ctrader.md_book")
+        assert old.migrate() == [3]
+        for table in ("md_book", "md_trade"):
+            assert "index_granularity = 1024" in old.client.command(f"SHOW CREATE TABLE ctrader.{table}")
+        assert_same_records(join(list(old.read_md(SYMBOLS, T0, T0 + 10**12))), recs)
+        # interrupted and run again: still every row, once
+        (m3,) = [m for m in MIGRATIONS if m.version == 3]
+        for stmt in m3.statements:
+            old.client.command(stmt.replace("{db}", "ctrader"))
+        assert_same_records(join(list(old.read_md(SYMBOLS, T0, T0 + 10**12))), recs)
+        tables = {r[0] for r in old.client.query("SELECT name FROM system.tables WHERE database = 'ctrader'")
+                  .result_rows}
+        assert not [t for t in tables if t.endswith("_regranulate")]
+    finally:
+        old.close()

@@ -13,4 +13,5 @@ SUITES = {
     "strategy": "ctrader.benchmarks.strategy",
     "replay": "ctrader.benchmarks.replay",
     "e2e": "ctrader.benchmarks.e2e",
+    "compute": "ctrader.benchmarks.compute",
 }

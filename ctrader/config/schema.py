@@ -300,6 +300,17 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    backend: str = opt("where sweeps, rankings and model retrain run: local processes, or Ray "
+                       "(pip install 'ctrader[compute]')", choices=("local", "ray"))
+    address: str = opt("ray: address of an existing cluster (e.g. ray://head:10001 or auto); empty = start "
+                       "a local Ray for the command and stop it after")
+    num_cpus: int = opt("ray, started locally: CPUs it may use; 0 = every core", min=0, max=4096)
+    object_store_mb: int = opt("ray, started locally: object store size (market data shipped to the tasks), "
+                               "MB; 0 = Ray's default (30% of memory)", min=0)
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig
     venue: VenueConfig
@@ -315,3 +326,4 @@ class Config:
     risk: RiskConfig
     recorder: RecorderConfig
     replay: ReplayConfig
+    compute: ComputeConfig

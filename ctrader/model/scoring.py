@@ -4,7 +4,8 @@
     probs = model.score(features)            # float32 (n, k) -> float64 (n,), P(trade pays)
     model = verify_model(path, FEATURES)     # ... and proven to score a test batch (promote, pre-flight)
 
-``load_model(cfg, features)`` resolves ``[model] name`` through the registry (None for "none").
+``load_model(cfg, features)`` resolves ``[model] name`` through the registry (None for "none");
+``ModelFiles`` carries a model as bytes to a process without the registry.
 The session runs with ``[model] threads`` intra-op threads (1 by default: scoring a few rows is
 faster on the calling thread than handing them to a pool, and the strategy owns one core).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import pathlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,26 +61,32 @@ class OnnxModel:
     @classmethod
     def load(cls, model_dir: str | pathlib.Path, expected_features: Sequence[str] | None = None,
              threads: int = 1) -> OnnxModel:
-        import onnxruntime as ort
-
         meta = read_metadata(model_dir)
-        if expected_features is not None:
-            check_features(meta, expected_features)
         path = pathlib.Path(model_dir) / MODEL_FILE
         if not path.is_file():
             raise ModelError(f"{model_dir}: no {MODEL_FILE}")
+        model = cls.from_bytes(meta, path.read_bytes(), expected_features, threads)
+        log.info("model %s v%s loaded from %s (%d features)", meta.name, meta.version, model_dir, model.n_features)
+        return model
+
+    @classmethod
+    def from_bytes(cls, meta: ModelMeta, onnx: bytes, expected_features: Sequence[str] | None = None,
+                   threads: int = 1) -> OnnxModel:
+        """A model from its metadata and ONNX bytes (``ModelFiles``: no registry on this host)."""
+        import onnxruntime as ort
+
+        if expected_features is not None:
+            check_features(meta, expected_features)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-            model = cls(meta, session)
+            session = ort.InferenceSession(onnx, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:     # onnxruntime raises its own kinds (InvalidProtobuf, Fail, ...)
-            raise ModelError(f"{path}: onnxruntime cannot load it ({type(exc).__name__}: "
-                             f"{str(exc).strip() or 'no detail'})") from exc
-        log.info("model %s v%s loaded from %s (%d features)", meta.name, meta.version, model_dir, model.n_features)
-        return model
+            raise ModelError(f"model {meta.name} ({meta.path or 'bytes'}): onnxruntime cannot load it "
+                             f"({type(exc).__name__}: {str(exc).strip() or 'no detail'})") from exc
+        return cls(meta, session)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) for each row of ``features`` (float32, (n, n_features))."""
@@ -118,3 +126,22 @@ def load_model(cfg, features: Sequence[str], name: str | None = None) -> OnnxMod
     if path is None:
         return None
     return OnnxModel.load(path, features, threads=cfg.model.threads)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model as bytes, for a process that cannot read the registry (a sweep worker, a task on
+    a Ray cluster): the driver reads it, the worker rebuilds the ``OnnxModel``."""
+    meta: ModelMeta
+    onnx: bytes
+
+    @classmethod
+    def read(cls, cfg, name: str | None = None) -> ModelFiles | None:
+        """Model ``name`` (default ``[model] name``) from the registry; None for "none"."""
+        path = resolve_model_dir(cfg, name)
+        if path is None:
+            return None
+        return cls(read_metadata(path), (pathlib.Path(path) / MODEL_FILE).read_bytes())
+
+    def load(self, features: Sequence[str], threads: int = 1) -> OnnxModel:
+        return OnnxModel.from_bytes(self.meta, self.onnx, features, threads)

@@ -136,7 +136,15 @@ class ReplayEngine:
         b = self.opt.batch_events
         chunk = as_layout(chunk, MD_EVENT)
         if len(self._carry):
-            chunk = concat([self._carry, chunk], MD_EVENT)
+            # complete the carried partial batch with the chunk's first records, without copying
+            # the whole chunk behind it (a store chunk is 200k records: 90 MB a copy)
+            need = b - len(self._carry)
+            if len(chunk) < need:
+                self._carry = concat([self._carry, chunk], MD_EVENT)
+                return
+            self._batch(concat([self._carry, chunk[:need]], MD_EVENT))
+            self._carry = np.zeros(0, MD_EVENT)
+            chunk = chunk[need:]
         whole = len(chunk) - len(chunk) % b
         for i in range(0, whole, b):
             self._batch(chunk[i:i + b])

@@ -36,6 +36,7 @@ import numpy as np
 
 from ctrader.core.extras import require
 from ctrader.core.progress import Progress, no_progress
+from ctrader.replay.compute import MdSlice
 
 log = logging.getLogger(__name__)
 
@@ -232,18 +233,21 @@ class TrainOutcome:
     max_onnx_diff: float
 
 
-def train_from_store(cfg, store, start_ns: int, end_ns: int, spec: TrainSpec,
-                     out_dir: str | pathlib.Path | None = None, universe=None,
-                     progress: Progress = no_progress) -> TrainOutcome:
-    """Label recorded history, fit, export to ONNX, check onnxruntime, write it to the registry."""
-    from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta, registry_dir
-    from ctrader.model.train import ONNX_TOLERANCE, export_onnx, onnx_max_diff
-    from ctrader.replay.runner import resolve_universe
+@dataclass
+class TrainedModel:
+    """A fitted model exported to ONNX and checked against scikit-learn (not yet in a registry)."""
+    onnx: bytes
+    metrics: dict
+    features: tuple[str, ...]
+    n_samples: int
+    positive_rate: float | None
+    max_onnx_diff: float
 
-    require("train")                    # before labelling hours of history, not after
-    uni = universe or resolve_universe(cfg)
-    latency = spec.latency_ms if spec.latency_ms is not None else label_horizon_ms(cfg)
-    ds = collect_from_store(cfg, store, uni, start_ns, end_ns, latency, spec.sample_every_ms, progress)
+
+def fit_and_export(ds, spec: TrainSpec, progress: Progress = no_progress) -> TrainedModel:
+    """Fit on a labelled dataset, export to ONNX, check that onnxruntime reproduces scikit-learn."""
+    from ctrader.model.train import ONNX_TOLERANCE, export_onnx, onnx_max_diff
+
     progress("fitting", 0, 1, f"{len(ds.y):,} samples")
     pipe, metrics = fit(ds, spec)
     progress("fitting", 1, 1, f"{len(ds.y):,} samples")
@@ -252,23 +256,47 @@ def train_from_store(cfg, store, start_ns: int, end_ns: int, spec: TrainSpec,
     if diff > ONNX_TOLERANCE:
         raise RuntimeError(f"onnxruntime differs from scikit-learn by {diff:.2e} (> {ONNX_TOLERANCE})")
     metrics["onnx_max_abs_diff"] = diff
+    return TrainedModel(blob, metrics, tuple(ds.features), len(ds.y),
+                        float(ds.y.mean()) if len(ds.y) else None, diff)
+
+
+def write_model(cfg, trained: TrainedModel, spec: TrainSpec, *, db: str, start_ns: int, end_ns: int,
+                latency_ms: float, out_dir: str | pathlib.Path | None = None) -> TrainOutcome:
+    """Write a trained model and its metadata into the registry (or ``out_dir``)."""
+    from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta, registry_dir
+
     out = pathlib.Path(out_dir) if out_dir else registry_dir(cfg) / spec.name
     out.mkdir(parents=True, exist_ok=True)
-    (out / MODEL_FILE).write_bytes(blob)
+    (out / MODEL_FILE).write_bytes(trained.onnx)
     kind = "standard_scaler+logistic_regression" if spec.kind == "logreg" else "gradient_boosted_trees"
     meta = ModelMeta(
         name=spec.name, version=spec.version or time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
-        strategy=cfg.strategy.name, features=ds.features, kind=kind,
+        strategy=cfg.strategy.name, features=trained.features, kind=kind,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        training={"source": "store", "store": store.db, "start_ns": start_ns, "end_ns": end_ns,
-                  "spec": asdict(spec), "label_latency_ms": latency, "n_samples": len(ds.y),
-                  "positive_rate": float(ds.y.mean()) if len(ds.y) else None,
-                  "model_sha256": hashlib.sha256(blob).hexdigest()},
-        metrics=metrics, onnx={"input": "features", "probabilities": "probabilities", "opset": 17}, path=str(out))
+        training={"source": "store", "store": db, "start_ns": start_ns, "end_ns": end_ns,
+                  "spec": asdict(spec), "label_latency_ms": latency_ms, "n_samples": trained.n_samples,
+                  "positive_rate": trained.positive_rate,
+                  "model_sha256": hashlib.sha256(trained.onnx).hexdigest()},
+        metrics=trained.metrics, onnx={"input": "features", "probabilities": "probabilities", "opset": 17},
+        path=str(out))
     (out / METADATA_FILE).write_text(meta.to_json())
-    log.info("model %s v%s (%s) -> %s: %d samples, auc %s", meta.name, meta.version, kind, out, len(ds.y),
-             metrics.get("auc"))
-    return TrainOutcome(meta, out, metrics, len(ds.y), diff)
+    log.info("model %s v%s (%s) -> %s: %d samples, auc %s", meta.name, meta.version, kind, out, trained.n_samples,
+             trained.metrics.get("auc"))
+    return TrainOutcome(meta, out, trained.metrics, trained.n_samples, trained.max_onnx_diff)
+
+
+def train_from_store(cfg, store, start_ns: int, end_ns: int, spec: TrainSpec,
+                     out_dir: str | pathlib.Path | None = None, universe=None,
+                     progress: Progress = no_progress) -> TrainOutcome:
+    """Label recorded history, fit, export to ONNX, check onnxruntime, write it to the registry."""
+    from ctrader.replay.runner import resolve_universe
+
+    require("train")                    # before labelling hours of history, not after
+    uni = universe or resolve_universe(cfg)
+    latency = spec.latency_ms if spec.latency_ms is not None else label_horizon_ms(cfg)
+    ds = collect_from_store(cfg, store, uni, start_ns, end_ns, latency, spec.sample_every_ms, progress)
+    return write_model(cfg, fit_and_export(ds, spec, progress), spec, db=store.db, start_ns=start_ns, end_ns=end_ns,
+                       latency_ms=latency, out_dir=out_dir)
 
 
 # --- evaluation -----------------------------------------------------------------------------------
@@ -304,9 +332,16 @@ def evaluate_model(cfg, store, name: str, start_ns: int, end_ns: int, *, against
                          label=f"eval {name}: {label}", params={"model": label},
                          progress=lambda events, ts_ns, stage=stage: progress(
                              stage, (ts_ns - start_ns) / 1e9, span_s, f"{events:,} events"))
-        s = r.result.summary
-        out["replay"][key] = {"run_id": r.run_id, "pnl": s["pnl"], "groups": s["groups"],
-                              "groups_complete": s["groups_complete"], "fills": s["fills"]}
+        out["replay"][key] = _replay_figures(r.run_id, r.result.summary)
+    return _compare_replays(out, name)
+
+
+def _replay_figures(run_id: str, s: dict) -> dict:
+    return {"run_id": run_id, "pnl": s["pnl"], "groups": s["groups"], "groups_complete": s["groups_complete"],
+            "fills": s["fills"]}
+
+
+def _compare_replays(out: dict, name: str) -> dict:
     base = out["replay"].get("none")
     if base is not None:
         out["pnl_vs_none"] = out["replay"][name]["pnl"] - base["pnl"]
@@ -381,10 +416,127 @@ class RetrainResult:
     extra: dict = field(default_factory=dict)
 
 
+# Retraining runs as tasks on the compute backend (``ctrader.replay.compute``): training, the
+# evaluation period's labels and the reference model's replay at once, then the new model's
+# replay. Each task gets the configuration, the universe and its market data slice; models travel
+# as bytes; the driver writes the registry and the store.
+
+@dataclass
+class TrainTask:
+    cfg: object
+    exchange_info: dict
+    md: MdSlice
+    spec: TrainSpec
+    latency_ms: float
+
+    def run(self) -> TrainedModel:
+        from ctrader.market.universe import load_universe
+
+        uni = load_universe(self.cfg, self.exchange_info)
+        ds = collect_from_md(self.cfg, uni, self.md.chunks(self.cfg.replay.chunk_rows), self.latency_ms,
+                             self.spec.sample_every_ms)
+        return fit_and_export(ds, self.spec)
+
+
+@dataclass
+class LabelTask:
+    cfg: object
+    exchange_info: dict
+    md: MdSlice
+    latency_ms: float
+
+    def run(self):
+        from ctrader.market.universe import load_universe
+
+        uni = load_universe(self.cfg, self.exchange_info)
+        return collect_from_md(self.cfg, uni, self.md.chunks(self.cfg.replay.chunk_rows), self.latency_ms)
+
+
+@dataclass
+class ReplayOutcome:
+    """A replay's result and every journal record its sink would have received."""
+    result: object
+    journal: tuple[np.ndarray, np.ndarray, np.ndarray]     # candidates, intents, executions
+    wall_s: float
+
+
+@dataclass
+class ReplayTask:
+    cfg: object
+    exchange_info: dict
+    md: MdSlice
+    model: object            # ModelFiles or None
+
+    def run(self) -> ReplayOutcome:
+        from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT
+        from ctrader.market.universe import load_universe
+        from ctrader.replay.arrays import concat
+        from ctrader.replay.runner import replay_chunks
+        from ctrader.strategy.registry import strategy_class
+
+        t0 = time.perf_counter()
+        uni = load_universe(self.cfg, self.exchange_info)
+        model = None
+        if self.model is not None:
+            model = self.model.load(strategy_class(self.cfg.strategy.name).features, self.cfg.model.threads)
+        parts: tuple[list, list, list] = ([], [], [])
+
+        def keep(cands, intents, execs) -> None:
+            for kept, recs in zip(parts, (cands, intents, execs)):
+                if len(recs):
+                    kept.append(recs.copy())
+
+        result = replay_chunks(self.cfg, uni, self.md.chunks(self.cfg.replay.chunk_rows), model=model,
+                               on_batch=keep)
+        journal = tuple(concat(p, dtype) for p, dtype in zip(parts, (CANDIDATE, ORDER_INTENT, EXEC_EVENT)))
+        return ReplayOutcome(result, journal, time.perf_counter() - t0)
+
+
+def run_task(task):
+    """The one function the backend runs: each task knows its work."""
+    return task.run()
+
+
+def _save_replay(cfg, store, uni, outcome: ReplayOutcome, *, lo: int, hi: int, label: str, params: dict,
+                 model_version: str) -> str:
+    """Save a task's replay as ``replay_store`` saves its own (run row, fills, PnL, journal)."""
+    from ctrader.replay.results import (
+        ReplayResults,
+        RunMeta,
+        code_version,
+        config_dict,
+        config_hash,
+        new_run_id,
+    )
+
+    run_id = new_run_id("eval")
+    result = outcome.result
+    meta = RunMeta(kind="eval", label=label, strategy=cfg.strategy.name, config_hash=config_hash(cfg),
+                   code_version=code_version(), model_version=model_version, data_start_ns=lo, data_end_ns=hi,
+                   symbols=[s.name for s in uni.symbols], params=params, config=config_dict(cfg),
+                   wall_s=outcome.wall_s)
+    s = result.summary
+    s["wall_s"] = outcome.wall_s
+    s["events_per_s"] = s["events"] / outcome.wall_s if outcome.wall_s > 0 else None
+    s["run_id"], s["model_version"], s["config_hash"] = run_id, model_version, meta.config_hash
+    rs = ReplayResults(store)
+    sink = rs.sink(run_id, uni)
+    sink.on_batch(*outcome.journal)
+    sink.close()
+    rs.save_run(run_id, meta, result, uni)
+    return run_id
+
+
 def retrain(cfg, store, train_s: float, eval_s: float, *, end_ns: int | None = None, spec: TrainSpec | None = None,
-            promote_if_better: bool = True, progress: Progress = no_progress) -> RetrainResult:
+            promote_if_better: bool = True, backend=None, progress: Progress = no_progress) -> RetrainResult:
     """Train on [end - eval - train, end - eval), evaluate on [end - eval, end) in replay against the
-    current model (or no model when none is promoted); promote only if the replay PnL is higher."""
+    current model (or no model when none is promoted); promote only if the replay PnL is higher.
+
+    The work runs on ``backend`` (default: ``[compute]``'s, closed after); the result does not
+    depend on which.
+    """
+    from ctrader.model.scoring import ModelFiles
+    from ctrader.replay.compute import history_slices, open_backend
     from ctrader.replay.runner import data_range, resolve_universe
 
     uni = resolve_universe(cfg)
@@ -395,22 +547,54 @@ def retrain(cfg, store, train_s: float, eval_s: float, *, end_ns: int | None = N
     spec = spec or TrainSpec()
     name = spec.name if spec.name != "candidate" else f"rt{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
     spec = TrainSpec(**dict(asdict(spec), name=name))
-    trained = train_from_store(cfg, store, train_lo, eval_lo, spec, universe=uni, progress=progress)
+    latency = spec.latency_ms if spec.latency_ms is not None else label_horizon_ms(cfg)
     cur = current_target(cfg)
-    ev = evaluate_model(cfg, store, name, eval_lo, end_ns, against=(CURRENT,) if cur else ("none",), universe=uni,
-                        progress=progress)
+    ref_key, ref_files = (f"{CURRENT}:{cur}", ModelFiles.read(cfg, cur)) if cur else ("none", None)
+    names = [s.name for s in uni.symbols]
+    ids = {s.name: s.id for s in uni.symbols}
+    own_backend = backend is None
+    backend = backend or open_backend(cfg)
+    try:
+        progress("retrain: reading history", 0, 3, "")
+        train_md, eval_md = history_slices(backend, store, names, ids, [(train_lo, eval_lo), (eval_lo, end_ns)],
+                                           cfg.replay.chunk_rows)
+        progress("retrain: training, labels, reference replay", 1, 3, "")
+        trained, labels, ref_replay = backend.map(run_task, [
+            TrainTask(cfg, uni.exchange_info, train_md, spec, latency),
+            LabelTask(cfg, uni.exchange_info, eval_md, label_horizon_ms(cfg)),
+            ReplayTask(cfg, uni.exchange_info, eval_md, ref_files)])
+        outcome = write_model(cfg, trained, spec, db=store.db, start_ns=train_lo, end_ns=eval_lo, latency_ms=latency)
+        mine_files = ModelFiles.read(cfg, name)
+        progress("retrain: the new model's replay", 2, 3, "")
+        (new_replay,) = backend.map(run_task, [ReplayTask(cfg, uni.exchange_info, eval_md, mine_files)])
+        progress("retrain: done", 3, 3, "")
+    finally:
+        if own_backend:
+            backend.close()
+    from ctrader.strategy.registry import strategy_class
+
+    model = mine_files.load(strategy_class(cfg.strategy.name).features, cfg.model.threads)
+    p = model.score(labels.X) if len(labels.y) else np.zeros(0)
+    ev = {"model": name, "version": model.meta.version, "start_ns": eval_lo, "end_ns": end_ns,
+          "classification": classification_metrics(labels.y, p, cfg.strategy.min_score), "replay": {}}
+    for key, label, rep, version in (
+            (name, name, new_replay, f"{model.meta.name}:{model.meta.version}"),
+            (ref_key, cur or "none", ref_replay,
+             f"{ref_files.meta.name}:{ref_files.meta.version}" if ref_files else "none")):
+        run_id = _save_replay(cfg, store, uni, rep, lo=eval_lo, hi=end_ns, label=f"eval {name}: {label}",
+                              params={"model": label}, model_version=version)
+        ev["replay"][key] = _replay_figures(run_id, rep.result.summary)
+    ev = _compare_replays(ev, name)
     mine = ev["replay"][name]["pnl"]
-    ref_key = next(k for k in ev["replay"] if k != name) if len(ev["replay"]) > 1 else None
-    ref = ev["replay"][ref_key]["pnl"] if ref_key else None
-    better = ref is None or mine > ref
-    reason = (f"replay PnL {mine:.6g} vs {ref_key} {ref:.6g} on the evaluation window" if ref_key
-              else "no model to compare with")
+    ref = ev["replay"][ref_key]["pnl"]
+    better = mine > ref
+    reason = f"replay PnL {mine:.6g} vs {ref_key} {ref:.6g} on the evaluation window"
     previous = None
     promoted = False
     if better and promote_if_better:
         previous = promote(cfg, name, reason=reason)
         promoted = True
-    return RetrainResult(name, (train_lo, eval_lo), (eval_lo, end_ns), trained.metrics, ev, promoted,
+    return RetrainResult(name, (train_lo, eval_lo), (eval_lo, end_ns), outcome.metrics, ev, promoted,
                          ("promoted: " if promoted else "kept the current model: ") + reason, previous)
 
 

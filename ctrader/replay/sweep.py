@@ -1,4 +1,4 @@
-"""Parameter sweeps and strategy ranking with walk-forward windows, in parallel processes.
+"""Parameter sweeps and strategy ranking with walk-forward windows, in parallel (processes or Ray).
 
 A sweep replays the same history once per parameter set and window. The history is cut into
 ``windows`` consecutive periods of equal length; walk-forward evaluation picks the best set on
@@ -10,28 +10,27 @@ ranks a choice is never the one it was chosen on:
     sw.ranking          # parameter sets, best first, by mean out-of-sample PnL
     sw.walk_forward     # per step: chosen set, in-sample and out-of-sample PnL
 
-Workers are separate processes (``spawn``). The embedded store admits one process, so the parent
-exports each window's market data once to a flat file of MD_EVENT records and the workers map it
-read-only (``numpy.memmap``): no worker opens the store, memory stays bounded.
+Jobs run on the compute backend of ``[compute]`` (``ctrader.replay.compute``): local ``spawn``ed
+processes by default, or Ray tasks. Each job reads its own window: from a ClickHouse server
+itself, or, from the embedded store (one process only), as the driver shipped it (a flat file of
+MD_EVENT records mapped read-only, or Ray's object store). Jobs get the loaded configuration of
+their parameter set and the model as bytes: they read no file of the driver's.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import itertools
 import logging
 import math
-import multiprocessing
-import os
-import pathlib
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ctrader.core.records import MD_EVENT
+from ctrader.replay.compute import ComputeBackend, MdSlice, history_slices, open_backend
+
+if TYPE_CHECKING:
+    from ctrader.model.scoring import ModelFiles
 
 log = logging.getLogger(__name__)
 
@@ -118,37 +117,17 @@ def split_windows(start_ns: int, end_ns: int, windows: int) -> list[tuple[int, i
     return [(edges[i], edges[i + 1]) for i in range(windows)]
 
 
-# --- data export ---------------------------------------------------------------------------------
-
-def export_window(store, names: list[str], ids: dict[str, int], lo: int, hi: int, path: pathlib.Path,
-                  chunk_rows: int) -> int:
-    """Stream one window's md from the store into a flat file of MD_EVENT records."""
-    n = 0
-    with open(path, "wb") as fh:
-        for chunk in store.read_md(names, lo, hi, chunk_rows=chunk_rows, symbol_ids=ids):
-            fh.write(np.ascontiguousarray(chunk).tobytes())
-            n += len(chunk)
-    return n
-
-
-def _map(path: str) -> np.ndarray:
-    size = os.path.getsize(path)
-    if size == 0:
-        return np.zeros(0, MD_EVENT)
-    return np.memmap(path, dtype=MD_EVENT, mode="r")
-
-
-# --- workers -------------------------------------------------------------------------------------
+# --- jobs ----------------------------------------------------------------------------------------
 
 @dataclass
 class Job:
     variant: str
     params: dict[str, Any]
     window: int
-    md_path: str
-    source: ConfigSource
+    md: MdSlice
+    cfg: Any                       # the loaded configuration of this parameter set
     exchange_info: dict
-    model: str | None              # None: the configuration's [model] name
+    model: ModelFiles | None       # None: no model
 
 
 @dataclass
@@ -165,21 +144,21 @@ class JobResult:
 
 
 def run_job(job: Job) -> JobResult:
-    """Replay one window with one parameter set (runs in a worker process)."""
+    """Replay one window with one parameter set (in a worker process or a Ray task)."""
     from ctrader.market.universe import load_universe
-    from ctrader.replay.runner import load_strategy_model, options_from_config, replay_chunks
+    from ctrader.replay.runner import options_from_config, replay_chunks
+    from ctrader.strategy.registry import strategy_class
 
     t0 = time.perf_counter()
     try:
-        cfg = job.source.load(job.params)
+        cfg = job.cfg
         uni = load_universe(cfg, job.exchange_info)
-        model = load_strategy_model(cfg, job.model)
+        model = None
+        if job.model is not None:
+            model = job.model.load(strategy_class(cfg.strategy.name).features, cfg.model.threads)
         opts = options_from_config(cfg)
         opts.keep_records = 0
-        md = _map(job.md_path)
-        step = cfg.replay.chunk_rows
-        chunks = (np.array(md[i:i + step]) for i in range(0, len(md), step))
-        res = replay_chunks(cfg, uni, chunks, model=model, options=opts)
+        res = replay_chunks(cfg, uni, job.md.chunks(cfg.replay.chunk_rows), model=model, options=opts)
         wall = time.perf_counter() - t0
         res.summary["wall_s"] = wall
         return JobResult(job.variant, job.params, job.window, res.summary, res.fills, res.pnl, res.inventory, wall)
@@ -241,8 +220,12 @@ def _num(x) -> float:
 
 def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, start_ns: int, end_ns: int, *,
                  windows: int = 3, workers: int = 0, model: str | None = None, save: bool = True,
-                 kind: str = "sweep", progress=None) -> SweepResult:
-    """Replay every variant on every window in parallel; rank them walk-forward."""
+                 kind: str = "sweep", progress=None, backend: ComputeBackend | None = None) -> SweepResult:
+    """Replay every variant on every window in parallel; rank them walk-forward.
+
+    ``backend``: where the jobs run (default: ``open_backend`` of the configuration, closed after).
+    """
+    from ctrader.model.scoring import ModelFiles
     from ctrader.replay.results import (
         ReplayResults,
         RunMeta,
@@ -261,35 +244,26 @@ def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, 
     ids = {s.name: s.id for s in uni.symbols}
     wins = split_windows(start_ns, end_ns, windows)
     sweep_id = new_run_id(kind)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="ctrader-sweep-"))
+    configs, models, refused = {}, {}, {}
+    for v, params in variants:            # a parameter set that cannot load fails alone
+        try:
+            configs[v] = source.load(params)
+            models[v] = ModelFiles.read(configs[v], model)
+        except Exception as exc:
+            refused[v] = f"{type(exc).__name__}: {exc}"
+    own_backend = backend is None
+    backend = backend or open_backend(cfg, workers)
     try:
-        paths = []
-        for i, (lo, hi) in enumerate(wins):
-            p = tmp / f"window{i}.md"
-            n = export_window(store, names, ids, lo, hi, p, cfg.replay.chunk_rows)
-            log.info("sweep %s: window %d has %d md events", sweep_id, i, n)
-            paths.append(str(p))
-        jobs = [Job(v, params, i, paths[i], source, uni.exchange_info, model)
-                for v, params in variants for i in range(len(wins))]
-        n_workers = workers or cfg.replay.workers or os.cpu_count() or 1
-        n_workers = max(1, min(n_workers, len(jobs)))
-        results: list[JobResult] = []
-        if n_workers == 1:
-            for j in jobs:
-                results.append(run_job(j))
-                if progress:
-                    progress(len(results), len(jobs))
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
-                futs = [pool.submit(run_job, j) for j in jobs]
-                for f in cf.as_completed(futs):
-                    results.append(f.result())
-                    if progress:
-                        progress(len(results), len(jobs))
+        slices = history_slices(backend, store, names, ids, wins, cfg.replay.chunk_rows)
+        jobs = [Job(v, params, i, slices[i], configs[v], uni.exchange_info, models[v])
+                for v, params in variants if v not in refused for i in range(len(wins))]
+        log.info("sweep %s: %d jobs on %s (%d workers)", sweep_id, len(jobs), backend.name, backend.workers)
+        done = {(r.variant, r.window): r for r in backend.map(run_job, jobs, progress)}
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    results.sort(key=lambda r: ([v for v, _ in variants].index(r.variant), r.window))
+        if own_backend:
+            backend.close()
+    results = [done.get((v, i)) or JobResult(v, params, i, {}, np.zeros(0), np.zeros(0), [], 0.0, refused[v])
+               for v, params in variants for i in range(len(wins))]
     pnl = {v: [None] * len(wins) for v, _ in variants}
     for r in results:
         pnl[r.variant][r.window] = None if r.error else r.summary.get("pnl")
@@ -301,7 +275,7 @@ def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, 
         for r in results:
             if r.error:
                 continue
-            run_cfg = source.load(r.params)
+            run_cfg = configs[r.variant]
             run_id = f"{sweep_id}-v{order.index(r.variant)}-w{r.window}"
             meta = RunMeta(kind=kind, label=sweep_id, strategy=run_cfg.strategy.name,
                            config_hash=config_hash(run_cfg), code_version=code_version(),

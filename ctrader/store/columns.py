@@ -4,7 +4,7 @@ The recorder turns a batch of records (a numpy structured array) into one Arrow 
 table and hands it to ``client.insert_arrow`` — the same bytes for the embedded engine and a
 server. Symbol and asset ids become dictionary-encoded names (LowCardinality on the ClickHouse
 side); book levels become ragged arrays holding only the valid levels (``n_bids``/``n_asks``).
-The reader does the reverse (``arrow_to_md``), so replay gets MD_EVENT records back.
+Market data comes back as MD_EVENT records through ``md_read`` (Native format, not Arrow).
 
     names = Names(["BTCUSDT", "ETHBTC", "ETHUSDT"])
     book, trades = md_to_arrow(records, names, run_id="r1")     # either may be None
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ctrader.core.records import BOOK_DEPTH, CANDIDATE, EXEC_EVENT, MAX_LEGS, MD_EVENT, ORDER_INTENT, MdKind
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, MAX_LEGS, MD_EVENT, ORDER_INTENT, MdKind
 
 _TS_NS = pa.timestamp("ns", tz="UTC")
 
@@ -124,53 +124,6 @@ def md_to_arrow(records: np.ndarray, symbols: Names, run_id: str) -> tuple[pa.Ta
             "qty": _col(trades, "trade_qty"),
         })
     return book_tab, trade_tab
-
-
-# Columns the reader selects so that ``arrow_to_md`` can rebuild MD_EVENT records; trades are
-# selected into the same shape (their levels are empty arrays).
-MD_READ_COLUMNS = ("symbol", "kind", "flags", "seq", "exch_ts", "recv_ts", "recv_mono_ns",
-                   "first_update_id", "last_update_id", "trade_px", "trade_qty",
-                   "bid_px", "bid_qty", "ask_px", "ask_qty")
-
-
-def _unragged(column: pa.ChunkedArray | pa.Array, out: np.ndarray, counts_out: np.ndarray) -> None:
-    """Scatter an Arrow list column into a (n, depth) matrix, writing the row lengths."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    offsets = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-    values = arr.values.to_numpy(zero_copy_only=False)
-    lengths = np.minimum(np.diff(offsets), out.shape[1])
-    counts_out[:] = lengths
-    rows = np.repeat(np.arange(len(lengths)), lengths)
-    first = np.repeat(offsets[:-1], lengths)
-    take = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out[rows, take] = values[first + take]
-
-
-def arrow_to_md(table: pa.Table, symbol_ids: dict[str, int]) -> np.ndarray:
-    """MD_EVENT records from a table with ``MD_READ_COLUMNS``; symbols map through ``symbol_ids``."""
-    n = table.num_rows
-    out = np.zeros(n, MD_EVENT)
-    if n == 0:
-        return out
-    sym = table.column("symbol").combine_chunks()
-    if isinstance(sym, pa.DictionaryArray):
-        sym = sym.dictionary_decode()
-    names, codes = np.unique(np.asarray(sym.to_numpy(zero_copy_only=False), dtype=object), return_inverse=True)
-    lookup = np.array([symbol_ids.get(str(name), -1) for name in names], np.int32)
-    out["symbol_id"] = lookup[codes]
-    for field in ("kind", "flags", "seq", "recv_mono_ns", "first_update_id", "last_update_id",
-                  "trade_px", "trade_qty"):
-        out[field] = table.column(field).to_numpy()
-    out["exch_ts_ns"] = table.column("exch_ts").to_numpy().view(np.int64)
-    out["recv_ts_ns"] = table.column("recv_ts").to_numpy().view(np.int64)
-    counts = np.empty(n, np.int64)
-    for field, count_field in (("bid_px", "n_bids"), ("bid_qty", None), ("ask_px", "n_asks"), ("ask_qty", None)):
-        levels = np.zeros((n, BOOK_DEPTH), np.float64)
-        _unragged(table.column(field), levels, counts)
-        out[field] = levels
-        if count_field:
-            out[count_field] = counts
-    return out
 
 
 # --- journal, orders, executions ---------------------------------------------------------------

@@ -3,7 +3,7 @@
     store = Store.open("chdb:///data/store", "ctrader")      # or Store.from_config(cfg)
     store.insert("md_book", arrow_table)                      # tables from ctrader.store.columns
     for chunk in store.read_md(["BTCUSDT", "ETHBTC"], start, end, chunk_rows=100_000):
-        ...                                                   # MD_EVENT arrays, time order
+        ...                                     # MD_EVENT arrays, time order (read ahead on a thread)
     cands = store.read_candidates("r1234")                    # CANDIDATE records of a run
     store.close()
 
@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,10 +27,19 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
+from ctrader.core.prefetch import prefetched
 from ctrader.core.records import CANDIDATE, EXEC_EVENT, MAX_FEATURES, MAX_LEGS
-from ctrader.store.client import StoreUnavailable, describe, open_client, resolve_url
-from ctrader.store.columns import arrow_to_md
+from ctrader.store import md_read
+from ctrader.store.client import (
+    NativeQuery,
+    StoreUnavailable,
+    describe,
+    native_query,
+    open_client,
+    resolve_url,
+)
 from ctrader.store.migrations import MIGRATIONS_TABLE, applied_versions, apply_migrations, latest_version
+from ctrader.store.native import read_native
 from ctrader.store.retention import apply_ttls, retention_days
 
 log = logging.getLogger(__name__)
@@ -59,18 +69,18 @@ def _quote(name: str) -> str:
     return f"'{name}'"
 
 
-def _ts(ns: int) -> str:
-    return f"fromUnixTimestamp64Nano(toInt64({int(ns)}), 'UTC')"
-
-
 class Store:
-    def __init__(self, client, database: str, url: str, lock=None) -> None:
+    def __init__(self, client, database: str, url: str, lock=None, native: NativeQuery | None = None) -> None:
+        """``native``: how bulk reads get Native bytes; by default chosen from ``url`` on first
+        use (``client.native_query``)."""
         if not _NAME_RE.match(database) or "." in database:
             raise ValueError(f"not a valid database name: {database!r}")
         self.client = client
         self.db = database
         self.url = url
         self._lock = lock
+        self._native = native
+        self._native_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -102,6 +112,9 @@ class Store:
         return store
 
     def close(self) -> None:
+        if self._native is not None:
+            self._native.close()
+            self._native = None
         if self.client is not None:
             try:
                 self.client.close()
@@ -171,48 +184,48 @@ class Store:
         return [{"run_id": r[0], "started": r[1], "ended": r[2], "mode": r[3], "venue": r[4], "symbols": r[5]}
                 for r in rows]
 
-    def _md_union(self, symbols: list[str], start_ns: int, end_ns: int, columns: str | None = None) -> str:
-        where = (f"symbol IN ({', '.join(_quote(s) for s in symbols)}) "
-                 f"AND recv_ts >= {_ts(start_ns)} AND recv_ts < {_ts(end_ns)}")
-        if columns is not None:
-            return (f"SELECT {columns} FROM {self.db}.md_book WHERE {where} "
-                    f"UNION ALL SELECT {columns} FROM {self.db}.md_trade WHERE {where}")
-        levels = "CAST([] AS Array(Float64))"
-        return (
-            f"SELECT symbol, toInt8(kind) AS kind, flags, seq, exch_ts, recv_ts, recv_mono_ns, first_update_id, "
-            f"last_update_id, toFloat64(0) AS trade_px, toFloat64(0) AS trade_qty, bid_px, bid_qty, ask_px, "
-            f"ask_qty, run_id FROM {self.db}.md_book WHERE {where} "
-            f"UNION ALL SELECT symbol, toInt8(4) AS kind, flags, seq, exch_ts, recv_ts, recv_mono_ns, "
-            f"trade_id AS first_update_id, trade_id AS last_update_id, px AS trade_px, qty AS trade_qty, "
-            f"{levels} AS bid_px, {levels} AS bid_qty, {levels} AS ask_px, {levels} AS ask_qty, run_id "
-            f"FROM {self.db}.md_trade WHERE {where}")
-
     def read_md(self, symbols: list[str], start, end, chunk_rows: int = 100_000,
-                symbol_ids: dict[str, int] | None = None) -> Iterator[np.ndarray]:
+                symbol_ids: dict[str, int] | None = None, prefetch: bool = True,
+                first_rows: int = 0) -> Iterator[np.ndarray]:
         """MD_EVENT arrays of book and trade events of ``symbols`` in [start, end), in time order
-        (receive time, then run and feed sequence), at most ``chunk_rows`` records each.
+        (receive time, then run and feed sequence), at most ``chunk_rows`` records each (more only
+        when more events share one nanosecond).
 
-        Memory stays bounded: a first pass counts events per second, then each query reads a
-        window of whole seconds holding at most ``chunk_rows`` events (a busier second is read
-        in ``chunk_rows`` pages).
+        A first query counts events per second, then each query reads one window of time holding
+        at most ``chunk_rows`` events (``ctrader.store.md_read``). With ``prefetch`` the next
+        window is read and decoded on a thread while the caller works on the current one: at
+        most three windows are in memory at a time (the caller's, one ready, one being read).
+        ``first_rows`` caps the first window (each next one doubles, up to ``chunk_rows``), for
+        a caller that would rather start on a small window than wait for a full one.
         """
         if chunk_rows < 1:
             raise ValueError("chunk_rows must be >= 1")
         symbols = list(symbols)
         if not symbols:
-            return
+            return iter(())
         ids = symbol_ids if symbol_ids is not None else {s: i for i, s in enumerate(symbols)}
-        start_ns, end_ns = to_ns(start), to_ns(end)
-        counts = self.client.query(
-            f"SELECT intDiv(toUnixTimestamp64Nano(recv_ts), 1000000000) AS sec, count() FROM "
-            f"({self._md_union(symbols, start_ns, end_ns, 'recv_ts')}) GROUP BY sec ORDER BY sec").result_rows
-        for lo_ns, hi_ns, rows in _windows(counts, chunk_rows, start_ns, end_ns):
-            base = f"SELECT * FROM ({self._md_union(symbols, lo_ns, hi_ns)}) ORDER BY recv_ts, run_id, seq"
-            if rows <= chunk_rows:
-                yield arrow_to_md(self.query_arrow(base), ids)
-                continue
-            for offset in range(0, rows, chunk_rows):
-                yield arrow_to_md(self.query_arrow(f"{base} LIMIT {chunk_rows} OFFSET {offset}"), ids)
+        chunks = self._md_chunks(symbols, ids, to_ns(start), to_ns(end), chunk_rows, first_rows)
+        return prefetched(chunks, depth=1, name="store-read-md") if prefetch else chunks
+
+    def _md_chunks(self, symbols: list[str], ids: dict[str, int], start_ns: int, end_ns: int,
+                   chunk_rows: int, first_rows: int) -> Iterator[np.ndarray]:
+        def count(lo: int, hi: int, width: int):
+            return self.client.query(md_read.count_sql(self.db, symbols, lo, hi, width)).result_rows
+
+        reader = self._native_reader()
+        for window in md_read.plan_windows(count, start_ns, end_ns, chunk_rows, first_rows):
+            with reader.native(md_read.window_sql(self.db, symbols, ids, window)) as data:
+                records = md_read.decode_window(read_native(data))
+            if len(records):
+                yield records
+
+    def _native_reader(self) -> NativeQuery:
+        with self._native_lock:          # read_md's threads may ask at once
+            if self.client is None:
+                raise StoreUnavailable(f"the store at {describe(self.url)} is closed")
+            if self._native is None:
+                self._native = native_query(self.url, self.client)
+            return self._native
 
     def _run_ids(self, run_id: str, what: str) -> tuple[dict[str, int], dict[str, int]]:
         info = self.run_info(run_id)
@@ -328,22 +341,6 @@ def run_table(run_id: str, *, started_ns: int, ended_ns: int | None = None, symb
         "counters": [json.dumps(counters or {}, sort_keys=True, default=str)],
         "config": [json.dumps(config or {}, sort_keys=True, default=str)],
     })
-
-
-def _windows(counts: list[tuple[int, int]], chunk_rows: int, start_ns: int, end_ns: int):
-    """Group per-second counts into [lo, hi) windows of whole seconds with <= chunk_rows rows
-    (a single second may exceed it); yields (lo_ns, hi_ns, rows)."""
-    lo_sec, rows = None, 0
-    for sec, n in counts:
-        sec, n = int(sec), int(n)
-        if lo_sec is not None and rows + n > chunk_rows:
-            yield max(start_ns, lo_sec * 1_000_000_000), sec * 1_000_000_000, rows
-            lo_sec, rows = None, 0
-        if lo_sec is None:
-            lo_sec = sec
-        rows += n
-    if lo_sec is not None:
-        yield max(start_ns, lo_sec * 1_000_000_000), end_ns, rows
 
 
 def _flat(tab: pa.Table, column: str) -> np.ndarray:
