@@ -49,6 +49,7 @@ TX_CMSG = [(socket.SOL_SOCKET, SO_TIMESTAMPING, struct.pack("I", SOF_TIMESTAMPIN
 RX_SPACE = socket.CMSG_SPACE(48)                          # three timespecs
 ERRQ_SPACE = socket.CMSG_SPACE(48) + socket.CMSG_SPACE(64)  # stamps + sock_extended_err and its address
 _TIMESPEC = struct.Struct("qq")
+_send, _sendmsg, _recv, _recvmsg = socket.socket.send, socket.socket.sendmsg, socket.socket.recv, socket.socket.recvmsg
 _EXTENDED_ERR = struct.Struct("IBBBBII")
 
 
@@ -157,27 +158,24 @@ class StampingSocket(socket.socket):
         if self._tx_unconfirmed:
             self.collect_tx_stamps()
         if not self.kernel_rx:
-            return super().recv(bufsize, flags)
-        data, anc, _, _ = self.recvmsg(bufsize, RX_SPACE, flags)
+            return _recv(self, bufsize, flags)
+        data, anc, _, _ = _recvmsg(self, bufsize, RX_SPACE, flags)
         for _level, kind, payload in anc:
             if kind == SO_TIMESTAMPING:
                 self.rx_ns = to_monotonic(payload)
         return data
 
     def send(self, data, flags: int = 0) -> int:
-        if not self._tx_waiting:
-            return super().send(data, flags)
-        if self.kernel_tx:
-            n = super().sendmsg([data], TX_CMSG, flags)
-        else:
-            n = super().send(data, flags)
+        if not self._tx_waiting:            # every write but a race's marked ones: one check added
+            return _send(self, data, flags)
+        n = _sendmsg(self, [data], TX_CMSG, flags) if self.kernel_tx else _send(self, data, flags)
         self._sent_stamped()
         return n
 
     def sendmsg(self, buffers, ancdata=(), flags: int = 0, address=None) -> int:
         if not self._tx_waiting or ancdata:
-            return super().sendmsg(buffers, ancdata, flags, *(() if address is None else (address,)))
-        n = super().sendmsg(buffers, TX_CMSG if self.kernel_tx else (), flags)
+            return _sendmsg(self, buffers, ancdata, flags, *(() if address is None else (address,)))
+        n = _sendmsg(self, buffers, TX_CMSG if self.kernel_tx else (), flags)
         self._sent_stamped()
         return n
 
@@ -198,7 +196,7 @@ class StampingSocket(socket.socket):
         """
         while self._tx_unconfirmed:
             try:
-                _, anc, _, _ = super().recvmsg(0, ERRQ_SPACE, MSG_ERRQUEUE)
+                _, anc, _, _ = _recvmsg(self, 0, ERRQ_SPACE, MSG_ERRQUEUE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
