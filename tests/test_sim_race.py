@@ -204,3 +204,49 @@ def test_stamping_socket_stamps_marked_writes_and_reads():
             assert (server.rx_ns > before) == support.rx
     finally:
         listener.close()
+
+
+def test_tx_stamps_match_their_writes_when_the_client_falls_behind():
+    """A slow client: marked writes pile up unsent, TCP merges them into few packets and the kernel
+    reports a stamp for few of them (here only the first and the last of 300). Each kernel stamp
+    must still go to the write it was taken for (matched by byte offset, not by order): the last
+    write gets one, and none is earlier than the call that made its write."""
+    support = kstamps.probe()
+    if not support.tx:
+        pytest.skip("no kernel TX timestamps here")
+    listener = kstamps.listen("127.0.0.1", 0, "slow", support)
+    listener.setblocking(True)
+    try:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(listener.getsockname())
+        server, _ = listener.accept()
+        with client, server:
+            server.setblocking(False)
+            chunk = b"z" * 3000
+            writes, received, total = [], 0, 0
+            while len(writes) < 300:
+                stamp, started = TxStamp(), time.monotonic_ns()
+                server.stamp_next_write(stamp)
+                try:
+                    total += server.send(chunk)
+                    writes.append((started, stamp))
+                except BlockingIOError:                  # the stamp waits for the next write
+                    server._tx_waiting.clear()
+                    received += len(client.recv(65536))
+            client.setblocking(False)
+            deadline = time.monotonic() + 10
+            while received < total and time.monotonic() < deadline:
+                try:
+                    received += len(client.recv(1 << 20))
+                except BlockingIOError:
+                    server.collect_tx_stamps()
+            server.collect_tx_stamps()
+            assert received == total
+            kernel = [(started, s) for started, s in writes if s.kernel_ns]
+            assert writes[0][1].kernel_ns and writes[-1][1].kernel_ns
+            assert all(s.user_ns >= started for started, s in writes)
+            assert all(s.kernel_ns >= started - 1_000_000 for started, s in kernel)
+            assert [s.kernel_ns for _, s in kernel] == sorted(s.kernel_ns for _, s in kernel)
+    finally:
+        listener.close()

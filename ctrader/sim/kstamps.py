@@ -14,7 +14,11 @@ busy with the market model or another client). The kernel can stamp both ends in
   ``SOF_TIMESTAMPING_TX_SOFTWARE`` asks for a stamp when the packet is handed to the device
   (loopback's xmit); the kernel queues it on the socket's error queue, read with
   ``recvmsg(MSG_ERRQUEUE)``. Only the writes we mark are stamped, so ordinary stream traffic
-  costs nothing extra.
+  costs nothing extra. With ``SOF_TIMESTAMPING_OPT_ID`` each stamp carries the offset of the
+  last byte of its write (counted from when the option was set), and stamps are matched to
+  writes by that offset, not by their order: when a client falls behind, TCP appends a second
+  marked write to the not yet sent packet of the first and the kernel reports one stamp for
+  both (the first write then keeps its user-space stamp only).
 
 ``StampingListener`` is a listening socket whose ``accept`` returns ``StampingSocket``s. asyncio's
 selector transports read with ``sock.recv`` and write with ``sock.send`` (``sendmsg`` from
@@ -38,6 +42,7 @@ SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
 SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
 SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
 SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_ID = 1 << 7           # each TX stamp names the byte it was taken for
 SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11      # the error queue carries the stamp only, not the packet
 MSG_ERRQUEUE = 0x2000
 SO_EE_ORIGIN_TIMESTAMPING = 4
@@ -45,6 +50,7 @@ SCM_TSTAMP_SND = 0
 IP_RECVERR, IPV6_RECVERR = 11, 25
 
 SOCKET_FLAGS = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY
+CONNECTION_FLAGS = SOCKET_FLAGS | SOF_TIMESTAMPING_OPT_ID
 TX_CMSG = [(socket.SOL_SOCKET, SO_TIMESTAMPING, struct.pack("I", SOF_TIMESTAMPING_TX_SOFTWARE))]
 RX_SPACE = socket.CMSG_SPACE(48)                          # three timespecs
 ERRQ_SPACE = socket.CMSG_SPACE(48) + socket.CMSG_SPACE(64)  # stamps + sock_extended_err and its address
@@ -133,7 +139,7 @@ def probe() -> Support:
 
 class StampingSocket(socket.socket):
     """An accepted connection that stamps what it reads and, on request, its next write."""
-    __slots__ = ("_tx_unconfirmed", "_tx_waiting", "kernel_rx", "kernel_tx", "rx_ns", "tag")
+    __slots__ = ("_bytes_out", "_tx_unconfirmed", "_tx_waiting", "kernel_rx", "kernel_tx", "rx_ns", "tag")
 
     def setup(self, tag: str, support: Support) -> None:
         self.tag = tag
@@ -141,10 +147,14 @@ class StampingSocket(socket.socket):
         self.kernel_rx = support.rx
         self.kernel_tx = support.tx
         self._tx_waiting: list[TxStamp] = []          # stamps the next write fills
-        self._tx_unconfirmed: list[list[TxStamp]] = []  # per stamped write, waiting for the kernel's stamp
+        # per stamped write: (offset of its last byte, its stamps), waiting for the kernel's stamp
+        self._tx_unconfirmed: list[tuple[int, list[TxStamp]]] = []
+        self._bytes_out = 0                     # bytes written since OPT_ID was set (the kernel's count)
         if support.rx or support.tx:
             try:
-                self.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, SOCKET_FLAGS)
+                # set here, on the connection, so the kernel counts its bytes from now on (the
+                # listener's options, inherited, carry no OPT_ID)
+                self.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, CONNECTION_FLAGS)
             except OSError:
                 self.kernel_rx = self.kernel_tx = False
 
@@ -166,26 +176,31 @@ class StampingSocket(socket.socket):
         return data
 
     def send(self, data, flags: int = 0) -> int:
-        if not self._tx_waiting:            # every write but a race's marked ones: one check added
-            return _send(self, data, flags)
+        if not self._tx_waiting:            # every write but a race's marked ones: a check and a count
+            n = _send(self, data, flags)
+            self._bytes_out += n
+            return n
         n = _sendmsg(self, [data], TX_CMSG, flags) if self.kernel_tx else _send(self, data, flags)
-        self._sent_stamped()
+        self._sent_stamped(n)
         return n
 
     def sendmsg(self, buffers, ancdata=(), flags: int = 0, address=None) -> int:
         if not self._tx_waiting or ancdata:
-            return _sendmsg(self, buffers, ancdata, flags, *(() if address is None else (address,)))
+            n = _sendmsg(self, buffers, ancdata, flags, *(() if address is None else (address,)))
+            self._bytes_out += n
+            return n
         n = _sendmsg(self, buffers, TX_CMSG if self.kernel_tx else (), flags)
-        self._sent_stamped()
+        self._sent_stamped(n)
         return n
 
-    def _sent_stamped(self) -> None:
+    def _sent_stamped(self, n: int) -> None:
         now = time.monotonic_ns()
+        self._bytes_out += n
         waiting, self._tx_waiting = self._tx_waiting, []
         for stamp in waiting:
             stamp.user_ns = now
-        if self.kernel_tx:
-            self._tx_unconfirmed.append(waiting)
+        if self.kernel_tx and n > 0:
+            self._tx_unconfirmed.append(((self._bytes_out - 1) & 0xFFFFFFFF, waiting))
             self.collect_tx_stamps()
 
     def collect_tx_stamps(self) -> None:
@@ -202,16 +217,28 @@ class StampingSocket(socket.socket):
             except OSError:
                 self._tx_unconfirmed.clear()
                 return
-            kernel_ns, is_send = 0, False
+            kernel_ns, key = 0, None
             for level, kind, payload in anc:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
                     kernel_ns = to_monotonic(payload)
                 elif (level, kind) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)):
-                    _errno, origin, _type, _code, _pad, info, _data = _EXTENDED_ERR.unpack_from(payload)
-                    is_send = origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND
-            if kernel_ns and is_send:
-                for stamp in self._tx_unconfirmed.pop(0):
+                    _errno, origin, _type, _code, _pad, info, data = _EXTENDED_ERR.unpack_from(payload)
+                    if origin == SO_EE_ORIGIN_TIMESTAMPING and info == SCM_TSTAMP_SND:
+                        key = data
+            if not kernel_ns or key is None:
+                continue
+            # writes before the stamped byte whose stamp never came (merged into the same packet)
+            # keep their user-space stamps; the write that ends at that byte gets the kernel's
+            while self._tx_unconfirmed and _before(self._tx_unconfirmed[0][0], key):
+                self._tx_unconfirmed.pop(0)
+            if self._tx_unconfirmed and self._tx_unconfirmed[0][0] == key:
+                for stamp in self._tx_unconfirmed.pop(0)[1]:
                     stamp.kernel_ns = kernel_ns
+
+
+def _before(a: int, b: int) -> bool:
+    """``a`` comes before ``b`` as 32-bit byte offsets (they wrap after 4 GiB)."""
+    return 0 < ((b - a) & 0xFFFFFFFF) < 0x80000000
 
 
 _accepted: weakref.WeakValueDictionary[int, StampingSocket] = weakref.WeakValueDictionary()
