@@ -4,7 +4,13 @@ from __future__ import annotations
 import pytest
 
 from ctrader.benchmarks.race import suite
-from ctrader.benchmarks.race.figures import ContenderSummary, contender_round, head_to_head, percentile
+from ctrader.benchmarks.race.figures import (
+    ContenderSummary,
+    contender_round,
+    head_to_head,
+    path_stages,
+    percentile,
+)
 
 
 def report(answers: list[tuple[int, str, int]], arrivals: dict[tuple[int, str], int]) -> dict:
@@ -82,3 +88,20 @@ def test_table_and_gross_regressions_only():
     slow = suite.check_regressions(detail(200.0 * 500))
     assert any("the floor's" in p for p in slow) and any("reference bot's" in p for p in slow)
     assert suite.check_regressions(detail(None, answered=0)) == ["ctrader answered none of the 4 race dislocations"]
+
+
+def test_ctrader_path_stages_join_the_journal_with_the_venue_stamps():
+    rep = {"dislocations": [{"id": 1, "frames": {"ctrader": {"user_ns": 1_500, "kernel_ns": 1_000}}},
+                            {"id": 2, "frames": {"ctrader": {"user_ns": 9_500, "kernel_ns": 9_000}}}],
+           "orders": [{"arrived_kernel_ns": 60_000, "arrived_user_ns": 61_000},
+                      {"arrived_kernel_ns": 99_000, "arrived_user_ns": 99_500}],
+           "answers": [{"dislocation": 1, "account": "ctrader", "order": 0, "client_order_id": "ct1", "stamps": "kernel"},
+                       {"dislocation": 2, "account": "ctrader", "order": 1, "client_order_id": "ct2", "stamps": "kernel"}]}
+    journal = {"ct1": {"cause_recv_mono_ns": 11_000, "created_mono_ns": 31_000, "seen_mono_ns": 36_000,
+                       "sent_mono_ns": 50_000},
+               "ct2": {"cause_recv_mono_ns": 8_000, "created_mono_ns": 9_000, "seen_mono_ns": 9_500,
+                       "sent_mono_ns": 9_900}}      # caused by a frame read before dislocation 2's: left out
+    stages = path_stages(rep, "ctrader", journal)
+    assert [v for v in stages.values()] == [[10.0], [20.0], [5.0], [14.0], [10.0]]
+    assert sum(v[0] for v in stages.values()) == (60_000 - 1_000) / 1e3      # the stages add up to the reaction
+    assert all(v == [] for v in path_stages(rep, "ctrader", {}).values())

@@ -54,7 +54,7 @@ def bench(
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1,
                                          help="race: alternating solo rounds per contender (default 2, quick 1)"),
     dislocations: Optional[int] = typer.Option(None, "--dislocations", min=1,
-                                               help="race: dislocations per round (default 16, quick 4)"),
+                                               help="race: dislocations per round (default 16, quick 3)"),
 ) -> None:
     """Measure rings (and every other hot path) and print each figure beside its baseline."""
     unknown = set(suite) - set(SUITES)

@@ -129,3 +129,40 @@ def head_to_head(report: dict, a: str, b: str) -> dict:
             "both_answered": len(leads_us), "available_usdt": total_available,
             "captured_usdt": {a: total_a, b: total_b}, "captured_share": {a: share(total_a), b: share(total_b)},
             "per_dislocation": rows}
+
+
+# ctrader's path, stage by stage: the simulator's stamps at both ends and ctrader's own journal
+# stamps in between, all CLOCK_MONOTONIC on one machine.
+PATH_STAGES = (
+    ("frame out -> feed read it", "frame_ns", "cause_recv_mono_ns"),
+    ("feed read -> intent built (feed, md ring, strategy)", "cause_recv_mono_ns", "created_mono_ns"),
+    ("intent -> executor read it (intents ring)", "created_mono_ns", "seen_mono_ns"),
+    ("executor: gate, journal, sign, send", "seen_mono_ns", "sent_mono_ns"),
+    ("sent -> order arrived at the venue", "sent_mono_ns", "arrived_ns"),
+)
+
+
+def path_stages(report: dict, name: str, journal: dict[str, dict]) -> dict[str, list[float]]:
+    """Per stage, the durations (us) of ``name``'s answering orders, from its journal stamps
+    (``harness.read_journal``) between the simulator's frame-out and order-in stamps. An answer
+    whose triggering frame was read before the dislocation's first frame went out (it answered an
+    earlier frame) or that the journal does not know is left out."""
+    stages: dict[str, list[float]] = {label: [] for label, _, _ in PATH_STAGES}
+    frames = {d["id"]: d["frames"].get(name) for d in report["dislocations"]}
+    for ans in report["answers"]:
+        if ans["account"] != name:
+            continue
+        j, frame = journal.get(ans["client_order_id"]), frames.get(ans["dislocation"])
+        if not j or not frame:
+            continue
+        order = report["orders"][ans["order"]]
+        kernel = ans["stamps"] == "kernel"
+        stamps = dict(j, frame_ns=frame["kernel_ns"] if kernel else frame["user_ns"],
+                      arrived_ns=order["arrived_kernel_ns"] if kernel else order["arrived_user_ns"])
+        if not all(stamps.get(k) for _, a, b in PATH_STAGES for k in (a, b)):
+            continue
+        if stamps["cause_recv_mono_ns"] < stamps["frame_ns"]:
+            continue
+        for label, a, b in PATH_STAGES:
+            stages[label].append((stamps[b] - stamps[a]) / 1e3)
+    return stages

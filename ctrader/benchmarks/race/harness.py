@@ -136,9 +136,12 @@ class Contender(Protocol):
     def stop(self, launched: Launched) -> dict: ...
 
 
-def _tag_connected(connections: dict, tag: str, api: bool) -> bool:
+def _tag_connected(connections: dict, tag: str, api: bool, user_data: bool = False) -> bool:
+    """``tag`` has a market-stream connection with streams (and a WS API session, subscribed to its
+    user data when ``user_data``)."""
     streams = any(c["tag"] == tag and c["streams"] > 0 for c in connections["streams"])
-    return streams and (not api or any(c["tag"] == tag for c in connections["api"]))
+    sessions = [c for c in connections["api"] if c["tag"] == tag]
+    return streams and (not api or bool(sessions)) and (not user_data or any(c["subscriptions"] for c in sessions))
 
 
 def _spawn(cmd: list[str], workdir: Path, name: str, env: dict | None = None) -> Launched:
@@ -218,8 +221,8 @@ class CtraderContender:
 
     Its own data directory, the simulator's listener as the venue (``--without sim``), the race
     account's keys in ``CTRADER_API_KEY`` / ``CTRADER_API_SECRET``. Ready when its feed reports
-    no stale book and its strategy has seen events (the status line), its streams and WS API
-    session are connected.
+    no stale book and its strategy has seen events (the status line), its streams are connected
+    and its executor's WS API session has subscribed to the user data stream.
     """
     name: str = "ctrader"
     extra_sets: tuple[str, ...] = ()
@@ -240,7 +243,7 @@ class CtraderContender:
         return _spawn(cmd, workdir, self.name, env)
 
     def is_ready(self, launched: Launched, connections: dict) -> bool:
-        if not _tag_connected(connections, self.name, api=True):
+        if not _tag_connected(connections, self.name, api=True, user_data=True):
             return False
         text = launched.stderr_text()
         stale, events = _STALE.findall(text), _EVENTS.findall(text)
@@ -256,7 +259,30 @@ class CtraderContender:
 
     def stop(self, launched: Launched) -> dict:
         code = _stop(launched, signal.SIGINT, 60.0)
-        return {"exit_code": code, "summary": _last_json(launched.out)}
+        return {"exit_code": code, "summary": _last_json(launched.out),
+                "journal": read_journal(launched.out.parent / "ctrader-data" / "journal" / "executor-sim-live.jsonl")}
+
+
+def read_journal(path: Path) -> dict[str, dict]:
+    """Per client order id, the CLOCK_MONOTONIC stamps ctrader's executor journals: the feed's
+    receipt of the frame that caused the order, the intent built, read by the executor, sent.
+    Empty when the journal is not there or has another shape (it is ctrader's own file)."""
+    out: dict[str, dict] = {}
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("k") == "intent" and "client_order_id" in rec:
+            out[rec["client_order_id"]] = {k: rec.get(k) for k in ("cause_recv_mono_ns", "created_mono_ns",
+                                                                    "seen_mono_ns")}
+        elif rec.get("k") == "state" and rec.get("coid") in out and rec.get("sent"):
+            out[rec["coid"]].setdefault("sent_mono_ns", rec["sent"])
+    return out
 
 
 def warm_ctrader(workdir: Path) -> None:

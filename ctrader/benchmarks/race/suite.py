@@ -24,7 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ctrader.benchmarks.race.figures import ContenderSummary, contender_round, head_to_head
+from ctrader.benchmarks.race.figures import (
+    ContenderSummary,
+    contender_round,
+    head_to_head,
+    path_stages,
+    percentile,
+)
 from ctrader.benchmarks.race.harness import (
     Contender,
     CtraderContender,
@@ -42,7 +48,7 @@ log = logging.getLogger(__name__)
 # 2.5 s left it out of budget for the next one (RATE_BUDGET refusals): its "reaction" then measured
 # the budget, not the order path.
 FULL_PLAN = RacePlan(dislocations=16, interval_ms=5000, duration_ms=1000, lead_ms=3000)
-QUICK_PLAN = RacePlan(dislocations=4, interval_ms=4000, duration_ms=1000, lead_ms=2000)
+QUICK_PLAN = RacePlan(dislocations=3, interval_ms=4000, duration_ms=1000, lead_ms=2000)
 GOAL_ADDED_US = 100.0                  # ctrader - floor, p50
 
 
@@ -73,9 +79,11 @@ def run(quick: bool = False, rounds: int | None = None, dislocations: int | None
         entrants = contenders(plan, quick)
         t0 = time.monotonic()
         load_start = os.getloadavg()
-        warm_ctrader(base)
+        if not quick:       # the quick race counts on the e2e suite's warm-up (the readiness check waits anyway)
+            warm_ctrader(base)
         summaries = {c.name: ContenderSummary(c.name) for c in entrants}
         ctrader_runs: list[dict] = []
+        stage_us: dict[str, list[float]] = {}
         for r in range(n_rounds):
             order = entrants if r % 2 == 0 else list(reversed(entrants))
             for c in order:
@@ -84,6 +92,9 @@ def run(quick: bool = False, rounds: int | None = None, dislocations: int | None
                 summaries[c.name].rounds.append(contender_round(result.report, c.name))
                 if c.name == "ctrader":
                     ctrader_runs.append(_ctrader_path(result))
+                    for label, values in path_stages(result.report, "ctrader",
+                                                     result.summaries["ctrader"].get("journal", {})).items():
+                        stage_us.setdefault(label, []).extend(values)
         h2h = None
         if with_h2h:
             pair = [c for c in entrants if c.name in ("ctrader", "refbot")]
@@ -93,7 +104,9 @@ def run(quick: bool = False, rounds: int | None = None, dislocations: int | None
         detail = {"plan": vars(plan), "rounds": n_rounds, "load_start": load_start, "load_end": os.getloadavg(),
                   "wall_s": time.monotonic() - t0, "stamps": _stamp_kinds(result),
                   "contenders": {n: s.as_dict() for n, s in summaries.items()},
-                  "head_to_head": h2h, "ctrader_path": ctrader_runs}
+                  "head_to_head": h2h, "ctrader_path": ctrader_runs,
+                  "ctrader_stages": {k: {"p50_us": percentile(v, 50), "p90_us": percentile(v, 90), "n": len(v)}
+                                     for k, v in stage_us.items()}}
         return _results(detail)
     finally:
         if tmp is not None:
@@ -204,6 +217,12 @@ def render(results: list[dict]) -> str:
                      f"triangle through each dislocated leg, walking the books at the first frame, after fees): "
                      f"ctrader {_pct(share['ctrader'])} ({h2h['captured_usdt']['ctrader']:,.2f} USDT), reference bot "
                      f"{_pct(share['refbot'])} ({h2h['captured_usdt']['refbot']:,.2f} USDT)")
+    stages = detail.get("ctrader_stages") or {}
+    if any(v["n"] for v in stages.values()):
+        lines.append("ctrader's reaction, stage by stage (its answering orders: the simulator's stamps at both ends, "
+                     "its journal's CLOCK_MONOTONIC stamps between), p50 / p90 us:")
+        for label, v in stages.items():
+            lines.append(f"  {label:<52} {_us(v['p50_us']):>8} / {_us(v['p90_us']):>8}   (n={v['n']})")
     for i, path in enumerate(detail.get("ctrader_path", []), 1):
         stages = ", ".join(f"{k} {_us(v)}" for k, v in path["p50_us"].items() if v is not None)
         lines.append(f"ctrader's own stages, round {i} (p50 us, its exit summary): {stages or 'none reported'}")
