@@ -12,7 +12,7 @@ ctrader / reference bot (p50), ctrader - floor (p50, ctrader's own added latency
 most 100 us), and head to head the share of each dislocation's available profit each captured.
 
     from ctrader.benchmarks.race import suite
-    results = suite.run(quick=False, rounds=2, dislocations=20)
+    results = suite.run(quick=False, rounds=2, dislocations=16)
     print(suite.render(results))
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from ctrader.benchmarks.race.figures import (
+    PATH_STAGES,
     ContenderSummary,
     contender_round,
     head_to_head,
@@ -106,7 +107,10 @@ def run(quick: bool = False, rounds: int | None = None, dislocations: int | None
                   "contenders": {n: s.as_dict() for n, s in summaries.items()},
                   "head_to_head": h2h, "ctrader_path": ctrader_runs,
                   "ctrader_stages": {k: {"p50_us": percentile(v, 50), "p90_us": percentile(v, 90), "n": len(v)}
-                                     for k, v in stage_us.items()}}
+                                     for k, v in stage_us.items()},
+                  # answers whose triggering frame ctrader's feed read within 1 ms of the first frame
+                  # (the rest traded a later frame: the next 10 ms step's, or later still)
+                  "ctrader_first_frame_answers": sum(1 for v in stage_us.get(PATH_STAGES[0][0], []) if v <= 1000.0)}
         return _results(detail)
     finally:
         if tmp is not None:
@@ -223,6 +227,11 @@ def render(results: list[dict]) -> str:
                      "its journal's CLOCK_MONOTONIC stamps between), p50 / p90 us:")
         for label, v in stages.items():
             lines.append(f"  {label:<52} {_us(v['p50_us']):>8} / {_us(v['p90_us']):>8}   (n={v['n']})")
+        first = stages.get(PATH_STAGES[0][0], {})
+        if "ctrader_first_frame_answers" in detail:
+            lines.append(f"  answers caused by a frame the feed read within 1 ms of the first frame: "
+                         f"{detail['ctrader_first_frame_answers']}/{first.get('n', 0)} (the others traded a later "
+                         f"frame)")
     for i, path in enumerate(detail.get("ctrader_path", []), 1):
         stages = ", ".join(f"{k} {_us(v)}" for k, v in path["p50_us"].items() if v is not None)
         lines.append(f"ctrader's own stages, round {i} (p50 us, its exit summary): {stages or 'none reported'}")
