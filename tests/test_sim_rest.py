@@ -273,3 +273,17 @@ def test_test_order_validates_without_trading(client):
     assert error_of(client.signed("POST", "/api/v3/order/test", dict(ok, quantity="0.0000001")))[1:] == \
         (-1013, "Filter failure: LOT_SIZE")
     assert client.signed("GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}).json() == []
+
+
+def test_trade_fee_as_binance_serves_it(client):
+    """``GET /sapi/v1/asset/tradeFee`` (NautilusTrader's instrument provider asks it first)."""
+    fees = client.signed("GET", "/sapi/v1/asset/tradeFee")
+    assert fees.status_code == 200 and int(fees.headers["X-MBX-USED-WEIGHT-1M"]) >= 1
+    rows = fees.json()
+    assert len(rows) == 35 and {r["symbol"] for r in rows} >= {"BTCUSDT", "ETHBTC", "SOLBNB"}
+    assert all(r == {"symbol": r["symbol"], "makerCommission": "0.001", "takerCommission": "0.001"} for r in rows)
+    assert client.signed("GET", "/sapi/v1/asset/tradeFee", {"symbol": "ETHBTC"}).json() == \
+        [{"symbol": "ETHBTC", "makerCommission": "0.001", "takerCommission": "0.001"}]
+    assert error_of(client.signed("GET", "/sapi/v1/asset/tradeFee", {"symbol": "NOPE"}))[:2] == (400, -1121)
+    unsigned = client.public("/sapi/v1/asset/tradeFee")
+    assert unsigned.status_code in (400, 401) and unsigned.json()["code"] in (-2014, -2015, -1102)

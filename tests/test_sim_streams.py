@@ -211,3 +211,17 @@ def test_stall_drops_or_delays_a_stream(sim_server, drop):
                 # dropped output leaves a hole in the update ids; held output arrives late but whole
                 assert continuous is (not drop)
     run(scenario())
+
+
+def test_ws_path_with_an_id_then_subscribe_as_ccxt_pro_does(sim_server):
+    """ccxt.pro opens ``/ws/<n>`` (no stream name: no "@") and subscribes; Binance accepts both."""
+    async def scenario():
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{sim_server.ws_url}/ws/0") as ws:
+                await ws.send_str(_json({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+                assert orjson.loads((await ws.receive()).data) == {"result": [], "id": 1}
+                await ws.send_str(_json({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 2}))
+                assert orjson.loads((await ws.receive()).data) == {"result": None, "id": 2}
+                ticker = orjson.loads((await ws.receive()).data)
+                assert ticker["s"] == "BTCUSDT" and set(ticker) == {"u", "s", "b", "B", "a", "A"}
+    run(scenario())

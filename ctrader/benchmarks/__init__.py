@@ -3,7 +3,9 @@
 Each suite module exposes ``run(quick: bool) -> list[dict]`` and ``check_regressions(results)
 -> list[str]``. A result dict: ``name, value, unit, baseline_name, baseline_value, ratio, note``;
 every figure is measured beside a baseline taken in the same run, so ratios stay meaningful on
-any machine. Regression checks look only at such ratios, never at absolute times.
+any machine. Regression checks look only at such ratios, never at absolute times. A suite may also take
+``rounds`` / ``dislocations`` (``ctrader bench --rounds N --dislocations N``) and expose
+``render(results) -> str``, a table of its own printed after the common one.
 """
 SUITES = {
     "rings": "ctrader.benchmarks.rings",
@@ -14,4 +16,5 @@ SUITES = {
     "replay": "ctrader.benchmarks.replay",
     "e2e": "ctrader.benchmarks.e2e",
     "compute": "ctrader.benchmarks.compute",
+    "race": "ctrader.benchmarks.race.suite",
 }

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import platform
 import time
-from typing import List
+from typing import List, Optional
 
 import orjson
 import typer
@@ -50,19 +51,27 @@ def bench(
     suite: List[str] = typer.Option([], "--suite", help=f"run only these suites: {', '.join(SUITES)}"),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression",
                                             help="exit 1 on a gross regression of a same-run ratio"),
+    rounds: Optional[int] = typer.Option(None, "--rounds", min=1,
+                                         help="race: alternating solo rounds per contender (default 2, quick 1)"),
+    dislocations: Optional[int] = typer.Option(None, "--dislocations", min=1,
+                                               help="race: dislocations per round (default 16, quick 3)"),
 ) -> None:
     """Measure rings (and every other hot path) and print each figure beside its baseline."""
     unknown = set(suite) - set(SUITES)
     if unknown:
         raise typer.BadParameter(f"unknown suite {sorted(unknown)[0]}; choose from {', '.join(SUITES)}")
-    results, problems = [], []
+    options = {k: v for k, v in (("rounds", rounds), ("dislocations", dislocations)) if v is not None}
+    results, problems, tables = [], [], []
     for name in suite or SUITES:
         module = importlib.import_module(SUITES[name])
-        suite_results = module.run(quick=quick)
+        accepted = inspect.signature(module.run).parameters
+        suite_results = module.run(quick=quick, **{k: v for k, v in options.items() if k in accepted})
         for r in suite_results:
             r.setdefault("suite", name)
         results += suite_results
         problems += module.check_regressions(suite_results)
+        if hasattr(module, "render"):
+            tables.append(module.render(suite_results))
     if as_json:
         typer.echo(orjson.dumps({"machine": _machine(), "results": results, "regressions": problems},
                                 option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
@@ -70,6 +79,9 @@ def bench(
         m = _machine()
         typer.echo(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['date']}")
         print_table(results)
+        for table in tables:
+            typer.echo("")
+            typer.echo(table)
         for p in problems:
             typer.secho(f"REGRESSION: {p}", fg=typer.colors.RED, err=True)
     if problems and fail_on_regression:

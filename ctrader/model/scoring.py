@@ -65,13 +65,13 @@ class OnnxModel:
         path = pathlib.Path(model_dir) / MODEL_FILE
         if not path.is_file():
             raise ModelError(f"{model_dir}: no {MODEL_FILE}")
-        model = cls.from_bytes(meta, path.read_bytes(), expected_features, threads)
+        model = cls.from_bytes(meta, path.read_bytes(), expected_features, threads, source=str(path))
         log.info("model %s v%s loaded from %s (%d features)", meta.name, meta.version, model_dir, model.n_features)
         return model
 
     @classmethod
     def from_bytes(cls, meta: ModelMeta, onnx: bytes, expected_features: Sequence[str] | None = None,
-                   threads: int = 1) -> OnnxModel:
+                   threads: int = 1, source: str = "") -> OnnxModel:
         """A model from its metadata and ONNX bytes (``ModelFiles``: no registry on this host)."""
         import onnxruntime as ort
 
@@ -84,7 +84,7 @@ class OnnxModel:
         try:
             session = ort.InferenceSession(onnx, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:     # onnxruntime raises its own kinds (InvalidProtobuf, Fail, ...)
-            raise ModelError(f"model {meta.name} ({meta.path or 'bytes'}): onnxruntime cannot load it "
+            raise ModelError(f"{source or f'model {meta.name}'}: onnxruntime cannot load it "
                              f"({type(exc).__name__}: {str(exc).strip() or 'no detail'})") from exc
         return cls(meta, session)
 

@@ -25,7 +25,7 @@ from ctrader.sim.params import Params, parse_order
 from ctrader.sim.ratelimit import RateLimiter
 from ctrader.sim.universe import Universe
 from ctrader.venue import errors
-from ctrader.venue.decimals import format_units
+from ctrader.venue.decimals import decimals_of, format_trimmed, format_units
 from ctrader.venue.filters import OrderCheck
 
 
@@ -84,6 +84,7 @@ class SimApi:
             "openOrders.status": Endpoint(self.open_orders, lambda p: 6 if "symbol" in p else 80, signed=True),
             "openOrders.cancelAll": Endpoint(self.cancel_all, 1, signed=True),
             "myTrades": Endpoint(self.my_trades, lambda p: 5 if "orderId" in p else 20, signed=True),
+            "tradeFee": Endpoint(self.trade_fee, 1, signed=True),
         }
 
     def _symbol(self, p: Params, required: bool = True) -> str | None:
@@ -162,6 +163,16 @@ class SimApi:
         omit_zero = p.boolean("omitZeroBalances")
         p.check_all_read()
         return render.account_info(call.account, self.universe.assets, bool(omit_zero))
+
+    def trade_fee(self, call: Call) -> list:
+        """``GET /sapi/v1/asset/tradeFee``: the account's maker/taker rates per symbol ("0.001")."""
+        symbol = self._symbol(call.params, required=False)
+        call.params.check_all_read()
+        a = call.account
+        maker, taker = format_trimmed(a.maker_rate, decimals_of(a.maker_rate)), \
+            format_trimmed(a.taker_rate, decimals_of(a.taker_rate))
+        names = [symbol] if symbol else list(self.specs)
+        return [{"symbol": name, "makerCommission": maker, "takerCommission": taker} for name in names]
 
     def _validate(self, call: Call, test: bool):
         p = call.params

@@ -24,6 +24,9 @@ Operations (all keyword arguments optional unless noted):
            reject_orders(count=1, msg="This action is disabled on this account.")
   other:   skew_clock(ms), set_rates(diff_drop_rate=None, error_rate=None),
            close_api_connections(abort=False), clear_faults()
+  race:    listen(tag, port=0), connections(), accounts(),
+           race_start(count, seed, interval_ms=2500, duration_ms=1000, bps=60.0, lead_ms=3000),
+           race_pending(), race_report()   (see ctrader.sim.race)
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ import orjson
 from aiohttp import web
 
 from ctrader.sim.faults import ANY, RequestFailure
-from ctrader.venue.decimals import parse_units
+from ctrader.venue.decimals import format_units, parse_units
 
 if TYPE_CHECKING:
     from ctrader.sim.server import SimServer
@@ -122,6 +125,41 @@ class ControlOps:
                 "dislocations": s.model.dislocations_opened, "stream_connections": len(s.hub.connections),
                 "stream_messages_sent": s.hub.messages_sent, "api_sessions": len(s.ws_api.sessions),
                 "rest_requests": s.rest.requests, "symbols": len(s.universe.symbols)}
+
+    # --- race -------------------------------------------------------------------------------
+
+    async def listen(self, tag: str, port: int = 0) -> int:
+        """Serve the venue on another port whose connections carry ``tag``; returns the port."""
+        return await self.server.listen(tag, port)
+
+    def connections(self) -> dict:
+        """Open connections by listener tag: market streams (with their stream count) and WS API
+        sessions (with their user-data subscriptions)."""
+        s = self.server
+        return {"streams": [{"tag": c.tag, "streams": len(c.streams)} for c in s.hub.connections],
+                "api": [{"tag": c.tag, "subscriptions": len(c.subscriptions)} for c in s.ws_api.sessions],
+                "listeners": dict(s.listeners)}
+
+    def accounts(self) -> dict:
+        """Every account's balances (free + locked, decimal strings) and the assets' fair USDT values."""
+        return {"balances": {name: {a: format_units(b.free + b.locked) for a, b in acct.balances.items()}
+                             for name, acct in self.server.accounts.accounts.items()},
+                "asset_values_usdt": self.server.model.asset_values()}
+
+    def race_start(self, count: int, seed: int, interval_ms: int = 2500, duration_ms: int = 1000,
+                   bps: float = 60.0, lead_ms: int = 3000) -> dict:
+        """Replace random dislocations by a seeded schedule; start recording stamps and orders."""
+        schedule = self.server.race.start(count, seed, interval_ms, duration_ms, bps, lead_ms)
+        s = self.server.stamp_support
+        return {"schedule": schedule, "kernel_rx": s.rx, "kernel_tx": s.tx}
+
+    def race_pending(self) -> int:
+        """Dislocations of the race still to open or to close (0: the race is over)."""
+        return self.server.race.pending()
+
+    def race_report(self) -> dict:
+        """Stamps, orders, attribution, accounts of the race so far (``pending`` > 0: not over)."""
+        return self.server.race.report()
 
     # --- streams ------------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ Each step advances the market clock by ``step_ms`` and:
    a new level in a gap) and anonymous market orders that consume liquidity;
 5. now and then opens a dislocation: one leg of a random triangle is shifted by
    ``dislocation_bps`` for ``dislocation_ms``, which opens a triangular arbitrage that closes
-   when the leg snaps back (as competing arbitrageurs would make it).
+   when the leg snaps back (as competing arbitrageurs would make it). ``schedule`` replaces the
+   random ones by a given list (the race benchmark's seeded schedule); ``dislocation_listeners``
+   hear each one open (before the step's book updates) and close.
 
 Randomness comes from a numpy Generator (vector draws) and a ``random.Random`` (scalar draws),
 both derived from the seed; nothing depends on wall time, so one seed gives one stream.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -44,6 +47,24 @@ class Dislocation:
     symbol: str
     offset: float        # log-price shift applied to the symbol's fair cross rate
     until_ms: int        # market time at which arbitrageurs have closed it
+    bps: float = 0.0
+    opened_ms: int = 0   # market time (elapsed) at which it opened
+    id: int = 0          # 1, 2, ... in the order they opened
+
+
+@dataclass(frozen=True)
+class ScheduledDislocation:
+    """A dislocation the model opens at a given market time instead of at random."""
+    at_ms: int           # elapsed market time
+    symbol: str
+    bps: float
+    duration_ms: int
+
+
+class DislocationListener(Protocol):
+    def dislocation_opened(self, d: Dislocation) -> None: ...
+
+    def dislocation_closed(self, d: Dislocation) -> None: ...
 
 
 class MarketModel:
@@ -96,6 +117,9 @@ class MarketModel:
         self.events = 0
         self.trade_events = 0
         self.dislocations_opened = 0
+        self.random_dislocations = True
+        self.schedule: list[ScheduledDislocation] = []      # sorted by at_ms, consumed as they open
+        self.dislocation_listeners: list[DislocationListener] = []
         self._seed_books(fair)
 
     # --- state --------------------------------------------------------------------------------
@@ -239,16 +263,39 @@ class MarketModel:
             for d in [d for d in self.dislocations if d.until_ms <= now]:
                 self.offset[self.index[d.symbol]] -= d.offset
                 self.dislocations.remove(d)
+                for listener in self.dislocation_listeners:
+                    listener.dislocation_closed(d)
+        while self.schedule and self.schedule[0].at_ms <= now:
+            s = self.schedule.pop(0)
+            self.dislocate(s.symbol, s.bps, s.duration_ms)
+        # The random draw happens either way, so that a schedule leaves the rest of the market's
+        # random stream (book events, trades) as it would have been.
         rate = self.cfg.dislocations_per_min * self.step_ms / 60_000.0
         if rate > 0 and self.triangles and self.rand.random() < rate:
             leg = self.rand.choice(self.rand.choice(self.triangles))
             sign = 1.0 if self.rand.random() < 0.5 else -1.0
-            self.dislocate(leg, sign * self.cfg.dislocation_bps, self.cfg.dislocation_ms)
+            if self.random_dislocations:
+                self.dislocate(leg, sign * self.cfg.dislocation_bps, self.cfg.dislocation_ms)
 
     def dislocate(self, symbol: str, bps: float, duration_ms: int) -> Dislocation:
         """Shift ``symbol``'s fair cross rate by ``bps`` for ``duration_ms`` of market time."""
-        d = Dislocation(symbol, math.log1p(bps * 1e-4), self.clock.elapsed_ms + duration_ms)
+        now = self.clock.elapsed_ms
+        self.dislocations_opened += 1
+        d = Dislocation(symbol, math.log1p(bps * 1e-4), now + duration_ms, bps, now, self.dislocations_opened)
         self.offset[self.index[symbol]] += d.offset
         self.dislocations.append(d)
-        self.dislocations_opened += 1
+        for listener in self.dislocation_listeners:
+            listener.dislocation_opened(d)
         return d
+
+    def set_schedule(self, schedule: list[ScheduledDislocation], random_dislocations: bool = False) -> None:
+        """Open these dislocations at their times (and, unless ``random_dislocations``, no others)."""
+        unknown = sorted({s.symbol for s in schedule} - set(self.index))
+        if unknown:
+            raise ValueError(f"unknown symbols in the dislocation schedule: {unknown}")
+        self.schedule = sorted(schedule, key=lambda s: s.at_ms)
+        self.random_dislocations = random_dislocations
+
+    def asset_values(self) -> dict[str, float]:
+        """Every asset's fair value in USDT (the numeraire); dislocations shift symbols, not assets."""
+        return {a: float(v) for a, v in zip(self.universe.assets, np.exp(self.log_price))}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Callable
 from urllib.parse import parse_qsl
 
 import orjson
@@ -20,7 +22,9 @@ from aiohttp import web
 from ctrader.sim.api import Call, Endpoint, SimApi
 from ctrader.sim.auth import Authenticator
 from ctrader.sim.faults import Faults
+from ctrader.sim.kstamps import socket_of
 from ctrader.sim.params import Params
+from ctrader.sim.race import OrderArrival, new_arrival, observed_place
 from ctrader.sim.ratelimit import RateLimiter
 from ctrader.venue import errors
 from ctrader.venue.errors import BinanceError
@@ -44,6 +48,7 @@ ROUTES = {
     ("GET", "/api/v3/openOrders"): "openOrders.status",
     ("DELETE", "/api/v3/openOrders"): "openOrders.cancelAll",
     ("GET", "/api/v3/myTrades"): "myTrades",
+    ("GET", "/sapi/v1/asset/tradeFee"): "tradeFee",
 }
 
 
@@ -65,6 +70,7 @@ class RestApi:
         self.faults = faults
         self.endpoints = api.endpoints()
         self.requests = 0
+        self.order_observers: list[Callable[[OrderArrival], None]] = []   # the race tracker
 
     def routes(self) -> list[web.RouteDef]:
         out = []
@@ -78,6 +84,11 @@ class RestApi:
 
     async def dispatch(self, request: web.Request, endpoint: Endpoint) -> web.Response:
         self.requests += 1
+        observed = endpoint.places_order and bool(self.order_observers)
+        if observed:        # arrival stamps before anything else: (user space, kernel RX of its last read)
+            sock = socket_of(request.transport)
+            arrived = (time.monotonic_ns(), sock.rx_ns if sock is not None else 0)
+            tag = sock.tag if sock is not None else "main"
         ip = request.remote or "?"
         headers: dict[str, str] = {}
         account = None
@@ -95,6 +106,7 @@ class RestApi:
             failure = self.faults.request_failure(request.path)
             if failure is not None and not failure.execute:
                 raise BinanceError(failure.code, failure.msg, failure.status)
+            key = None
             if endpoint.signed:
                 key = self.auth.key(request.headers.get("X-MBX-APIKEY"))
                 params.read("signature")
@@ -106,7 +118,11 @@ class RestApi:
                 delay = self.faults.order_delay_s()
                 if delay:
                     await asyncio.sleep(delay)
-            result = endpoint.handler(Call(params, ip, account))
+            if observed and key is not None:
+                arrival = new_arrival(dict(items), key, tag, "rest", *arrived)
+                result = observed_place(endpoint.handler, Call(params, ip, account), arrival, self.order_observers)
+            else:
+                result = endpoint.handler(Call(params, ip, account))
             if endpoint.places_order:
                 self.limiter.refund(ip, weight)
                 headers.update(self.limiter.order_headers(account))

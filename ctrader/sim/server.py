@@ -5,6 +5,11 @@
     WS API      ws://HOST:PORT/ws-api/v3
     control     http://HOST:PORT/sim/v1/control  (loopback peers only)
 
+More listeners serve the same venue on other ports (``listen(tag)``): the race benchmark gives
+each contender its own, so that the simulator can tell whose socket a frame went to.
+Connections are ``kstamps.StampingSocket``s: kernel RX stamps on every read, a kernel TX
+stamp on the writes the race marks (user-space stamps where the kernel gives none).
+
 ``SimServer`` wires the parts together and runs the market loop: at ``speed`` > 0 the model
 steps when the market clock is due (``speed`` market seconds per wall second) and a client more
 than ``max_send_buffer_kb`` behind is dropped, as a real venue drops slow consumers; at speed 0
@@ -33,9 +38,11 @@ from ctrader.sim.api import SimApi
 from ctrader.sim.auth import Authenticator
 from ctrader.sim.clock import SimClock
 from ctrader.sim.control import ControlOps, SimControl, control_routes
+from ctrader.sim import kstamps
 from ctrader.sim.faults import Faults
 from ctrader.sim.market import MarketModel
 from ctrader.sim.matching import MatchingEngine
+from ctrader.sim.race import RaceTracker
 from ctrader.sim.ratelimit import RateLimiter
 from ctrader.sim.rest import RestApi
 from ctrader.sim.universe import build_universe
@@ -81,9 +88,15 @@ class SimServer:
         self.ws_api.ping_interval_s = cfg.limits.ping_interval_s
         self.ws_api.pong_timeout_s = cfg.limits.pong_timeout_s
         self.engine.user_sinks.append(self.ws_api)
+        self.stamp_support = kstamps.probe()
+        self.race = RaceTracker(self)
+        self.model.dislocation_listeners.append(self.race)
+        self.ws_api.order_observers.append(self.race.order_arrived)
+        self.rest.order_observers.append(self.race.order_arrived)
         self.ops = ControlOps(self)
         self.paused = False
         self.port = cfg.port
+        self.listeners: dict[str, int] = {}          # tag -> port
         self.loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._market_task: asyncio.Task | None = None
@@ -119,11 +132,18 @@ class SimServer:
         self._resumed.set()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port, reuse_address=True)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self.port = await self.listen("main", self.cfg.port)
         self._market_task = self.loop.create_task(self._market_loop())
         self._log_banner()
+
+    async def listen(self, tag: str, port: int = 0) -> int:
+        """Serve the venue on one more port (0: a free one) whose connections carry ``tag``."""
+        if tag in self.listeners:
+            raise ValueError(f"a listener tagged {tag!r} already serves port {self.listeners[tag]}")
+        sock = kstamps.listen(self.cfg.host, port, tag, self.stamp_support)
+        await web.SockSite(self._runner, sock).start()
+        self.listeners[tag] = sock.getsockname()[1]
+        return self.listeners[tag]
 
     async def stop(self) -> None:
         if self._market_task is not None:
@@ -162,6 +182,7 @@ class SimServer:
     def advance(self) -> None:
         """One model step, then the depth windows that step closed."""
         self.model.step()
+        self.race.after_step()
         self.hub.on_market_time(self.clock.market_ms())
 
     def pause(self) -> None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, Callable
 
 import orjson
 from aiohttp import web
@@ -30,6 +31,7 @@ from ctrader.sim.clock import SimClock
 from ctrader.sim.faults import Faults
 from ctrader.sim.orders import Fill, Order
 from ctrader.sim.params import Params
+from ctrader.sim.race import OrderArrival, new_arrival, observed_place
 from ctrader.sim.ratelimit import RateLimiter
 from ctrader.sim.wsconn import WsConnection, new_response, read_loop
 from ctrader.venue import errors, signing
@@ -76,6 +78,7 @@ class WsApi:
         self.sessions: set[WsApiSession] = set()
         self.listeners: dict[Account, list[tuple[WsApiSession, int]]] = {}
         self._execution_id = 0
+        self.order_observers: list[Callable[[OrderArrival], None]] = []   # the race tracker
         self.ping_interval_s = 20.0
         self.pong_timeout_s = 60.0
 
@@ -141,7 +144,8 @@ class WsApi:
         self.auth.check_timestamp(p)
         return session.logon_key
 
-    async def _handle(self, session: WsApiSession, text: str) -> None:
+    async def _handle(self, session: WsApiSession, text: str, arrived: tuple[int, int] = (0, 0)) -> None:
+        """Answer one request; ``arrived``: (user-space, kernel RX) stamps of its arrival, monotonic ns."""
         ip = session.peer
         req_id: Any = None
         account: Account | None = None
@@ -172,7 +176,7 @@ class WsApi:
             if name is None:
                 raise BinanceError(-1020, f"Unknown method: '{method}'.")
             endpoint = self.endpoints[name]
-            result, account = await self._call(session, method, endpoint, params, p, ip)
+            result, account = await self._call(session, method, endpoint, params, p, ip, arrived)
             self._answer(session, req_id, 200, {"result": result}, ip, account, rate_limits)
         except BinanceError as exc:
             body: dict[str, Any] = {"error": exc.to_json()}
@@ -182,20 +186,25 @@ class WsApi:
             self._answer(session, req_id, exc.http_status, body, ip, account, rate_limits)
 
     async def _call(self, session: WsApiSession, method: str, endpoint: Endpoint, params: dict, p: Params,
-                    ip: str) -> tuple[Any, Account | None]:
+                    ip: str, arrived: tuple[int, int] = (0, 0)) -> tuple[Any, Account | None]:
         weight = endpoint.weight_of(p)
         self.limiter.charge(ip, weight)
         failure = self.faults.request_failure(method)
         if failure is not None and not failure.execute:
             raise BinanceError(failure.code, failure.msg, failure.status)
-        account = None
+        account = key = None
         if endpoint.signed:
-            account = self._signed_key(session, params, p).account
+            key = self._signed_key(session, params, p)
+            account = key.account
         if endpoint.places_order:
             delay = self.faults.order_delay_s()
             if delay:
                 await asyncio.sleep(delay)
-        result = endpoint.handler(Call(p, ip, account))
+        if endpoint.places_order and self.order_observers and key is not None:
+            arrival = new_arrival(params, key, session.tag, "ws", *arrived)
+            result = observed_place(endpoint.handler, Call(p, ip, account), arrival, self.order_observers)
+        else:
+            result = endpoint.handler(Call(p, ip, account))
         if endpoint.places_order:
             self.limiter.refund(ip, weight)
             timeout = self.faults.order_timeout()
@@ -299,8 +308,12 @@ class WsApi:
         session.start()
         tasks: set[asyncio.Task] = set()
 
+        sock = session.sock
+
         def on_text(text: str) -> None:
-            task = asyncio.get_running_loop().create_task(self._handle(session, text))
+            # arrival stamps now, before the request waits for its task to run
+            arrived = (time.monotonic_ns(), sock.rx_ns if sock is not None else 0)
+            task = asyncio.get_running_loop().create_task(self._handle(session, text, arrived))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         try:

@@ -9,6 +9,8 @@ Streams served (symbols lowercase, as on Binance):
   ``lastUpdateId`` (one update id per book event, see ``MatchingEngine.commit``);
 * ``<symbol>@depth5|10|20`` (``@1000ms`` / ``@100ms``) -- top-N snapshots at the same periods.
 
+``/ws`` alone, or ``/ws/<id>`` with a path that is not a stream name (no ``@``: ccxt.pro opens
+``/ws/0``, ``/ws/1``, ... and subscribes), opens a connection with no stream, as Binance does.
 Live ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY`` /
 ``GET_PROPERTY`` with Binance's error answers; at most ``max_streams_per_connection`` streams;
 more than ``ws_messages_per_s`` incoming messages (text, ping, pong) in a second drops the
@@ -18,6 +20,9 @@ within ``pong_timeout_s`` is dropped.
 A payload is encoded once per event and framed once per form (raw, combined); connections
 collect frames and ``flush`` writes each connection's batch with a single ``transport.write``.
 Nothing is encoded for a stream nobody listens to.
+
+During a race (``ctrader.sim.race``) ``race_symbols`` names the symbols of open dislocations:
+the first frame of such a symbol to each connection gets its write stamped.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from ctrader.sim import encode
 from ctrader.sim.book import Book
 from ctrader.sim.clock import SimClock
 from ctrader.sim.faults import Faults
+from ctrader.sim.kstamps import TxStamp
 from ctrader.sim.wsconn import WsConnection, frame, new_response, read_loop
 
 log = logging.getLogger(__name__)
@@ -114,6 +120,7 @@ class StreamHub:
         self.dirty: set[StreamConnection] = set()
         self.diff_observers: list = []           # callables(symbol, last_id) after a diff is emitted
         self.messages_sent = 0
+        self.race_symbols: dict[str, Any] = {}   # symbol -> race.RaceDislocation still open
         self._next_emit = 1 << 62          # earliest end of any open diff/partial window
         self._lower_to_symbol = {s.lower(): s for s in books}
 
@@ -198,6 +205,9 @@ class StreamHub:
     # --- publishing -----------------------------------------------------------------------------
 
     def _publish(self, channel: Channel, payload: bytes) -> None:
+        race = self.race_symbols
+        if race and channel.symbol in race:
+            self._stamp_first_frames(race[channel.symbol], channel)
         dirty = self.dirty
         if channel.raw:
             f = frame(payload)
@@ -211,6 +221,16 @@ class StreamHub:
                 dirty.add(conn)
         if self.faults.duplicates and self.faults.duplicate(channel.name):
             self._publish(channel, payload)
+
+    @staticmethod
+    def _stamp_first_frames(dislocation, channel: Channel) -> None:
+        frames = dislocation.frames
+        for conns in (channel.raw, channel.combined):
+            for conn in conns:
+                if conn not in frames:
+                    stamp = TxStamp()
+                    frames[conn] = (conn.tag, stamp)
+                    conn.stamp_next_write(stamp)
 
     def book_update(self, book: Book, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> None:
         ss = self.by_symbol.get(book.symbol)
@@ -385,7 +405,9 @@ class StreamHub:
         if combined:
             names = [n for n in request.query.get("streams", "").split("/") if n]
         else:
-            names = [n for n in request.match_info.get("streams", "").split("/") if n]
+            # A path without "@" is no stream name but an id (a listen key, ccxt.pro's stream
+            # index): Binance opens the connection with nothing subscribed.
+            names = [n for n in request.match_info.get("streams", "").split("/") if "@" in n]
         try:
             for name in names:
                 self.parse(name)

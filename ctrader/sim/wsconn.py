@@ -17,6 +17,8 @@ from typing import Callable
 
 from aiohttp import WSMsgType, web
 
+from ctrader.sim.kstamps import StampingSocket, TxStamp, socket_of
+
 log = logging.getLogger(__name__)
 
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
@@ -40,6 +42,8 @@ class WsConnection:
                  pong_timeout_s: float, kind: str) -> None:
         self.ws = ws
         self.transport = request.transport
+        self.sock: StampingSocket | None = socket_of(request.transport)
+        self.tag = self.sock.tag if self.sock is not None else "main"     # the listener it came in on
         self.peer = request.remote or "?"
         self.kind = kind
         self.ping_interval_s = ping_interval_s
@@ -51,6 +55,7 @@ class WsConnection:
         self._pings: dict[bytes, float] = {}      # outstanding ping payload -> monotonic send time
         self._ping_seq = 0
         self._tasks: list[asyncio.Task] = []
+        self._stamps_after_write: list[TxStamp] = []     # only without a StampingSocket
 
     # --- output -------------------------------------------------------------------------------
 
@@ -67,7 +72,20 @@ class WsConnection:
         self.pending = []
         if not self.closed and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(pending))
+        if self._stamps_after_write:
+            now = time.monotonic_ns()
+            for stamp in self._stamps_after_write:
+                stamp.user_ns = now
+            self._stamps_after_write.clear()
         return len(pending)
+
+    def stamp_next_write(self, stamp: TxStamp) -> None:
+        """Fill ``stamp`` when the next write to this client leaves (kernel TX stamp when the socket
+        gives one, and the user-space time right after the ``send``)."""
+        if self.sock is not None:
+            self.sock.stamp_next_write(stamp)
+        else:
+            self._stamps_after_write.append(stamp)
 
     def buffered(self) -> int:
         t = self.transport
