@@ -57,7 +57,10 @@ def test_sdist_installs_into_a_fresh_venv_and_runs_from_anywhere(tmp_path):
     shown = tomllib.loads(cli("config", "show").stdout)
     assert shown["venue"]["kind"] == "sim" and shown["run"]["data_dir"] == str(tmp_path / "data")
     # the shipped configurations, by name, and a user's file
-    assert "binance-live: ok" in cli("config", "check", "binance-live").stdout
+    # (binance-live without keys: the pre-flight says what is missing, exit 2)
+    refused = cli("config", "check", "binance-live", code=2)
+    assert "needs API credentials" in refused.stdout + refused.stderr
+    assert "binance-paper: ok" in cli("config", "check", "binance-paper").stdout
     mine = elsewhere / "mine.toml"
     mine.write_text('[risk]\nmax_order_notional = 10\n')
     assert "ok" in cli("config", "check", mine).stdout

@@ -89,14 +89,17 @@ class Executor:
                  limits: RiskLimits | None = None, kill: KillSwitch | None = None,
                  valuation_asset: str = "USDT", unwind: str = "market",
                  clock: Callable[[], int] = time.monotonic_ns, books: BookCache | None = None,
-                 sync_before_send: bool = False) -> None:
+                 sync_before_send: bool = False, wall_clock: Callable[[], int] = time.time_ns,
+                 on_fill: Callable[[Order, VenueUpdate], None] | None = None) -> None:
         if unwind not in UNWIND_POLICIES:
             raise ValueError(f"unwind policy must be one of {UNWIND_POLICIES}, not {unwind!r}")
         self.universe = universe
         self.venue = venue
         self.journal = journal
         self.sink = sink
-        self.clock = clock
+        self.clock = clock                  # CLOCK_MONOTONIC ns (replay: the history's, as recorded)
+        self.wall_clock = wall_clock        # wall ns, for exec records (replay: the history's)
+        self.on_fill = on_fill              # every fill, once accounted (replay's report)
         self.unwind_policy = unwind
         # A syncing journal syncs a batch before its orders leave (True) or right after (False:
         # every line still reaches the page cache first, which a crash of the process keeps)
@@ -386,6 +389,8 @@ class Executor:
                 self.journal.state(order, durable=False)
             if tr.fill is not None:
                 self.accounting.on_fill(order, tr.fill)
+                if self.on_fill is not None:
+                    self.on_fill(order, tr.fill)
             for kind in tr.kinds:
                 if kind == ExecKind.REJECTED:
                     self.accounting.on_rejected(order.reject_code)
@@ -408,7 +413,7 @@ class Executor:
 
     def _publish(self, order: Order, kind: ExecKind, **kw) -> None:
         """Queue an exec event; ``_commit`` sends it once the journal holds what it reports."""
-        self._outbox.append((order, exec_record(order, kind, recv_ts_ns=time.time_ns(), **kw)))
+        self._outbox.append((order, exec_record(order, kind, recv_ts_ns=self.wall_clock(), **kw)))
 
     # --- groups and unwinding ---------------------------------------------------------------------
 

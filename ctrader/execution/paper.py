@@ -27,6 +27,7 @@ balances are not modelled (benchmarks, tests of matching alone).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ from ctrader.execution.orders import (
     VenueUpdate,
 )
 from ctrader.execution.fee_model import FeeModel, FlatFees
+from ctrader.execution.latency import LatencyModel
 from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.queue import QueueModel, QueuePos, RiskAverseQueue
 from ctrader.venue.balances import reserve
@@ -86,11 +88,19 @@ class PaperFillModel:
     # --- orders in ------------------------------------------------------------------------------
 
     def submit(self, order: Order, now_ns: int) -> list[VenueUpdate]:
-        work = _Working(order, now_ns + self.latency_ns, self._next_order_id)
+        return self.submit_at(order, now_ns + self.latency_ns, now_ns)
+
+    def submit_at(self, order: Order, due_ns: int, now_ns: int) -> list[VenueUpdate]:
+        """``order`` reaches the venue at ``due_ns`` (replay: its own latency, not the model's)."""
+        work = _Working(order, due_ns, self._next_order_id)
         self._next_order_id += 1
         self.in_flight.append(work)
         self.in_flight.sort(key=lambda w: w.due_ns)   # stable: equal due times keep submit order
-        return self.advance(now_ns) if self.latency_ns == 0 else []
+        return self.advance(now_ns) if due_ns <= now_ns else []
+
+    def next_due(self) -> int | None:
+        """When the first order in flight reaches the venue (None: none in flight)."""
+        return self.in_flight[0].due_ns if self.in_flight else None
 
     def cancel(self, client_order_id: str, now_ns: int) -> list[VenueUpdate]:
         """Cancel a resting or in-flight order (an in-flight one never reaches the book)."""
@@ -363,3 +373,49 @@ class PaperVenue:
 
     def close(self) -> None:
         pass
+
+
+class ReplayVenue(PaperVenue):
+    """The paper venue in replay's time (the recorded CLOCK_MONOTONIC of the history): an order
+    reaches the matching ``latency`` after the market event that caused it, where ``latency`` is
+    what the recorded session measured for that very order (``recorded(group, leg)``: sent -
+    cause, plus the paper venue's own latency) or else a draw of the latency model. Orders with
+    no cause event (the executor's unwinds) reach it that latency after they were sent (the
+    session's paper latency with a recorded session).
+
+    ``latencies`` keeps each order's (feed, order) latency for the replay's report."""
+
+    mode = "replay"
+
+    def __init__(self, model: PaperFillModel, order_latency: LatencyModel, feed_latency: LatencyModel,
+                 recorded: Callable[[int, int], int | None] | None = None, send_latency_ns: int = 0) -> None:
+        super().__init__(model)
+        self.order_latency = order_latency
+        self.feed_latency = feed_latency
+        self.recorded = recorded
+        self.send_latency_ns = send_latency_ns      # an unwind: sent -> matched (the paper latency)
+        self.latencies: dict[str, tuple[int, int]] = {}
+
+    def place(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        cause = order.cause_recv_mono_ns
+        if not cause:                    # an unwind: from now, as the session's paper venue took it
+            latency = self.send_latency_ns if self.recorded is not None else self.order_latency.sample_ns()
+            due = now_ns + latency
+            self.latencies[order.client_order_id] = (0, latency)
+        else:
+            live = self.recorded(order.group_id, order.leg) if self.recorded is not None else None
+            if live is not None:
+                feed_ns, order_ns = 0, live
+            else:
+                feed_ns, order_ns = self.feed_latency.sample_ns(), self.order_latency.sample_ns()
+            due = cause + feed_ns + order_ns
+            self.latencies[order.client_order_id] = (feed_ns, order_ns)
+        # sent when the session sent it: what the venue's own latency leaves of the order latency
+        order.sent_mono_ns = max(now_ns, due - self.send_latency_ns) if cause else now_ns
+        return self.model.submit_at(order, max(due, now_ns), now_ns)
+
+    def next_due(self) -> int | None:
+        return self.model.next_due()
+
+    def stats(self) -> dict:
+        return {**super().stats(), "replay": True}

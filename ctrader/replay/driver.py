@@ -1,20 +1,26 @@
-"""The replay engine: recorded market data through the live strategy and the paper fill model.
+"""The replay engine: recorded market data through the live strategy and the live executor.
 
 History (MD_EVENT arrays, in time order, any chunk size) goes through the SAME strategy object
-paper trading runs (``StrategyEngine.on_md``) and the SAME fill model (``PaperFillModel``), with
-a latency model in between, as fast as the machine allows:
+paper trading runs (``StrategyEngine.on_md``) and the SAME ``Executor`` (risk gate, duplicate
+check, unwind policy, accounting, journal when asked) as live and paper sessions, in front of a
+``ReplayVenue``: the paper fill model with its latency, queue and fee models, in the history's
+own time. One order path: a backtest runs the code that trades.
 
-    engine = ReplayEngine(universe, strategy, ReplayOptions(order_latency=LatencyModel.parse("2")))
+    engine = ReplayEngine(universe, strategy, ReplayOptions(order_latency=SampledLatency.parse("2")))
     for chunk in store.read_md(symbols, start, end):
         engine.feed(chunk)
     result = engine.finish()          # ReplayResult: summary, fills, PnL series, digests
 
-Timeline. The market clock is the recorded receive time (``recv_ts_ns``). An order reaches the
-matching ``feed latency + order latency`` after the event that caused it and is matched at that
-time on the books as the market left them (the paper executor's timer does the same in a quiet
-market), on a second ``BookCache`` that follows the market event by event. Its executions reach
-the strategy (``on_exec``) before the strategy sees any event after the match: the strategy runs
-until an event produces intents or an order falls due, never past it (``stepping.step``).
+Timeline. The executor's clock is the recorded receive time of the market event at hand
+(``recv_mono_ns``, the CLOCK_MONOTONIC the session's executor ran on; wall times for reports
+come from the same event's ``recv_ts_ns``). The executor sees the market data as the paper
+executor did (``Executor.on_md``: books, and matching of orders that fell due); an order reaches
+the matching its latency after the event that caused it (the recorded session's own latency
+for that order with ``session_timing``, a draw of the latency model otherwise) and, when no
+market event comes by then, is matched at its due time on the books as they are (as the paper
+executor's loop does in a quiet market). Executions reach the strategy (``on_exec``) after the
+exec latency, or when the session's strategy learned of them; the strategy runs until an event
+produces intents or an order falls due, never past it (``stepping.step``).
 
 Determinism. Latencies are drawn from seeded generators in intent order, and every stop of the
 strategy is set by the data (an intent, a due time), not by the size of the chunks the store
@@ -35,26 +41,35 @@ from typing import Any
 
 import numpy as np
 
-from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT, ExecKind
-from ctrader.execution.accounting import Accounting, Valuer
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
 from ctrader.execution.bookview import BookView
-from ctrader.execution.orders import Order, OrderBook, exec_record
-from ctrader.execution.paper import PaperFillModel
-from ctrader.market.books import BookCache, apply_all, apply_md
+from ctrader.execution.engine import Executor
+from ctrader.execution.fee_model import FlatFees
+from ctrader.execution.journal import Journal
+from ctrader.execution.latency import SampledLatency
+from ctrader.execution.orders import Order, VenueUpdate
+from ctrader.execution.paper import PaperFillModel, ReplayVenue
+from ctrader.execution.paper_account import PaperAccount
+from ctrader.execution.queue import QueueModel
+from ctrader.execution.risk import KillSwitch, RiskLimits
+from ctrader.market.books import BookCache
 from ctrader.replay.arrays import as_layout, concat
-from ctrader.execution.latency import SampledLatency as LatencyModel
 from ctrader.replay.stepping import step
 from ctrader.replay.summary import FILL, ReplaySummary
 from ctrader.venue.decimals import ONE
 
 log = logging.getLogger(__name__)
 
+NO_LIMITS = RiskLimits(max_order_notional=1e18, max_group_notional=1e18, max_position=1e18, max_open_orders=10**9,
+                       orders_per_10s=10**9, orders_per_day=10**12, weight_per_minute=10**12,
+                       daily_loss_limit=1e18, max_book_age_ms=1e12, price_band_pct=0.0)
+
 
 @dataclass
 class ReplayOptions:
-    feed_latency: LatencyModel = field(default_factory=lambda: LatencyModel.parse("0"))
-    order_latency: LatencyModel = field(default_factory=lambda: LatencyModel.parse("0"))
-    exec_latency: LatencyModel = field(default_factory=lambda: LatencyModel.parse("0"))   # match -> strategy
+    feed_latency: SampledLatency = field(default_factory=lambda: SampledLatency.parse("0"))
+    order_latency: SampledLatency = field(default_factory=lambda: SampledLatency.parse("0"))
+    exec_latency: SampledLatency = field(default_factory=lambda: SampledLatency.parse("0"))   # match -> strategy
     session_timing: Any = None        # fidelity.SessionTiming: a recorded session's per-order timing
     batch_events: int = 1024          # strategy batch; exec feedback at batch ends (determinism unit)
     speed: float = 0.0                # 0: as fast as possible; 1: market time; 10: ten times faster
@@ -63,6 +78,12 @@ class ReplayOptions:
     valuation_asset: str = "USDT"
     pnl_interval_ns: int = 1_000_000_000
     keep_records: int = 2_000_000     # candidates/intents/exec records kept for the report and store
+    limits: RiskLimits = field(default_factory=lambda: NO_LIMITS)   # the executor's risk gate
+    unwind: str = "market"            # the executor's unwind policy
+    balances: list[str] | None = None   # the paper account (ASSET=AMOUNT); None: balances not modelled
+    queue: QueueModel | None = None     # resting orders' queue model (None: risk-averse)
+    paper_latency_ns: int = 0           # the paper venue's own latency (sent -> matched), for unwinds
+    journal_path: str | None = None     # journal the replay's orders (as a session's executor does)
 
 
 class NullStrategy:
@@ -75,46 +96,38 @@ class NullStrategy:
         pass
 
 
-def _as_records(value, dtype) -> np.ndarray:
-    if value is None:
-        return np.zeros(0, dtype)
-    if isinstance(value, list):
-        return concat(value, dtype)
-    return as_layout(value, dtype)
-
-
-@dataclass(order=True)
-class _Pending:
-    due_ns: int
-    seq: int
-    cause_ts_ns: int = field(compare=False)
-    order: Order = field(compare=False)
-    feed_ns: int = field(compare=False)
-    order_ns: int = field(compare=False)
-
-
 class ReplayEngine:
     def __init__(self, universe, strategy, options: ReplayOptions | None = None,
                  on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> None:
         self.universe = universe
         self.strategy = strategy
-        self.opt = options or ReplayOptions()
+        self.opt = opt = options or ReplayOptions()
         self.on_batch = on_batch          # (candidates, intents, execs) of each batch, e.g. a store sink
-        n = len(universe.symbols)
-        self.cache = BookCache(n)         # the market as the matching sees it
+        self.cache = BookCache(len(universe.symbols))    # the executor's books: what the matching sees
         self.view = BookView(self.cache.books)
-        self.fills = PaperFillModel(self.view, universe, taker_rate=self.opt.taker_fee,
-                                    maker_rate=self.opt.maker_fee, latency_ns=0)
-        self.orders = OrderBook()
-        self.acct = Accounting(universe)
-        val = self.opt.valuation_asset if self.opt.valuation_asset in universe.assets else universe.assets[0]
-        self.valuer = Valuer(universe, self.view, val)
-        self.summary = ReplaySummary(universe, val, self.opt.keep_records, self.valuer)
-        self._pending: list[_Pending] = []
+        val = opt.valuation_asset if opt.valuation_asset in universe.assets else universe.assets[0]
+        account = PaperAccount.parse(opt.balances) if opt.balances is not None else None
+        model = PaperFillModel(self.view, universe, account=account, queue=opt.queue,
+                               fees=FlatFees(opt.taker_fee, opt.maker_fee))
+        timing = opt.session_timing
+        self.venue = ReplayVenue(model, opt.order_latency, opt.feed_latency,
+                                 recorded=timing.order_latency if timing is not None else None,
+                                 send_latency_ns=timing.paper_latency_ns if timing is not None else opt.paper_latency_ns)
+        journal = Journal(opt.journal_path, sync=False) if opt.journal_path else None
+        self._now_mono = 0                # the history's clocks at the event at hand
+        self._now_wall = 0
+        self.executor = Executor(universe, self.venue, journal, self._on_exec,
+                                 opt.limits, KillSwitch(None), valuation_asset=val, unwind=opt.unwind,
+                                 clock=lambda: self._now_mono, books=self.cache,
+                                 wall_clock=lambda: self._now_wall, on_fill=self._on_fill)
+        self.acct = self.executor.accounting
+        self.valuer = self.executor.valuer
+        self.summary = ReplaySummary(universe, val, opt.keep_records, self.valuer)
         self._reports: list[tuple[int, int, np.ndarray]] = []    # (deliver at, seq, exec records)
         self._seq = 0
         self._carry = np.zeros(0, MD_EVENT)
         self._exec_out: list[np.ndarray] = []
+        self._applied = 0                 # records of the batch at hand the executor has seen
         self._next_pnl_ns = 0
         self._wall0 = None
         self._mkt0 = None
@@ -123,9 +136,8 @@ class ReplayEngine:
         self.first_ts_ns = 0
         self.last_ts_ns = 0
         self._md_hash = hashlib.blake2b(digest_size=16)
-        self.opt.feed_latency.reset()
-        self.opt.order_latency.reset()
-        self.opt.exec_latency.reset()
+        for model_ in (opt.feed_latency, opt.order_latency, opt.exec_latency):
+            model_.reset()
 
     # --- input ------------------------------------------------------------------------------------
 
@@ -162,47 +174,53 @@ class ReplayEngine:
         if len(self._carry):
             self._batch(self._carry)
             self._carry = np.zeros(0, MD_EVENT)
-        while self._pending:                     # due after the last event: match the last books
-            p = heapq.heappop(self._pending)
-            self._handle(self.fills.submit(p.order, max(p.due_ns, self.last_ts_ns)), p,
-                         max(p.due_ns, self.last_ts_ns))
+        while True:                              # due after the last event: matched on the last books
+            due = self.venue.next_due()
+            if due is None:
+                break
+            self._at(max(due, self._now_mono), self._now_wall + max(0, due - self._now_mono))
+            self.executor.poll()
         execs = self._flush_exec()
         if self.on_batch is not None and len(execs):
             self.on_batch(np.zeros(0, CANDIDATE), np.zeros(0, ORDER_INTENT), execs)
         self._deliver(1 << 62)
         self._sample_pnl(self.last_ts_ns, force=True)
+        if self.executor.journal is not None:
+            self.executor.journal.close()
         return ReplayResult.build(self)
 
     # --- one batch -------------------------------------------------------------------------------
 
     def _batch(self, recs: np.ndarray) -> None:
         """One batch, event-exactly: the strategy runs until an event produces intents or an order
-        is due; due orders match on the market's books as of the first event at/after their due
-        time, and their executions reach the strategy before it sees the next event."""
+        is due; the executor sees the same events (books, matching of what fell due) before the
+        intents an event caused; an order due between two events is matched at its due time."""
         ts = recs["recv_ts_ns"]
+        mono = recs["recv_mono_ns"]
         n = len(recs)
         if self.events == 0:
             self.first_ts_ns = int(ts[0])
             self._next_pnl_ns = self.first_ts_ns
+            self._at(int(mono[0]), int(ts[0]))
         if self.opt.speed > 0:
             self._pace(int(ts[0]))
         # the data fingerprint: which events, in which order (16 bytes an event, not the levels)
         self._md_hash.update(ts.tobytes())
         self._md_hash.update(recs["last_update_id"].tobytes())
-        self._fill_pos = 0
+        self._applied = 0
         all_c, all_i, all_e = [], [], []
         i = 0
         while i < n:
             end = n
-            if self._pending:
+            due = self.venue.next_due()
+            if due is not None:
                 # the strategy sees the events up to the head order's due time, then the match
-                due = self._pending[0].due_ns
-                end = int(np.searchsorted(ts, due, "right"))
+                end = int(np.searchsorted(mono, due, "right"))
                 if end <= i:
-                    self._advance_fills(recs, ts, i - 1, due)
-                    execs = self._flush_exec()
-                    if len(execs):
-                        all_e.append(execs)
+                    self._show_executor(recs, i)
+                    self._at(due, int(ts[i - 1]) + (due - int(mono[i - 1])) if i else int(ts[0]))
+                    self.executor.poll()
+                    all_e.append(self._flush_exec())
                     continue
             if self._reports:
                 # ... and the executions once they reach it (exec latency after the match)
@@ -214,20 +232,19 @@ class ReplayEngine:
                 end = min(end, stop)
             i, cands, intents = step(self.strategy, recs, i, end)
             all_c += cands
+            self._show_executor(recs, i)
             if intents:
-                self._advance_fills(recs, ts, i - 1, -1)   # the market as of the cause event (valuation)
                 for c in cands:
                     self.summary.on_taken(c)          # before any fill: fills look up their candidate
-                for o in intents:
-                    all_i.append(o)
-                    for rec in o:
-                        self._submit(rec)
-        self._advance_fills(recs, ts, n - 1, int(ts[-1]))
-        execs = self._flush_exec()
-        if len(execs):
-            all_e.append(execs)
+                batch = concat(intents, ORDER_INTENT)
+                all_i.append(batch)
+                self.executor.on_intents(batch, len(batch))
+            all_e.append(self._flush_exec())
+        self._show_executor(recs, n)
+        all_e.append(self._flush_exec())
         cands = concat(all_c, CANDIDATE) if all_c else np.zeros(0, CANDIDATE)
         intents = concat(all_i, ORDER_INTENT) if all_i else np.zeros(0, ORDER_INTENT)
+        all_e = [e for e in all_e if len(e)]
         execs = concat(all_e, EXEC_EVENT) if all_e else np.zeros(0, EXEC_EVENT)
         if len(cands):
             self.summary.on_candidates(cands)
@@ -240,78 +257,31 @@ class ReplayEngine:
             self.on_batch(cands, intents, execs)
         self._sample_pnl(self.last_ts_ns)
 
-    def _submit(self, rec) -> None:
-        info = self.universe.symbols[int(rec["symbol_id"])]
-        order = Order.from_intent(rec, info.name, info.tick_units, info.step_units)
-        self.orders.add(order)
-        feed_ns = self.opt.feed_latency.sample_ns()
-        order_ns = self.opt.order_latency.sample_ns()
-        if self.opt.session_timing is not None:
-            live = self.opt.session_timing.order_latency(order.group_id, order.leg)
-            if live is not None:
-                feed_ns, order_ns = 0, live
-        cause = int(rec["cause_recv_ts_ns"])
-        order.sent_mono_ns = int(rec["cause_recv_mono_ns"]) + feed_ns
-        self.acct.on_sent(order)
-        self._seq += 1
-        heapq.heappush(self._pending, _Pending(cause + feed_ns + order_ns, self._seq, cause, order,
-                                               feed_ns, order_ns))
+    def _show_executor(self, recs: np.ndarray, upto: int) -> None:
+        """The executor sees the batch's events before ``upto`` (as its md ring would show them):
+        books, and matching of what fell due by then. Its clock is the last one's."""
+        if upto > self._applied:
+            last = recs[upto - 1]
+            self._at(int(last["recv_mono_ns"]), int(last["recv_ts_ns"]))
+            self.executor.on_md(recs[self._applied:upto], upto - self._applied)
+            self._applied = upto
 
-    def _advance_fills(self, recs: np.ndarray, ts: np.ndarray, upto: int, match_until_ns: int) -> None:
-        """Bring the matching's books through event ``upto`` (inclusive), then match every order
-        due by ``match_until_ns`` at its due time: on the books as the market left them at that
-        time, as the paper executor's timer does in a quiet market. Resting orders (GTC) are
-        checked against every event of their symbol on the way."""
-        books = self.cache.books
-        pos = self._fill_pos
-        if upto >= pos:
-            if self.fills.resting:
-                for j in range(pos, upto + 1):
-                    sid = apply_md(books, recs, j)
-                    if sid >= 0:
-                        self._handle_resting(self.fills.on_book(sid, int(ts[j])), int(ts[j]))
-            else:
-                apply_all(books, recs[pos:upto + 1], upto + 1 - pos)
-            self._fill_pos = upto + 1
-        while self._pending and self._pending[0].due_ns <= match_until_ns:
-            p = heapq.heappop(self._pending)
-            self._handle(self.fills.submit(p.order, p.due_ns), p, p.due_ns)
+    def _at(self, mono_ns: int, wall_ns: int) -> None:
+        self._now_mono, self._now_wall = mono_ns, wall_ns
 
-    # --- venue updates ------------------------------------------------------------------------------
+    # --- what the executor reports ---------------------------------------------------------------------
 
-    def _handle(self, updates, p: _Pending, now: int) -> None:
-        for u in updates:
-            self._apply_update(u, now, p)
+    def _on_exec(self, rec: np.ndarray) -> None:
+        self._exec_out.append(rec.copy())
 
-    def _handle_resting(self, updates, now: int) -> None:
-        for u in updates:
-            self._apply_update(u, now, None)
-
-    def _apply_update(self, u, now: int, p: _Pending | None) -> None:
-        t = self.orders.apply(u)
-        if t is None:
-            return
-        order = t.order
-        for kind in t.kinds:
-            fee_asset = -1
-            if kind in (ExecKind.FILL, ExecKind.PARTIAL_FILL) and t.fill is not None and t.fill.fee_asset:
-                fee_asset = self.universe.asset_id(t.fill.fee_asset)
-            fill = t.fill if kind in (ExecKind.FILL, ExecKind.PARTIAL_FILL) else None
-            self._exec_out.append(exec_record(order, kind, fill=fill, fee_asset_id=fee_asset, recv_ts_ns=now))
-            if kind == ExecKind.REJECTED:
-                self.acct.on_rejected(order.reject_code)
-            elif kind == ExecKind.CANCELED:
-                self.acct.cancels += 1
-        if t.fill is not None:
-            f = t.fill
-            self.acct.on_fill(order, f)
-            feed_ns = p.feed_ns if p else 0
-            order_ns = p.order_ns if p else 0
-            self.summary.on_fill(order, f, now, feed_ns, order_ns)
+    def _on_fill(self, order: Order, fill: VenueUpdate) -> None:
+        feed_ns, order_ns = self.venue.latencies.get(order.client_order_id, (0, 0))
+        self.summary.on_fill(order, fill, self._now_wall, feed_ns, order_ns)
 
     def _flush_exec(self) -> np.ndarray:
-        """Executions of the last match: to the summary now, to the strategy after the exec latency
-        (the user-data stream / exec ring delay), in match order."""
+        """Executions the executor published: to the summary now, to the strategy after the exec
+        latency (the user-data stream / exec ring delay) or when the session's strategy learned
+        of them, in publication order."""
         if not self._exec_out:
             return np.zeros(0, EXEC_EVENT)
         execs = concat(self._exec_out, EXEC_EVENT)
@@ -379,6 +349,8 @@ class ReplayResult:
         s = eng.summary
         group_pnl = {g: eng.acct.group_pnl(g, eng.valuer) for g in eng.acct.group_flows}
         summary = s.finish(eng, group_pnl)
+        summary["balances"] = eng.venue.balances()          # the paper account at the end (None: not modelled)
+        summary["refusals"] = dict(eng.acct.refusals)
         digests = dict(s.digests(), md=eng._md_hash.hexdigest())
         summary["digests"] = digests
         return cls(summary, s.candidates(), s.intents(), s.execs(), s.fills(), s.pnl_series(),

@@ -85,8 +85,8 @@ def compare_fills(recorded_execs: np.ndarray, fills: np.ndarray) -> tuple[int, i
                          f"(its book at match time had moved, or it was refused by the risk gate)")
             continue
         if b is None and k[1] >= 3:
-            diffs.append(f"fill {where}: the session executor's unwind of a broken triangle ({a['qty']:.8g}); "
-                         f"replay does not unwind, it values the inventory at mid")
+            diffs.append(f"fill {where}: an unwind of a broken triangle in the session ({a['qty']:.8g}) that the "
+                         f"replay's executor did not send (its legs filled differently)")
             continue
         if b is None:
             lat = "" if a["latency_ns"] is None else f" session order latency {a['latency_ns'] / 1e6:.3f} ms"

@@ -22,6 +22,7 @@ from typing import Any
 from ctrader.market.universe import Universe, load_universe
 from ctrader.replay.driver import ReplayEngine, ReplayOptions, ReplayResult
 from ctrader.execution.latency import SampledLatency as LatencyModel
+from ctrader.execution.risk import RiskLimits
 from ctrader.replay.results import ReplayResults, RunMeta, code_version, config_dict, config_hash, new_run_id
 from ctrader.store.store import to_ns
 
@@ -49,7 +50,20 @@ def options_from_config(cfg) -> ReplayOptions:
         maker_fee=float(acct.maker_commission) if acct else 0.001,
         valuation_asset=cfg.risk.valuation_asset,
         pnl_interval_ns=rc.pnl_interval_ms * 1_000_000,
-        keep_records=rc.keep_records)
+        keep_records=rc.keep_records,
+        # the session's own executor: its risk limits, unwind policy and paper account
+        limits=RiskLimits.from_config(cfg.risk), unwind=cfg.execution.unwind,
+        balances=replay_balances(cfg), paper_latency_ns=int(cfg.execution.paper_latency_ms * 1_000_000))
+
+
+def replay_balances(cfg) -> list[str] | None:
+    """The paper account a replay trades from: ``execution.paper_balances``, else the simulator's
+    account; None (balances not modelled) when neither says (Binance history, no balances given)."""
+    if cfg.execution.paper_balances:
+        return list(cfg.execution.paper_balances)
+    if cfg.venue.kind == "sim" and cfg.sim.accounts:
+        return list(cfg.sim.accounts[0].balances)
+    return None
 
 
 def resolve_universe(cfg, exchange_info: dict | str | pathlib.Path | None = None,
