@@ -28,6 +28,7 @@ from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.risk import KillSwitch, RiskLimits
+from ctrader.execution.signer import live_signer
 from ctrader.market.books import BookCache
 from ctrader.runtime.idle_gc import IdleGC, own_process
 from ctrader.runtime.resources import consumer_id
@@ -39,21 +40,6 @@ log = logging.getLogger(__name__)
 def journal_path(cfg: Config):
     """One journal per venue and mode, kept across runs: a restart finds what the last run left."""
     return expand_path(cfg, cfg.execution.journal_dir) / f"executor-{cfg.venue.kind}-{cfg.run.mode}.jsonl"
-
-
-def live_signer(cfg: Config):
-    """Credentials from the environment / secret files; on the simulator, its demo account."""
-    from ctrader.config.secrets import load_credentials
-    from ctrader.venue.signing import Signer
-
-    creds = load_credentials(cfg.venue)
-    if creds is not None:
-        return Signer.from_credentials(creds)
-    if cfg.venue.kind == "sim" and cfg.sim.accounts:
-        acct = cfg.sim.accounts[0]           # loopback-only demo keys, not secrets
-        return Signer(acct.api_key, secret=acct.api_secret)
-    raise RuntimeError(f"live mode on {cfg.venue.kind} needs API credentials: set {cfg.venue.api_key_env} "
-                       f"and {cfg.venue.api_secret_env}, or venue.secret_file / venue.private_key_file")
 
 
 def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], run_id: str = "",
