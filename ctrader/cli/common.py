@@ -40,11 +40,13 @@ def state(ctx: typer.Context) -> CliState:
 
 def run_session_or_exit(cfg: Config, names: list[str], **kw) -> dict:
     """``run_session``; when another session holds what it needs (its data directory, the
-    simulator's port), the reason in red and exit code 1 instead of a traceback."""
+    simulator's or the monitor's port) or the monitor cannot start as configured, the reason in
+    red and exit code 1 instead of a traceback."""
+    from ctrader.monitor.auth import MonitorSetupError
     from ctrader.runtime.session import SessionInUse, run_session
 
     try:
         return run_session(cfg, names, **kw)
-    except SessionInUse as exc:
+    except (SessionInUse, MonitorSetupError) as exc:
         typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

@@ -42,6 +42,8 @@ from ctrader.runtime.supervisor import ChildContext, Component, Supervisor, _cal
 log = logging.getLogger("ctrader.session")
 
 COMPONENTS: dict[str, Component] = {
+    # first to start, last to stop: it sees the whole session, and its last poll its final stats
+    "monitor": Component("monitor", "ctrader.monitor.process:run_monitor"),
     "sim": Component("sim", "ctrader.runtime.session:run_sim_in_background", ready="ctrader.sim.process:wait_ready"),
     "recorder": Component("recorder", "ctrader.runtime.session:run_recorder_in_background"),
     "executor": Component("executor", "ctrader.execution.process:run_executor"),
@@ -122,6 +124,14 @@ def claim(cfg: Config, names: list[str]) -> int:
         proclock.give_back(fd)
         raise SessionInUse(f"sim.port {cfg.sim.port} on {cfg.sim.host} is in use (another simulator?): "
                            f"set another sim.port")
+    if "monitor" in names:
+        from ctrader.monitor.process import preflight
+
+        try:
+            preflight(cfg)
+        except BaseException:
+            proclock.give_back(fd)
+            raise
     return fd
 
 
