@@ -98,7 +98,8 @@ class AlertRules:
     def _daily_loss(self, snap: Snapshot) -> list:
         ex = snap.stats.get("executor", {})
         daily, limit = ex.get("daily_pnl"), ex.get("daily_loss_limit")
-        refused = self._daily_refusals.update(snap.wall, (ex.get("refusals") or {}).get("DAILY_LOSS"), 3600)
+        refused = self._daily_refusals.update(
+            snap.wall, (ex.get("refusals") or {}).get("DAILY_LOSS", 0) if ex else None, 3600)
         if daily is None or limit is None:
             return []
         if daily < -limit or (refused and daily < 0):
@@ -141,7 +142,8 @@ class AlertRules:
             return [Resolve("books_stale")]
         stale = snap.stats.get("feed", {}).get("stale_symbols")
         if stale:
-            self._stale_since = self._stale_since or snap.wall
+            if self._stale_since is None:
+                self._stale_since = snap.wall
             if snap.wall - self._stale_since >= limit:
                 return [Alert("books_stale", "books_stale", f"{stale} books stale for over {limit:g}s", "",
                               "warning", snap.wall)]
@@ -158,8 +160,9 @@ class AlertRules:
                              f"{disconnects:g} disconnects in {window:g}s", "warning", snap.wall))
         elif not disconnects:
             out.append(Resolve("disconnect_storm"))
-        rejects = (snap.stats.get("executor", {}).get("rejects") or {})
-        count = self._rejects.update(snap.wall, sum(rejects.values()) if rejects else None, window)
+        ex = snap.stats.get("executor")
+        rejects = (ex or {}).get("rejects") or {}
+        count = self._rejects.update(snap.wall, sum(rejects.values()) if ex else None, window)
         if count >= self.cfg.reject_storm:
             codes = ", ".join(f"{code}: {n}" for code, n in sorted(rejects.items()))
             out.append(Alert("reject_storm", "reject_storm", "order reject storm",
@@ -175,7 +178,10 @@ class AlertRules:
             return []
         out: list = []
         down = rec.get("store_up") is False
-        self._store_down_since = (self._store_down_since or snap.wall) if down else None
+        if not down:
+            self._store_down_since = None
+        elif self._store_down_since is None:
+            self._store_down_since = snap.wall
         # not up yet at start (opening, migrating) is not down: a failed insert, or too long, is
         if down and (rec.get("insert_errors") or snap.wall - self._store_down_since >= self.cfg.stale_s):
             out.append(Alert("store_down", "store_down", "store down",
