@@ -109,6 +109,12 @@ class LiveVenue:
         self._pending_status: dict[str, str] = {}    # status to apply once an order's trades arrive
         self.backoff_until_ns = 0      # monotonic: send no new order before (the venue's retry time)
         self.rate_limited = 0          # 429 / 418 answers
+        # A cancel sent before the venue has the order fails (-2011), and asking about the order
+        # then says it does not exist (-2013) although it will rest on the book a moment later
+        # (the kill switch left such orders open). So a cancel waits for its order's place answer.
+        self._placing: set[str] = set()            # order.place sent over WS, not answered yet
+        self._cancel_when_placed: set[str] = set()
+        self.deferred_cancels = 0
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -119,12 +125,17 @@ class LiveVenue:
         self.orders[order.client_order_id] = order
         params = order_params(order, self.universe.symbols[order.symbol_id])
         if self._ws_up():
+            self._placing.add(order.client_order_id)
             self.client.send("order.place", params, tag=("place", order.client_order_id))
             return []
         self.rest_fallbacks += 1
         return self._on_response(("place", order.client_order_id), self.client.rest_call("order.place", params))
 
     def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        if order.client_order_id in self._placing:
+            self._cancel_when_placed.add(order.client_order_id)     # sent once the venue has it
+            self.deferred_cancels += 1
+            return []
         params = {"symbol": order.symbol, "origClientOrderId": order.client_order_id}
         if self._ws_up():
             self.client.send("order.cancel", params, tag=("cancel", order.client_order_id))
@@ -162,6 +173,27 @@ class LiveVenue:
         if tag is None:
             return []
         what, coid = tag
+        if what == "place":
+            self._placing.discard(coid)
+        ups = self._answer(what, coid, doc)
+        if coid in self._cancel_when_placed and what in ("place", "status"):
+            self._cancel_deferred(coid, what, doc)
+        return ups
+
+    def _cancel_deferred(self, coid: str, what: str, doc: dict) -> None:
+        """The answer about an order whose cancel waited for it: cancel it now if it rests."""
+        if "result" in doc:
+            if doc["result"].get("status") in ("NEW", "PARTIALLY_FILLED"):
+                self.client.send("order.cancel", {"symbol": self.orders[coid].symbol, "origClientOrderId": coid},
+                                 tag=("cancel", coid))
+            self._cancel_when_placed.discard(coid)         # sent now, or filled / expired: nothing to cancel
+            return
+        err = doc.get("error", {})
+        if what == "place" and execution_status_unknown(int(doc.get("status", 0)), int(err.get("code", 0))):
+            return                                         # asked about: the status answer decides
+        self._cancel_when_placed.discard(coid)             # refused or unknown to the venue: nothing rests
+
+    def _answer(self, what: str, coid: str, doc: dict) -> list[VenueUpdate]:
         order = self.orders.get(coid)
         if "result" in doc:
             res = doc["result"]
@@ -257,6 +289,7 @@ class LiveVenue:
     def stats(self) -> dict:
         return {"ws_connects": self.client.connects, "rest_fallbacks": self.rest_fallbacks,
                 "unknown_outcomes": self.unknown_outcomes, "status_queries": self.status_queries,
+                "deferred_cancels": self.deferred_cancels,
                 "rate_limited": self.rate_limited,
                 "clock_offset_ms": round(self.client.clock_offset_ms, 1)}
 
