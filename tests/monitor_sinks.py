@@ -1,6 +1,6 @@
 """A loopback JSON webhook for alert tests: what apprise's ``json://`` posts, kept in order.
 
-    with WebhookSink() as sink:                 # or WebhookSink(hang_s=30) for a dead-slow endpoint
+    with WebhookSink() as sink:                 # WebhookSink(hang_s=30, hang_after=1): answers once, then hangs
         url = sink.apprise_url                  # json://127.0.0.1:PORT/alerts
         sink.wait_for(lambda msgs: len(msgs) >= 2, timeout_s=10)
         sink.messages                           # [{"title": ..., "message": ..., "type": ...}, ...]
@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class WebhookSink:
-    def __init__(self, hang_s: float = 0.0) -> None:
+    def __init__(self, hang_s: float = 0.0, hang_after: int = 0) -> None:
         self.hang_s = hang_s
+        self.hang_after = hang_after          # requests answered at once before it starts hanging
         self.messages: list[dict] = []
         self.requests = 0                  # requests received, answered or not
         self._cond = threading.Condition()
@@ -27,8 +28,9 @@ class WebhookSink:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with sink._cond:
                     sink.requests += 1
+                    nth = sink.requests
                     sink._cond.notify_all()
-                if sink.hang_s:
+                if sink.hang_s and nth > sink.hang_after:
                     sink._release.wait(sink.hang_s)      # a dead-slow endpoint: answers late, if at all
                 with sink._cond:
                     sink.messages.append(json.loads(body))

@@ -172,7 +172,8 @@ def kill_state(kill_path: pathlib.Path, executor_stats: dict) -> dict:
     reason = executor_stats.get("kill_switch") or ""
     file_on = bool(note) or kill_path.exists()
     return {"engaged": file_on or bool(reason), "reason": reason or (f"file {kill_path}" if file_on else ""),
-            "note": note, "file": str(kill_path), "file_engaged": file_on}
+            "note": note, "file": str(kill_path), "file_engaged": file_on,
+            "executor_engaged": bool(reason)}     # the executor has seen it (its stats say so)
 
 
 def snapshot_from_run_dir(cfg, run_dir: pathlib.Path) -> Snapshot:
