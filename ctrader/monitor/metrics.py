@@ -56,14 +56,14 @@ GAUGES = {
                  ("spill_pending_batches", "ctrader_recorder_spill_pending_batches", "batches waiting in spill files")],
     "strategy": [("groups_in_flight", "ctrader_strategy_groups_in_flight", "groups with legs still open")],
 }
-# (component, stats keys of p50 / p99, metric, scale to seconds, help)
+# (component, stats keys of p50 / p99, metric, units per second, help)
 QUANTILES = [
-    ("feed", ("recv_to_ring_us_p50", "recv_to_ring_us_p99"), "ctrader_feed_recv_to_ring_seconds", 1e-6,
+    ("feed", ("recv_to_ring_us_p50", "recv_to_ring_us_p99"), "ctrader_feed_recv_to_ring_seconds", 1e6,
      "frame received -> record on the md ring"),
-    ("strategy", ("eval_p50_us", "eval_p99_us"), "ctrader_strategy_evaluation_seconds", 1e-6,
+    ("strategy", ("eval_p50_us", "eval_p99_us"), "ctrader_strategy_evaluation_seconds", 1e6,
      "strategy evaluation of one md event"),
     ("strategy", ("tick_to_intent_p50_us", "tick_to_intent_p99_us"), "ctrader_strategy_tick_to_intent_seconds",
-     1e-6, "tick received -> intent written"),
+     1e6, "tick received -> intent written"),
 ]
 REFUSALS = ("KILL_SWITCH", "MAX_ORDER_NOTIONAL", "MAX_GROUP_NOTIONAL", "MAX_POSITION", "MAX_OPEN_ORDERS",
             "RATE_BUDGET", "DAILY_LOSS", "STALE_BOOK", "PRICE_BAND", "FILTER")
@@ -104,13 +104,13 @@ class SessionMetrics:
                 v = _num(st.get(key))
                 if v is not None:
                     yield GaugeMetricFamily(name, help_text, value=v)
-        for comp, (k50, k99), name, scale, help_text in QUANTILES:
+        for comp, (k50, k99), name, per_second, help_text in QUANTILES:
             st = stats.get(comp, {})
             if st.get(k50) is not None:
                 m = GaugeMetricFamily(name, f"{help_text}, as the component measures it", labels=["quantile"])
-                m.add_metric(["0.5"], st[k50] * scale)
+                m.add_metric(["0.5"], st[k50] / per_second)
                 if st.get(k99) is not None:
-                    m.add_metric(["0.99"], st[k99] * scale)
+                    m.add_metric(["0.99"], st[k99] / per_second)
                 yield m
         yield from self._strategy(stats.get("strategy", {}))
         yield from self._executor(stats.get("executor", {}))
@@ -192,7 +192,7 @@ class SessionMetrics:
         if t2o.get("p50_us") is not None:
             yield _labelled_gauge("ctrader_executor_tick_to_order_quantile_seconds",
                                   "tick received -> order sent, as the executor measures it", ["quantile"],
-                                  [(["0.5"], t2o["p50_us"] * 1e-6), (["0.99"], t2o["p99_us"] * 1e-6)])
+                                  [(["0.5"], t2o["p50_us"] / 1e6), (["0.99"], t2o["p99_us"] / 1e6)])
 
     def _recorder(self, st: dict) -> Iterator[Metric]:
         if not st:
