@@ -72,7 +72,7 @@ def render_summary(summary: dict) -> str:
              f"{'processes' if summary['processes'] else 'one process'}; files in {summary['run_dir']}"]
     if summary["failed"]:
         lines.append(f"FAILED components: {', '.join(summary['failed'])}")
-    for comp in ("feed", "strategy", "executor", "recorder", "sim"):
+    for comp in ("feed", "strategy", "executor", "recorder", "sim", "monitor"):
         section = summary.get(comp)
         if not section:
             continue

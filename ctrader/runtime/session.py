@@ -51,6 +51,9 @@ COMPONENTS: dict[str, Component] = {
     "feed": Component("feed", "ctrader.feed.process:run_feed"),
 }
 START_ORDER = list(COMPONENTS)
+# What a component checks before the session starts anything ("module:function(cfg)", raising):
+# the monitor's port and binding, so that a session does not start only to lose its monitor.
+PREFLIGHT = {"monitor": "ctrader.monitor.process:preflight"}
 
 
 # Nice increment of the components off the tick-to-order path. On a 2-core machine the five
@@ -124,14 +127,13 @@ def claim(cfg: Config, names: list[str]) -> int:
         proclock.give_back(fd)
         raise SessionInUse(f"sim.port {cfg.sim.port} on {cfg.sim.host} is in use (another simulator?): "
                            f"set another sim.port")
-    if "monitor" in names:
-        from ctrader.monitor.process import preflight
-
-        try:
-            preflight(cfg)
-        except BaseException:
-            proclock.give_back(fd)
-            raise
+    try:
+        for name in names:
+            if name in PREFLIGHT:
+                _call(PREFLIGHT[name])(cfg)
+    except BaseException:
+        proclock.give_back(fd)
+        raise
     return fd
 
 
