@@ -184,6 +184,7 @@ def run_monitor(ctx) -> None:
         probe = VenueProbe(cfg).start()
     collector = Collector(cfg, ctx.run_id, ctx.run_dir, health=health, rings=rings, alerts=alerts, probe=probe)
     service = MonitorService(cfg, collector, alerts)
+    restarted = (ctx.run_dir / "monitor.stats.json").exists()    # the supervisor brought it back
     stats_file = StatsFile(ctx.run_dir, "monitor")
     server = web = None
     try:
@@ -196,8 +197,12 @@ def run_monitor(ctx) -> None:
         (ctx.run_dir / INFO_FILE).write_text(json.dumps({"url": url, "pid": os.getpid(), "run_id": ctx.run_id}))
         log.info("monitor: dashboard and API on %s (metrics at %s/metrics)%s", url, url,
                  "" if token else "; control endpoints disabled: no token")
-        alerts.notify(Alert("session_started", f"started:{ctx.run_id}", f"session {ctx.run_id} started",
-                            f"{cfg.run.mode} trading on {cfg.venue.kind}; dashboard {url}", "info"))
+        if restarted:
+            alerts.notify(Alert("monitor_restarted", f"restarted:{ctx.run_id}", f"monitor of session {ctx.run_id} "
+                                f"restarted", f"dashboard {url}; alert incidents start afresh", "warning"))
+        else:
+            alerts.notify(Alert("session_started", f"started:{ctx.run_id}", f"session {ctx.run_id} started",
+                                f"{cfg.run.mode} trading on {cfg.venue.kind}; dashboard {url}", "info"))
         _poll_loop(ctx, collector, service, stats_file, web)
     finally:
         if server is not None:
