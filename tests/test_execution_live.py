@@ -384,3 +384,26 @@ def test_the_daily_loss_baseline_survives_a_restart(tmp_path):
     again.accounting.positions.update({"BTC": U("0.01"), "USDT": -U("650")})
     assert math.isnan(again.accounting.daily_pnl(again.valuer, day))       # no books yet: unknown, no breach
     again.close()
+
+def test_a_kill_while_an_order_is_on_its_way_cancels_it_once_the_venue_has_it(live_factory, sim_account):
+    """The venue takes its time with an order (1.5 s); the kill switch trips meanwhile. Cancelling
+    at once would fail (-2011: unknown order), asking about it would say it does not exist (-2013),
+    and it would then rest on the venue's book behind the executor's back: the cancel waits for
+    the order's answer instead, and the venue holds nothing open."""
+    live = live_factory(sim_account.hmac_signer())
+    bid, _ = live.best("BTCUSDT")
+    info = live.uni.by_name["BTCUSDT"]
+    price = (bid * 99 // 100) // info.tick_units * info.tick_units      # rests: 1% under the bid
+    live.sim.control.delay_orders(1500, count=1)
+    live.send("BTCUSDT", Side.BUY, price, 0.001, tif=TimeInForce.GTC, group_id=1, client_order_id="ct-inflight")
+    order = live.ex.orders.get("ct-inflight")
+    live.ex.kill.engage("test")
+    live.ex.poll()                          # the executor sees the kill and cancels what it has out
+    assert live.ex.stats()["venue"]["deferred_cancels"] == 1
+    assert live.wait(lambda: not order.is_open, timeout_s=15), live.kinds()
+    assert order.status == "CANCELED" and live.kinds() == ["ACK", "CANCELED"]
+    other = WsApiClient(live.sim.ws_api_url, sim_account.hmac_signer(), user_data=False).start()
+    try:
+        assert other.call("openOrders.status", {"symbol": "BTCUSDT"})["result"] == []
+    finally:
+        other.close()

@@ -41,8 +41,9 @@ def state(ctx: typer.Context) -> CliState:
 def run_session_or_exit(cfg: Config, names: list[str], **kw) -> dict:
     """``run_session``; instead of a traceback, the reason in red and exit code 2 when the
     pre-flight finds something wrong (``ctrader.runtime.preflight``: nothing has started), or 1
-    when another session holds what it needs (its data directory, the simulator's port) or a
-    component could not start."""
+    when another session holds what it needs (its data directory, the simulator's or the
+    monitor's port), the monitor cannot start as configured, or a component could not start."""
+    from ctrader.monitor.auth import MonitorSetupError
     from ctrader.runtime.preflight import PreflightFailed
     from ctrader.runtime.session import SessionInUse, run_session
     from ctrader.runtime.supervisor import StartFailed
@@ -52,6 +53,6 @@ def run_session_or_exit(cfg: Config, names: list[str], **kw) -> dict:
     except PreflightFailed as exc:
         typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    except (SessionInUse, StartFailed) as exc:
+    except (SessionInUse, StartFailed, MonitorSetupError) as exc:
         typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

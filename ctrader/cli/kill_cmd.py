@@ -7,12 +7,11 @@ for one process until it restarts.
 """
 from __future__ import annotations
 
-import time
-
 import typer
 
 from ctrader.cli.common import state
 from ctrader.config import expand_path
+from ctrader.execution.killfile import clear_kill_file, engage_kill_file
 
 
 def kill(ctx: typer.Context,
@@ -21,14 +20,12 @@ def kill(ctx: typer.Context,
     cfg = state(ctx).config()
     path = expand_path(cfg, cfg.risk.kill_file)
     if clear:
-        if path.exists():
-            path.unlink()
+        if clear_kill_file(path):
             typer.echo(f"kill switch cleared: removed {path}")
         else:
             typer.echo(f"kill switch was not engaged ({path} does not exist)")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"engaged by ctrader kill at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+    engage_kill_file(path, "ctrader kill")
     typer.echo(f"kill switch engaged: {path} (ctrader kill --clear to resume)")
 
 

@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "ctrader.cli.db_cmd",
     "ctrader.cli.record_cmd",
     "ctrader.cli.kill_cmd",
+    "ctrader.cli.status_cmd",
     "ctrader.cli.replay_cmd",
     "ctrader.cli.runs_cmd",
     "ctrader.cli.report_cmd",

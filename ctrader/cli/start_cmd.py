@@ -1,5 +1,6 @@
 """``ctrader start``: the trading system — simulator (when it is the venue), feed, strategy,
-executor and recorder — until Ctrl-C, SIGTERM or ``--duration``; then a summary."""
+executor, recorder and the monitor (API, dashboard, metrics, alerts) — until Ctrl-C, SIGTERM or
+``--duration``; then a summary."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import typer
 
 from ctrader.cli.common import run_session_or_exit, state
 
-ALL = ["sim", "feed", "strategy", "executor", "recorder"]
+ALL = ["monitor", "sim", "feed", "strategy", "executor", "recorder"]
 
 
 def register(app: typer.Typer) -> None:
@@ -31,10 +32,11 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         cfg = st.setup_logging("supervisor")
-        names = [n for n in ALL if n not in without]
+        names = [n for n in ALL if n not in without and (n != "monitor" or cfg.monitor.enabled)]
         typer.echo(f"ctrader start: venue {cfg.venue.kind}, mode {cfg.run.mode}, "
-                   f"{'processes' if processes else 'one process'}; Ctrl-C stops in order "
-                   f"(a second Ctrl-C stops fast)", err=True)
+                   f"{'processes' if processes else 'one process'}"
+                   + (f"; dashboard http://{cfg.monitor.host}:{cfg.monitor.port}" if "monitor" in names else "")
+                   + "; Ctrl-C stops in order (a second Ctrl-C stops fast)", err=True)
         result = run_session_or_exit(cfg, names, duration_s=duration, processes=processes,
                              on_status=lambda stats: typer.echo(render_status(stats), err=True),
                              status_every_s=status_every, log_format=st.log_format or cfg.run.log_format,

@@ -83,8 +83,13 @@ def resolve_config_path(path: str | os.PathLike) -> pathlib.Path:
 
 
 def config_to_dict(cfg: Any) -> dict:
-    """The config as plain data (for ``config show`` and run metadata); holds no secrets."""
-    return dataclasses.asdict(cfg)
+    """The config as plain data (for ``config show`` and run metadata); holds no secrets: alert
+    URLs, which carry tokens, show their scheme only."""
+    tree = dataclasses.asdict(cfg)
+    alerts = tree.get("alerts")
+    if isinstance(alerts, dict) and alerts.get("urls"):
+        alerts["urls"] = tuple(u.split("://", 1)[0] + "://***" if "://" in u else "***" for u in alerts["urls"])
+    return tree
 
 
 def data_dir(cfg: Config) -> pathlib.Path:

@@ -311,6 +311,46 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """The monitor process of ``ctrader start``: HTTP API, dashboard, Prometheus metrics, alerts."""
+    enabled: bool = opt("ctrader start runs the monitor (also: --without monitor)")
+    host: str = opt("address the monitor binds; anything but loopback needs a token for every endpoint")
+    port: int = opt("TCP port of the monitor's HTTP API, dashboard and /metrics", min=1, max=65535)
+    token_file: str = opt("bearer token for the control endpoints, generated (mode 0600) at first start; "
+                          "CTRADER_MONITOR_TOKEN overrides it; empty = no file (control endpoints then need "
+                          "the environment variable); {data_dir} is replaced by run.data_dir")
+    cors_origins: list[str] = opt("origins allowed to call the API from a browser page they serve; "
+                                  "empty = no CORS headers (the dashboard is same-origin)")
+    poll_ms: int = opt("how often the monitor reads stats, health and rings, ms", min=50, max=10_000)
+    history_s: int = opt("PnL history kept for the dashboard, seconds", min=60, max=7 * 86_400)
+    fills_kept: int = opt("recent fills kept for /api/fills and the dashboard", min=10, max=1_000_000)
+    venue_check_s: float = opt("every this many seconds, the venue's clock (and in live mode the account's "
+                               "balances: weight 20) is read over REST; 0 = never", min=0)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alerts sent by the monitor (apprise URLs); each deduplicated per incident and rate-limited."""
+    urls: list[str] = opt("apprise URLs (tgram://, discord://, slack://, ntfy://, mailto://, json://host/path, ...); "
+                          "they hold tokens: prefer urls_file or CTRADER_ALERTS_URLS")
+    urls_file: str = opt("a file (mode 0600) with one apprise URL per line, added to urls; empty = none")
+    max_per_minute: int = opt("alerts sent per minute at most; the rest are summed up in one message later",
+                              min=1, max=10_000)
+    queue_size: int = opt("alerts waiting for a slow endpoint at most; beyond, new ones are dropped and counted",
+                          min=1, max=100_000)
+    flush_s: float = opt("at stop, wait this long for queued alerts (the session summary) to go out", min=0)
+    stale_s: float = opt("alert when a book is marked stale, or silent, for longer than this", min=0.1)
+    storm_window_s: float = opt("window over which disconnects and rejects are counted as a storm", min=1)
+    disconnect_storm: int = opt("feed disconnects within storm_window_s that make a storm", min=1)
+    reject_storm: int = opt("venue rejects within storm_window_s that make a storm", min=1)
+    spill_batches: int = opt("alert when this many recorder batches wait in spill files", min=1)
+    min_free_disk_mb: float = opt("alert when the data directory's file system has less free space, MB", min=0)
+    max_clock_offset_ms: float = opt("alert when the venue's clock is further than this from ours, ms", min=1)
+    component_grace_s: float = opt("a component dead and not restarted for this long has failed for good",
+                                   min=0.1)
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig
     venue: VenueConfig
@@ -327,3 +367,8 @@ class Config:
     recorder: RecorderConfig
     replay: ReplayConfig
     compute: ComputeConfig
+
+
+@dataclass(frozen=True)
+    monitor: MonitorConfig
+    alerts: AlertsConfig

@@ -196,6 +196,11 @@ class Accounting:
                 self.on_day_start(day, total)
         return total - self.day_start_pnl
 
+    def daily_pnl_so_far(self, valuer: Valuer, day: int) -> float:
+        """``daily_pnl`` without starting a day: 0 before the gate's first look of ``day`` (the
+        day's PnL counts from there), so reporting it never moves the daily loss limit's base."""
+        return self.pnl(valuer) - self.day_start_pnl if day == self.day else 0.0
+
     def _in_start_assets(self, valuer: Valuer) -> dict[str, float]:
         """The PnL expressed in each start asset (e.g. USDT and BTC), at current mids."""
         total = self.pnl(valuer)

@@ -53,7 +53,7 @@ from ctrader.execution.orders import (
 from ctrader.execution.risk import KillSwitch, RiskGate, RiskLimits
 from ctrader.execution.venue import Venue
 from ctrader.market.books import BookCache, apply_all, apply_md
-from ctrader.venue.decimals import ONE
+from ctrader.venue.decimals import ONE, decimals_of, format_trimmed
 
 log = logging.getLogger(__name__)
 
@@ -586,9 +586,16 @@ class Executor:
 
     def stats(self) -> dict:
         snap = self.accounting.snapshot(self.valuer)
+        now = self.clock()
+        rate = self.gate.rate
         snap.update({"mode": self.venue.mode, "open_orders": self.orders.open_count(),
+                     "open_order_list": self.open_order_list(now),
                      "kill_switch": self.kill.reason, "duplicates": self.duplicates, "events": self.events,
                      "rehearsals": self.rehearsals, "balance_mismatches": self.balance_mismatches,
+                     "daily_pnl": self.accounting.daily_pnl_so_far(self.valuer, int(time.time() // 86_400)),
+                     "daily_loss_limit": self.gate.limits.daily_loss_limit,
+                     "rate_budget": rate.usage(now),
+                     "backoff_s": max(0.0, (rate.closed_until_ns - now) / 1e9),
                      "journal_records": self.journal.records if self.journal is not None else 0,
                      "journal_syncs": self.journal.syncs if self.journal is not None else 0})
         snap["venue"] = self.venue.stats()
@@ -596,6 +603,21 @@ class Executor:
         if balances is not None:
             snap["balances"] = balances
         return snap
+
+    def open_order_list(self, now_ns: int | None = None, limit: int = 100) -> list[dict]:
+        """The open orders for people (``ctrader status``, the monitor): exact decimal strings."""
+        now_ns = self.clock() if now_ns is None else now_ns
+        out = []
+        for o in self.orders.open_orders()[:limit]:
+            info = self.universe.symbols[o.symbol_id]
+            out.append({"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side_name,
+                        "type": o.type_name, "tif": o.tif_name, "status": o.status,
+                        "price": format_trimmed(o.price, decimals_of(info.tick_units)) if o.price else None,
+                        "qty": format_trimmed(o.qty, decimals_of(info.step_units)),
+                        "filled": format_trimmed(o.cum_qty, decimals_of(info.step_units)),
+                        "group_id": f"{o.group_id:x}", "leg": o.leg, "unwind": o.is_unwind,
+                        "age_s": round((now_ns - o.sent_mono_ns) / 1e9, 3) if o.sent_mono_ns else None})
+        return out
 
     RECANCEL_S: ClassVar[float] = 0.5    # while stopping: cancel orders still open again this often
 

@@ -128,6 +128,12 @@ class LiveVenue:
         self.start_balances: dict[str, int] = {}              # free + locked at start (load_balances)
         self._recheck: dict[str, tuple[float, int]] = {}    # client id -> (when to ask again, attempts)
         self._first_asked: dict[str, int] = {}     # orders with no known send time: first "no such order"
+        # A cancel sent before the venue has the order fails (-2011), and asking about the order
+        # then says it does not exist (-2013) although it will rest on the book a moment later
+        # (the kill switch left such orders open). So a cancel waits for its order's place answer.
+        self._placing: set[str] = set()            # order.place sent over WS, not answered yet
+        self._cancel_when_placed: set[str] = set()
+        self.deferred_cancels = 0
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -141,6 +147,7 @@ class LiveVenue:
         info = self.universe.symbols[order.symbol_id]
         tag = ("place", order.client_order_id)
         if self._ws_up():
+            self._placing.add(order.client_order_id)
             client = self.client
             req_id = client.next_id()
             price = (format_trimmed(order.price, decimals_of(info.tick_units))
@@ -186,6 +193,10 @@ class LiveVenue:
         return (self.start_balances, self.venue_balances) if self.start_balances else None
 
     def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
+        if order.client_order_id in self._placing:
+            self._cancel_when_placed.add(order.client_order_id)     # sent once the venue has it
+            self.deferred_cancels += 1
+            return []
         params = {"symbol": order.symbol, "origClientOrderId": order.client_order_id}
         tag = ("cancel", order.client_order_id)
         if self._ws_up():
@@ -236,6 +247,27 @@ class LiveVenue:
         if tag[0] == "replace":
             return self._on_replace(tag[1], tag[2], doc)
         what, coid = tag
+        if what == "place":
+            self._placing.discard(coid)
+        ups = self._answer(what, coid, doc)
+        if coid in self._cancel_when_placed and what in ("place", "status"):
+            self._cancel_deferred(coid, what, doc)
+        return ups
+
+    def _cancel_deferred(self, coid: str, what: str, doc: dict) -> None:
+        """The answer about an order whose cancel waited for it: cancel it now if it rests."""
+        if "result" in doc:
+            if doc["result"].get("status") in ("NEW", "PARTIALLY_FILLED"):
+                self.client.send("order.cancel", {"symbol": self.orders[coid].symbol, "origClientOrderId": coid},
+                                 tag=("cancel", coid))
+            self._cancel_when_placed.discard(coid)         # sent now, or filled / expired: nothing to cancel
+            return
+        err = doc.get("error", {})
+        if what == "place" and execution_status_unknown(int(doc.get("status", 0)), int(err.get("code", 0))):
+            return                                         # asked about: the status answer decides
+        self._cancel_when_placed.discard(coid)             # refused or unknown to the venue: nothing rests
+
+    def _answer(self, what: str, coid: str, doc: dict) -> list[VenueUpdate]:
         order = self.orders.get(coid)
         if "result" in doc:
             res = doc["result"]
@@ -405,6 +437,7 @@ class LiveVenue:
         return {"ws_connects": self.client.connects, "rest_fallbacks": self.rest_fallbacks,
                 "logged_on": self.client.logged_on,
                 "unknown_outcomes": self.unknown_outcomes, "status_queries": self.status_queries,
+                "deferred_cancels": self.deferred_cancels,
                 "rate_limited": self.rate_limited,
                 "clock_offset_ms": round(self.client.clock_offset_ms, 1)}
 

@@ -29,6 +29,7 @@ from ctrader.execution.journal import Journal
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.risk import KillSwitch, RiskLimits
+from ctrader.execution.signer import live_signer
 from ctrader.market.books import BookCache
 from ctrader.runtime.idle_gc import IdleGC, own_process
 from ctrader.runtime.resources import consumer_id
@@ -45,27 +46,6 @@ COUNTERS = ("orders_sent", "cancels", "duplicates", "events", "refusals", "rejec
 def journal_path(cfg: Config):
     """One journal per venue and mode, kept across runs: a restart finds what the last run left."""
     return expand_path(cfg, cfg.execution.journal_dir) / f"executor-{cfg.venue.kind}-{cfg.run.mode}.jsonl"
-
-
-def live_signer(cfg: Config):
-    """Credentials from the environment / secret files; on the simulator, its demo account,
-    with its Ed25519 key when it is the published demo key (the recommended set-up: the session
-    logs on once and orders carry no signature), its HMAC key otherwise."""
-    from ctrader.config.secrets import load_credentials
-    from ctrader.venue.signing import Signer, demo_ed25519_private_key, load_ed25519_public_key, private_key_pem
-
-    creds = load_credentials(cfg.venue)
-    if creds is not None:
-        return Signer.from_credentials(creds)
-    if cfg.venue.kind == "sim" and cfg.sim.accounts:
-        acct = cfg.sim.accounts[0]           # loopback-only demo keys, not secrets
-        demo = demo_ed25519_private_key()
-        if acct.ed25519_api_key and acct.ed25519_public_key and \
-                load_ed25519_public_key(acct.ed25519_public_key) == demo.public_key():
-            return Signer(acct.ed25519_api_key, private_key_pem=private_key_pem(demo))
-        return Signer(acct.api_key, secret=acct.api_secret)
-    raise RuntimeError(f"live mode on {cfg.venue.kind} needs API credentials: set {cfg.venue.api_key_env} "
-                       f"and {cfg.venue.api_secret_env}, or venue.secret_file / venue.private_key_file")
 
 
 def paper_account(cfg: Config) -> PaperAccount:

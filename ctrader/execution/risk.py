@@ -150,6 +150,11 @@ class RateBudget:
                           self.limits["orders_day"] - self.used["orders_day"],
                           self.limits["weight_min"] - self.used["weight_min"]))
 
+    def usage(self, now_ns: int) -> dict[str, dict[str, int]]:
+        """Each window's use and limit at ``now_ns`` (for the stats file)."""
+        self._expire(now_ns)
+        return {k: {"used": self.used[k], "limit": self.limits[k]} for k in self.limits}
+
     def charge(self, now_ns: int, orders: int = 1, weight: int = 1) -> None:
         for key, amount in (("orders_10s", orders), ("orders_day", orders), ("weight_min", weight)):
             if amount:

@@ -4,7 +4,9 @@ One 64-byte line per component: pid, last heartbeat (CLOCK_MONOTONIC ns), state,
 counters the supervisor shows in its status line, and the stop level the supervisor asks of the
 component (``ctrader.runtime.stopping``: run, orderly, fast). Children write their own line
 except the stop word; the supervisor writes only stop words. Plain Python stores are fine here:
-nobody spins on these words, they are polled (the stop word once per component loop).
+nobody spins on these words, they are polled (the stop word once per component loop). After the
+lines, the components' names (NAME_BYTES each), so that a reader that was not told them (the
+monitor, ``HealthTable.open``) can find its way.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ HEADER_WORDS = 8
 PID, BEAT_NS, STATE, RESTARTS, EVENTS, ERRORS, STOP = 0, 1, 2, 3, 4, 5, 6
 STARTING, RUNNING, STOPPED, FAILED = 0, 1, 2, 3
 STATE_NAMES = {STARTING: "starting", RUNNING: "running", STOPPED: "stopped", FAILED: "failed"}
+NAME_BYTES = 32                      # a component's name, NUL-padded, after the lines
 
 
 class HealthTable:
@@ -34,7 +37,11 @@ class HealthTable:
 
     @classmethod
     def create(cls, name: str, components: list[str]) -> "HealthTable":
-        seg = shm.create(name, 8 * (HEADER_WORDS + WORDS * len(components)))
+        lines = 8 * (HEADER_WORDS + WORDS * len(components))
+        seg = shm.create(name, lines + NAME_BYTES * len(components))
+        for i, component in enumerate(components):
+            raw = component.encode()[:NAME_BYTES]
+            seg.buf[lines + i * NAME_BYTES: lines + i * NAME_BYTES + len(raw)] = raw
         table = cls(seg, components)
         table.words[7] = os.getpid()          # owner pid at byte 56, as in ring headers
         table.words[1] = len(components)
@@ -44,6 +51,23 @@ class HealthTable:
     @classmethod
     def attach(cls, name: str, components: list[str]) -> "HealthTable":
         return cls(shm.attach(name), components)
+
+    @classmethod
+    def open(cls, name: str) -> "HealthTable":
+        """Attach, reading the components' names from the table itself (readers that were not
+        told them: the monitor, ``ctrader status``)."""
+        seg = shm.attach(name)
+        header = np.frombuffer(seg.buf, np.uint64, HEADER_WORDS)
+        if int(header[0]) != HEALTH_MAGIC:
+            del header
+            seg.close()
+            raise shm.SegmentError(f"{name} is not a ctrader health table")
+        count = int(header[1])
+        del header
+        lines = 8 * (HEADER_WORDS + WORDS * count)
+        names = [bytes(seg.buf[lines + i * NAME_BYTES: lines + (i + 1) * NAME_BYTES]).rstrip(b"\0").decode()
+                 for i in range(count)]
+        return cls(seg, names)
 
     def slot(self, component: str) -> "HealthSlot":
         return HealthSlot(self.words, HEADER_WORDS + WORDS * self.components.index(component))

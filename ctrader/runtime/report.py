@@ -114,7 +114,7 @@ def render_summary(summary: dict) -> str:
         lines.append(render_stop(summary["stop"]))
     if summary["failed"]:
         lines.append(f"FAILED components: {', '.join(summary['failed'])}")
-    for comp in ("feed", "strategy", "executor", "recorder", "sim"):
+    for comp in ("feed", "strategy", "executor", "recorder", "sim", "monitor"):
         section = summary.get(comp)
         if not section:
             continue

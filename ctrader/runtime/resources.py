@@ -14,7 +14,7 @@ from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
 from ctrader.core.ring import Ring
 from ctrader.runtime.health import HEALTH_MAGIC, HealthTable
 
-COMPONENTS = ["sim", "feed", "strategy", "executor", "recorder"]
+COMPONENTS = ["monitor", "sim", "feed", "strategy", "executor", "recorder"]
 
 # ring -> (record, kind, capacity key in [rings], consumers). Lossless rings name their
 # consumers: each keeps its cursor across restarts under the same id.
@@ -24,11 +24,23 @@ RING_SPECS = {
     "exec": (EXEC_EVENT, "lossless", "exec_capacity", ("strategy", "recorder")),
     "journal": (CANDIDATE, "lossless", "journal_capacity", ("recorder",)),
 }
+# Readers of a lossless ring that its producer never waits for: their slots follow the
+# consumers' and are retired from the start, so the producer's slowest-cursor scan skips them.
+# Such a reader polls (never sleeps on the doorbell, which would make every publish a wake
+# call) and, lapped by the producer, counts what it lost and skips ahead, as a broadcast
+# consumer does. The monitor follows the executions this way: a dead or slow monitor can
+# never hold up the executor.
+OBSERVERS = {
+    "exec": ("monitor",),
+}
 
 
 def consumer_id(ring: str, component: str) -> int:
-    """The fixed consumer index of ``component`` on a lossless ring."""
-    return RING_SPECS[ring][3].index(component)
+    """The fixed consumer index of ``component`` on a lossless ring (observers after consumers)."""
+    consumers = RING_SPECS[ring][3]
+    if component in consumers:
+        return consumers.index(component)
+    return len(consumers) + OBSERVERS[ring].index(component)
 
 
 def ring_name(run_id: str, ring: str) -> str:
@@ -59,9 +71,12 @@ class RunResources:
         rings: dict[str, Ring] = {}
         try:
             for key, (dtype, kind, capacity_key, consumers) in RING_SPECS.items():
-                count = consumers if isinstance(consumers, int) else len(consumers)
+                observers = OBSERVERS.get(key, ())
+                count = consumers if isinstance(consumers, int) else len(consumers) + len(observers)
                 rings[key] = Ring.create(ring_name(run_id, key), dtype, getattr(cfg.rings, capacity_key),
                                          kind, count)
+                for name in observers:
+                    rings[key].retire_consumer(consumer_id(key, name))
                 if components is not None and not isinstance(consumers, int):
                     # A consumer that is not part of this run must not hold the producer back.
                     for index, name in enumerate(consumers):

@@ -45,6 +45,9 @@ log = logging.getLogger("ctrader.session")
 # Stop timeouts: the recorder drains every ring into the store (its drain gives up after 30 s),
 # the executor cancels open orders and waits up to 3 s for the answers.
 COMPONENTS: dict[str, Component] = {
+    # first to start, last to stop: it sees the whole session, and its last poll its final stats;
+    # not critical: a dashboard that fails stops no trading (run.on_failure)
+    "monitor": Component("monitor", "ctrader.monitor.process:run_monitor", stop_timeout_s=10.0, critical=False),
     "sim": Component("sim", "ctrader.runtime.session:run_sim_in_background", ready="ctrader.sim.process:wait_ready",
                      stop_timeout_s=10.0),
     "recorder": Component("recorder", "ctrader.runtime.session:run_recorder_in_background", stop_timeout_s=60.0),
@@ -53,6 +56,9 @@ COMPONENTS: dict[str, Component] = {
     "feed": Component("feed", "ctrader.feed.process:run_feed", stop_timeout_s=15.0),
 }
 START_ORDER = list(COMPONENTS)
+# What a component checks before the session starts anything ("module:function(cfg)", raising):
+# the monitor's port and binding, so that a session does not start only to lose its monitor.
+PREFLIGHT = {"monitor": "ctrader.monitor.process:preflight"}
 
 
 # Nice increment of the components off the tick-to-order path. On a 2-core machine the five
@@ -126,6 +132,13 @@ def claim(cfg: Config, names: list[str]) -> int:
         proclock.give_back(fd)
         raise SessionInUse(f"sim.port {cfg.sim.port} on {cfg.sim.host} is in use (another simulator?): "
                            f"set another sim.port")
+    try:
+        for name in names:
+            if name in PREFLIGHT:
+                _call(PREFLIGHT[name])(cfg)
+    except BaseException:
+        proclock.give_back(fd)
+        raise
     return fd
 
 

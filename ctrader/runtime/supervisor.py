@@ -66,6 +66,7 @@ class Component:
     restart: bool = True
     ready: str = ""              # "module:function(cfg, timeout_s)" that returns once it serves
     stop_timeout_s: float = 15.0     # an orderly stop longer than this is killed
+    critical: bool = True            # run.on_failure = stop applies when it fails for good
 
 
 @dataclass
@@ -314,7 +315,7 @@ class Supervisor:
             log.error("%s exited (code %s); not restarting (%d restarts in %.0fs)", name, proc.exitcode,
                       len(child.restarts), self.restart_window_s)
             self.failed.append(name)
-            if self.cfg.run.on_failure == "stop":
+            if self.cfg.run.on_failure == "stop" and child.component.critical:
                 self._stop_on_failure(name)
             return
         child.restarts.append(now)
