@@ -367,8 +367,5 @@ class Config:
     recorder: RecorderConfig
     replay: ReplayConfig
     compute: ComputeConfig
-
-
-@dataclass(frozen=True)
     monitor: MonitorConfig
     alerts: AlertsConfig
