@@ -124,7 +124,7 @@ def test_an_unknown_section_names_its_file_and_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(mine, env={})
     assert f"unknown section riskk (from {mine}:5): did you mean risk?" in str(err.value)
-    assert "known sections: compute, execution, feed" in str(err.value)
+    assert "known sections: alerts, compute, execution, feed" in str(err.value)
 
 
 def test_an_unknown_key_and_a_bad_value_name_their_lines(tmp_path):

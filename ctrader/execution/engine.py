@@ -44,6 +44,7 @@ from ctrader.execution.orders import (
     FILLED,
     PENDING,
     REFUSED,
+    REJECTED,
     Order,
     OrderBook,
     VenueUpdate,
@@ -58,6 +59,7 @@ from ctrader.venue.decimals import ONE, decimals_of, format_trimmed
 log = logging.getLogger(__name__)
 
 UNWIND_POLICIES = ("market", "hold")
+NO_SUCH_ORDER = -2013      # the venue never had it: an order that did not leave
 UNWIND_ATTEMPTS = 5
 UNWIND_RETRY_NS = 1_000_000_000
 # refusals that pass with time: an unwind refused for one of these is tried again
@@ -562,6 +564,11 @@ class Executor:
         for group in self.groups.values():
             if group.all_terminal():
                 group.settled = True       # history: no unwinding of the past on restart
+        if this_run:     # orders this run's earlier incarnations sent (a SIGKILL loses no count)
+            self.accounting.orders_sent = sum(
+                1 for coid in Journal.orders_of_run(path, this_run)
+                if coid in orders and orders[coid].status != REFUSED
+                and not (orders[coid].status == REJECTED and orders[coid].reject_code == NO_SUCH_ORDER))
         return len(unfinished)
 
     _STATUS_KIND: ClassVar[dict[str, ExecKind]] = {"NEW": ExecKind.ACK, "PARTIALLY_FILLED": ExecKind.PARTIAL_FILL, "FILLED": ExecKind.FILL,

@@ -172,6 +172,26 @@ class Journal:
         self.flush()
 
     @staticmethod
+    def orders_of_run(path: str | os.PathLike, run_id: str) -> set[str]:
+        """Client ids of the orders journaled by run ``run_id`` (all its incarnations)."""
+        out: set[str] = set()
+        current = ""
+        if not os.path.exists(path):
+            return out
+        with open(path, "rb") as fh:
+            for line in fh:
+                if b'"k":"run"' in line or (current == run_id and b'"k":"intent"' in line):
+                    try:
+                        doc = orjson.loads(line.strip(b"\0\n"))
+                    except orjson.JSONDecodeError:
+                        continue
+                    if doc.get("k") == "run":
+                        current = doc.get("run_id", "")
+                    else:
+                        out.add(doc["client_order_id"])
+        return out
+
+    @staticmethod
     def day_start_of(path: str | os.PathLike, run_id: str) -> tuple[int, float] | None:
         """The last (day, starting PnL) that run ``run_id`` journaled, if any."""
         found = None

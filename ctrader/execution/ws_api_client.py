@@ -34,7 +34,6 @@ import http.client
 import itertools
 import logging
 import queue
-import select
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -306,7 +305,7 @@ class WsApiClient:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TimeoutError(f"{method}: no answer while connecting")
-                    select.select([wire.sock], [], [], min(left, 0.1))
+                    wire.wait_readable(min(left, 0.1))
 
             t0 = time.time() * 1000
             server = request("time", {}, None, False)

@@ -169,8 +169,9 @@ class WsWire:
         """Block until data may be read (or ``timeout_s``); for callers with nothing else to do."""
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             return True
-        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout_s))
-        return bool(ready)
+        poller = select.poll()           # not select(): fds >= 1024 in a long-lived process
+        poller.register(self.sock.fileno(), select.POLLIN)
+        return bool(poller.poll(max(0.0, timeout_s) * 1000.0))
 
     def _parse(self) -> list[bytes]:
         messages = []

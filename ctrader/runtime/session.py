@@ -47,7 +47,7 @@ log = logging.getLogger("ctrader.session")
 COMPONENTS: dict[str, Component] = {
     # first to start, last to stop: it sees the whole session, and its last poll its final stats;
     # not critical: a dashboard that fails stops no trading (run.on_failure)
-    "monitor": Component("monitor", "ctrader.monitor.process:run_monitor", stop_timeout_s=10.0, critical=False),
+    "monitor": Component("monitor", "ctrader.monitor.process:run_monitor", stop_timeout_s=30.0, critical=False),
     "sim": Component("sim", "ctrader.runtime.session:run_sim_in_background", ready="ctrader.sim.process:wait_ready",
                      stop_timeout_s=10.0),
     "recorder": Component("recorder", "ctrader.runtime.session:run_recorder_in_background", stop_timeout_s=60.0),

@@ -94,6 +94,8 @@ class StopRequest:
         self._poke()
 
     def _poke(self) -> None:
+        if self._write_fd < 0:
+            return              # closed: a late request is recorded, nobody waits any more
         try:
             os.write(self._write_fd, b"\0")
         except OSError:
@@ -122,12 +124,17 @@ class StopRequest:
         """Until a request arrives, one of ``fds`` is readable (a child's sentinel: it exited) or
         ``timeout_s`` passes. A request made just before the call wakes it too (its byte is
         still in the pipe)."""
+        poller = select.poll()           # not select(): a long-lived process may hold fds >= 1024
+        if self._read_fd >= 0:
+            poller.register(self._read_fd, select.POLLIN)
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
         try:
-            select.select([self._read_fd, *fds], [], [], max(0.0, timeout_s))
+            poller.poll(max(0.0, timeout_s) * 1000.0)
         except InterruptedError:
             pass
         try:
-            while os.read(self._read_fd, 512):
+            while self._read_fd >= 0 and os.read(self._read_fd, 512):
                 pass
         except OSError:
             pass
@@ -158,12 +165,12 @@ class StopRequest:
         self._previous.clear()
 
     def close(self) -> None:
+        """Handlers back and the pipe closed; what was asked stays readable (``requests``)."""
         self.uninstall()
-        for fd in (self._read_fd, self._write_fd):
-            try:
+        fds, self._read_fd, self._write_fd = (self._read_fd, self._write_fd), -1, -1
+        for fd in fds:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
 
 
 class ThreadStop:

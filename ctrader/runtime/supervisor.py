@@ -361,7 +361,7 @@ class Supervisor:
             if self.resources is not None:
                 self.resources.close()
                 self.resources = None
-            self.stop_request.uninstall()
+            self.stop_request.close()           # handlers back, pipe closed (what it recorded stays)
         return codes
 
     def _fast_requested(self) -> bool:
