@@ -19,9 +19,9 @@ import numpy as np
 
 from ctrader.config import load_config
 from ctrader.core.records import EXEC_EVENT, ExecKind, Side
-from ctrader.execution.testing import sim_universe
+from ctrader.sim.testing import sim_universe
 from ctrader.runtime.resources import RunResources
-from ctrader.runtime.stats import StatsFile
+from ctrader.core.stats import StatsFile
 from ctrader.runtime.supervisor import ChildContext, run_dir
 
 SYMBOLS = ("BTCUSDT", "ETHBTC", "ETHUSDT")

@@ -14,7 +14,8 @@ from ctrader.execution.orders import FILLED, Order, client_order_ids
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.process import ExecutorLoop
 from ctrader.execution.risk import RiskLimits
-from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.execution.testing import depth_record, intent_record
+from ctrader.sim.testing import sim_universe
 from ctrader.market.books import BookCache
 from ctrader.venue.decimals import parse_units as U
 

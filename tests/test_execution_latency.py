@@ -13,7 +13,8 @@ from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.risk import RiskLimits
-from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.execution.testing import depth_record, intent_record
+from ctrader.sim.testing import sim_universe
 from ctrader.market.books import BookCache
 
 UNI = sim_universe()

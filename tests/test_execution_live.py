@@ -356,7 +356,7 @@ def test_the_daily_loss_baseline_survives_a_restart(tmp_path):
     a new one from books it has not received yet."""
     from ctrader.execution.bookview import BookView
     from ctrader.execution.paper import PaperFillModel, PaperVenue
-    from ctrader.execution.testing import sim_universe
+    from ctrader.sim.testing import sim_universe
     from ctrader.market.books import BookCache
 
     uni = sim_universe()

@@ -15,7 +15,8 @@ from ctrader.execution.orders import (
 )
 from ctrader.execution.paper import INSUFFICIENT_BALANCE, PaperFillModel
 from ctrader.execution.paper_account import PaperAccount
-from ctrader.execution.testing import depth_record, sim_universe
+from ctrader.execution.testing import depth_record
+from ctrader.sim.testing import sim_universe
 from ctrader.market.books import BookCache, apply_md
 from ctrader.venue.decimals import parse_units as U
 

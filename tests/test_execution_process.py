@@ -15,10 +15,11 @@ from ctrader.cli.main import app
 from ctrader.config import load_config
 from ctrader.core.records import EXEC_EVENT, ExecKind, RefusalReason, Side, TimeInForce
 from ctrader.execution.process import run_executor
-from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.execution.testing import depth_record, intent_record
+from ctrader.sim.testing import sim_universe
 from ctrader.market.universe import Universe, fetch_exchange_info
 from ctrader.runtime.resources import RunResources, consumer_id
-from ctrader.runtime.stats import read_stats
+from ctrader.core.stats import read_stats
 from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext
 

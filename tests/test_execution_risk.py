@@ -24,7 +24,8 @@ from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.risk import KillSwitch, RateBudget, RiskLimits
-from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.execution.testing import depth_record, intent_record
+from ctrader.sim.testing import sim_universe
 from ctrader.market.books import BookCache
 
 UNI = sim_universe()

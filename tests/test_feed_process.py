@@ -12,7 +12,7 @@ from ctrader.config import load_config
 from ctrader.core.records import MD_EVENT, MdFlag, MdKind
 from ctrader.feed.process import run_feed
 from ctrader.runtime.resources import RING_SPECS, RunResources
-from ctrader.runtime.stats import read_stats
+from ctrader.core.stats import read_stats
 from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext
 

@@ -1,4 +1,4 @@
-"""Garbage collection moved to idle moments (``ctrader.runtime.idle_gc``)."""
+"""Garbage collection moved to idle moments (``ctrader.core.idle_gc``)."""
 from __future__ import annotations
 
 import gc
@@ -6,7 +6,7 @@ import weakref
 
 import pytest
 
-from ctrader.runtime.idle_gc import IdleGC
+from ctrader.core.idle_gc import IdleGC
 
 
 class Node:

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from ctrader.config import load_config
 from ctrader.model.registry import read_metadata
 from ctrader.model.scoring import OnnxModel
-from ctrader.model.train import TrainOptions, collect_dataset, export_onnx, fit, onnx_max_diff, train_from_sim
+from ctrader.replay.training import TrainOptions, collect_dataset, export_onnx, fit, onnx_max_diff, train_from_sim
 from ctrader.strategy.features import FEATURES
 
 SMALL = TrainOptions(seed=5, market_seconds=90, dislocations_per_min=40.0)

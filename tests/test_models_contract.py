@@ -15,7 +15,8 @@ from ctrader.execution.latency import LatencyModel, SampledLatency
 from ctrader.execution.orders import FILLED, NEW, PARTIALLY_FILLED, Order
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.queue import ProbQueue, QueueModel, RiskAverseQueue
-from ctrader.execution.testing import depth_record, sim_universe
+from ctrader.execution.testing import depth_record
+from ctrader.sim.testing import sim_universe
 from ctrader.execution.venue import Venue
 from ctrader.market.books import BookCache, apply_md
 from ctrader.venue.decimals import parse_units as U

@@ -9,7 +9,8 @@ import pytest
 
 from ctrader.config import load_config
 from ctrader.core.records import EXEC_EVENT, ExecKind, MdFlag, Side
-from ctrader.execution.testing import depth_record, sim_universe
+from ctrader.execution.testing import depth_record
+from ctrader.sim.testing import sim_universe
 from ctrader.monitor.watch import ExecWatcher, MdWatcher, SymbolTable, exact
 from ctrader.runtime.resources import OBSERVERS, RunResources, consumer_id
 

@@ -13,7 +13,7 @@ from ctrader.core.records import MdKind
 from ctrader.core.ring import wait_until
 from ctrader.market.universe import fetch_exchange_info, load_universe
 from ctrader.runtime.resources import RING_SPECS, RunResources
-from ctrader.runtime.stats import read_stats
+from ctrader.core.stats import read_stats
 from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext
 from ctrader.store.recorder import run_recorder

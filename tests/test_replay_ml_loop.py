@@ -91,7 +91,7 @@ def test_model_trained_on_earlier_history_beats_no_model_later(env):
 def test_logistic_regression_exports_within_tolerance(env):
     cfg, uni, md, _, _, _ = env
     ds = collect_from_md(cfg, uni, [md[:150_000]], latency_ms=200)
-    from ctrader.model.train import export_onnx, onnx_max_diff
+    from ctrader.replay.training import export_onnx, onnx_max_diff
 
     pipe, metrics = fit(ds, TrainSpec(kind="logreg"))
     assert onnx_max_diff(export_onnx(pipe, ds.X.shape[1]), pipe, ds.X) <= 1e-5

@@ -1,6 +1,6 @@
 """The live status line and exit summary are built from the components' stats files."""
 from ctrader.runtime.report import render_status, render_summary, summarise
-from ctrader.runtime.stats import StatsFile, read_stats
+from ctrader.core.stats import StatsFile, read_stats
 
 
 def test_status_and_summary_from_stats_files(tmp_path):

@@ -19,7 +19,8 @@ from ctrader.execution.bookview import BookView
 from ctrader.execution.orders import REFUSED, Order, OrderBook
 from ctrader.execution.risk import KillSwitch, RiskGate, RiskLimits
 from ctrader.execution.risk_kernel import _cmp_product
-from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.execution.testing import depth_record, intent_record
+from ctrader.sim.testing import sim_universe
 from ctrader.market.books import BookCache, apply_md
 from ctrader.venue.decimals import ONE
 

@@ -29,7 +29,7 @@ from ctrader.core.records import (
 from ctrader.market.universe import Universe
 from ctrader.model.registry import PACKAGED_DIR
 from ctrader.model.scoring import FeatureMismatch, OnnxModel
-from ctrader.replay.arrays import concat
+from ctrader.core.arrays import concat
 from ctrader.sim.offline import OfflineMarket, offline_sim_config
 from ctrader.strategy.engine import CLIENT_ID_RE, StrategyEngine
 from ctrader.strategy.features import FEATURES

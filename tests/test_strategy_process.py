@@ -19,7 +19,7 @@ from ctrader.config import load_config
 from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind
 from ctrader.core.ring import wait_until
 from ctrader.runtime.resources import RunResources, consumer_id
-from ctrader.runtime.stats import read_stats
+from ctrader.core.stats import read_stats
 from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext, run_dir
 from ctrader.sim.offline import OfflineMarket, offline_sim_config

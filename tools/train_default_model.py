@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from ctrader.config import load_config
 from ctrader.model.registry import PACKAGED_DIR
-from ctrader.model.train import TrainOptions, train_from_sim
+from ctrader.replay.training import TrainOptions, train_from_sim
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ def _warm_caches(overrides: dict) -> None:
     would eat a short run (and the executor's would hold the session's first intents)."""
     from ctrader.config import load_config
     from ctrader.execution.process import build_executor
-    from ctrader.execution.testing import sim_universe
+    from ctrader.sim.testing import sim_universe
     from ctrader.strategy.process import build_engine
 
     cfg = load_config(overrides=overrides, env={})

@@ -24,7 +24,8 @@ from ctrader.execution.journal import Journal
 from ctrader.execution.orders import Order
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.risk import RiskLimits
-from ctrader.execution.testing import depth_record, intent_record, sim_universe
+from ctrader.execution.testing import depth_record, intent_record
+from ctrader.sim.testing import sim_universe
 from ctrader.market.books import BookCache
 
 LIMITS = RiskLimits(max_order_notional=1e12, max_group_notional=1e12, max_position=1e12, max_open_orders=10**6,

@@ -164,7 +164,7 @@ def bench_scoring(batch: int = 8, rounds: int = 3000) -> dict:
 
     from ctrader.model.registry import ModelMeta
     from ctrader.model.scoring import OnnxModel
-    from ctrader.model.train import Dataset, TrainOptions, export_onnx, fit
+    from ctrader.replay.training import Dataset, TrainOptions, export_onnx, fit
     from ctrader.strategy.features import FEATURES
 
     rng = np.random.default_rng(4)

@@ -79,7 +79,7 @@ def train_cmd(
         typer.echo(f"model {name} v{res.meta.version} ({kind}): {res.n_samples} samples, "
                    f"auc {_f(res.metrics.get('auc'))}, onnx diff {res.max_onnx_diff:.1e} -> {res.path}")
         return
-    from ctrader.model.train import TrainOptions, train_from_sim
+    from ctrader.replay.training import TrainOptions, train_from_sim
 
     opts = TrainOptions(seed=seed, market_seconds=seconds, latency_ms=200.0 if latency_ms is None else latency_ms,
                         dislocations_per_min=dislocations_per_min, name=name)

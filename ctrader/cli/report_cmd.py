@@ -33,7 +33,7 @@ def report(ctx: typer.Context,
         to_json,
         write_html,
     )
-    from ctrader.runtime.stats import read_stats
+    from ctrader.core.stats import read_stats
 
     cfg = state(ctx).setup_logging("report")
     if not as_json:

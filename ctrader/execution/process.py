@@ -31,9 +31,9 @@ from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.risk import KillSwitch, RiskLimits
 from ctrader.execution.signer import live_signer
 from ctrader.market.books import BookCache
-from ctrader.runtime.idle_gc import IdleGC, own_process
-from ctrader.runtime.resources import consumer_id
-from ctrader.runtime.stats import StatsFile
+from ctrader.core.idle_gc import IdleGC, own_process
+from ctrader.core.topology import consumer_id
+from ctrader.core.stats import StatsFile
 
 log = logging.getLogger(__name__)
 

@@ -1,28 +1,17 @@
-"""Building blocks for executor tests and tools: a universe, md records, intents.
+"""Building blocks for executor tests and tools: md records and intents (a universe with the
+simulator's real rules: ``ctrader.sim.testing.sim_universe``).
 
-    uni = sim_universe(["BTCUSDT", "ETHBTC", "ETHUSDT"])      # the simulator's real rules
+    uni = sim_universe(["BTCUSDT", "ETHBTC", "ETHUSDT"])
     md = depth_record(uni.symbol_id("BTCUSDT"), bids=[(60000, 1.0)], asks=[(60001, 0.5)], mono_ns=t)
     it = intent_record(uni, "BTCUSDT", Side.BUY, price=60001, qty=0.01, group_id=7)
 """
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import numpy as np
 
 from ctrader.core.records import BOOK_DEPTH, MD_EVENT, ORDER_INTENT, MdKind, OrderType, Side, TimeInForce
 from ctrader.market.universe import Universe
 from ctrader.venue.decimals import to_step
-
-
-def sim_universe(symbols: Iterable[str] | None = ("BTCUSDT", "ETHBTC", "ETHUSDT"),
-                 start_assets=("USDT", "BTC")) -> Universe:
-    """The simulator's built-in exchangeInfo as a Universe (no server needed)."""
-    from ctrader.sim.testing import sim_config
-    from ctrader.sim.universe import build_universe
-
-    doc = build_universe(sim_config()).exchange_info
-    return Universe.from_exchange_info(doc, list(symbols) if symbols else None, start_assets)
 
 
 def depth_record(symbol_id: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]],

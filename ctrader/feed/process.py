@@ -2,7 +2,7 @@
 
 It attaches the md ring, builds the universe (from the run's saved exchangeInfo, so ids match
 every other process), streams until ``ctx.stop`` is set, beats its health slot every second and
-writes its counters to ``{run_dir}/feed.stats.json`` (``ctrader.runtime.stats``):
+writes its counters to ``{run_dir}/feed.stats.json`` (``ctrader.core.stats``):
 
     run_feed(ctx)                      # in a child process or a thread of ``ctrader start``
     read_stats(run_dir)["feed"]        # messages, gaps, resyncs, stale_s, recv_to_ring_us_p50/p99...
@@ -17,7 +17,7 @@ from ctrader.core.records import MD_EVENT
 from ctrader.core.ring import Ring
 from ctrader.feed.engine import FeedEngine
 from ctrader.market.universe import load_universe
-from ctrader.runtime.stats import StatsFile
+from ctrader.core.stats import StatsFile
 
 log = logging.getLogger(__name__)
 

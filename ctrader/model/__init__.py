@@ -1,5 +1,6 @@
-"""Candidate-scoring models: the registry of model directories, ONNX scoring, and training.
+"""Candidate-scoring models: the registry of model directories (and which one is ``current``)
+and ONNX scoring. Training needs the strategy and market data, so it lives above them
+(``ctrader.replay.training``, ``ctrader.replay.ml_loop``).
 
     model = load_model(cfg, FEATURES)                 # ctrader.model.scoring; None for "none"
-    train_from_sim(cfg, TrainOptions(seed=7), out)    # ctrader.model.train
 """

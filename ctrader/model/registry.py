@@ -14,7 +14,9 @@ the training window and data source, and the validation metrics.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -106,3 +108,42 @@ def aliases(cfg) -> dict[str, str]:
         return {}
     return {p.name: pathlib.Path(p.readlink()).name for p in sorted(root.iterdir())
             if p.is_symlink() and (p / MODEL_FILE).is_file()}
+
+
+# --- the promoted model -------------------------------------------------------------------------
+
+CURRENT = "current"      # {registry}/current: a symlink to the model a strategy with model.name "current" runs
+
+
+def current_target(cfg) -> str | None:
+    """The model name ``{registry}/current`` points to, or None."""
+    link = registry_dir(cfg) / CURRENT
+    if not link.is_symlink():
+        return None
+    return pathlib.Path(os.readlink(link)).name
+
+
+class PromotionWatcher:
+    """Tells a running strategy when ``current`` points at another model (cheap: one readlink,
+    at most every ``interval_s``); the strategy then loads it and swaps its scorer::
+
+        watcher = PromotionWatcher(cfg)            # in the strategy process, [model] name = "current"
+        if watcher.poll(): engine.model = load_strategy_model(cfg, "current")
+    """
+
+    def __init__(self, cfg, interval_s: float = 1.0) -> None:
+        self.cfg = cfg
+        self.interval_s = interval_s
+        self.target = current_target(cfg)
+        self._next = time.monotonic() + interval_s
+
+    def poll(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if now < self._next:
+            return False
+        self._next = now + self.interval_s
+        target = current_target(self.cfg)
+        if target != self.target:
+            self.target = target
+            return True
+        return False

@@ -28,7 +28,7 @@ from ctrader.monitor.status import LatencyHistogram, Snapshot, build_status, dis
 from ctrader.monitor.watch import ExecWatcher, Fill, MdWatcher, SymbolTable
 from ctrader.runtime.health import HealthTable
 from ctrader.runtime.resources import RING_SPECS, consumer_id
-from ctrader.runtime.stats import read_stats
+from ctrader.core.stats import read_stats
 
 log = logging.getLogger(__name__)
 

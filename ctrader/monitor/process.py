@@ -34,7 +34,7 @@ from ctrader.monitor.collector import Collector
 from ctrader.monitor.metrics import metrics_registry
 from ctrader.runtime.health import HealthTable
 from ctrader.runtime.resources import health_name
-from ctrader.runtime.stats import StatsFile
+from ctrader.core.stats import StatsFile
 
 log = logging.getLogger("ctrader.monitor")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctrader.core.shm import pid_alive
-from ctrader.runtime.stats import read_stats
+from ctrader.core.stats import read_stats
 
 # Tick-to-order buckets (upper bounds, seconds): the Prometheus histogram's and the dashboard's.
 LATENCY_BUCKETS_S = (50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 2e-3, 5e-3, 10e-3, 25e-3, 50e-3,

@@ -53,7 +53,7 @@ from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.queue import QueueModel
 from ctrader.execution.risk import KillSwitch, RiskLimits
 from ctrader.market.books import BookCache
-from ctrader.replay.arrays import as_layout, concat
+from ctrader.core.arrays import as_layout, concat
 from ctrader.replay.stepping import step
 from ctrader.replay.summary import FILL, ReplaySummary
 from ctrader.venue.decimals import ONE

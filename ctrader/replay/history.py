@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ctrader.core.records import MD_EVENT
-from ctrader.replay.arrays import concat
+from ctrader.core.arrays import concat
 from ctrader.store.columns import Names, md_to_arrow
 
 

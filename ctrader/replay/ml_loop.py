@@ -13,7 +13,7 @@ would have filled is worth more than it cost at the current mids (``fill_label``
 yardstick as replay PnL, so a broken triangle counts for what its filled legs are worth. Splits are in time, never shuffled: the last
 ``test_fraction`` validates. Models: standardised logistic regression or gradient-boosted trees
 (scikit-learn), exported with skl2onnx; onnxruntime must reproduce scikit-learn within 1e-5
-(``ctrader.model.train``).
+(``ctrader.replay.training``).
 
 Promotion: the registry keeps a ``current`` link to the promoted model directory, swapped
 atomically (rename over the old link), and ``promotions.jsonl`` records each promotion. A
@@ -36,11 +36,11 @@ import numpy as np
 
 from ctrader.core.extras import require
 from ctrader.core.progress import Progress, no_progress
+from ctrader.model.registry import CURRENT, PromotionWatcher, current_target  # noqa: F401
 from ctrader.replay.compute import MdSlice
 
 log = logging.getLogger(__name__)
 
-CURRENT = "current"
 PROMOTIONS_LOG = "promotions.jsonl"
 KINDS = ("logreg", "gbt")
 
@@ -108,9 +108,9 @@ def fill_label(books, legs: np.ndarray, fee: float, universe, valuer) -> int:
 
 def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: float = 50.0,
                     progress: Progress = no_progress, window: tuple[int, int] | None = None):
-    """``ctrader.model.train.Dataset`` of tradeable candidates and their labels, from md arrays.
+    """``ctrader.replay.training.Dataset`` of tradeable candidates and their labels, from md arrays.
     ``window``: the (start, end) ns the chunks cover, for ``progress``."""
-    from ctrader.model.train import CandidateSampler, Dataset
+    from ctrader.replay.training import CandidateSampler, Dataset
     from ctrader.strategy.triangular import TriangularArbitrage
 
     strategy = TriangularArbitrage(cfg, universe)
@@ -246,7 +246,7 @@ class TrainedModel:
 
 def fit_and_export(ds, spec: TrainSpec, progress: Progress = no_progress) -> TrainedModel:
     """Fit on a labelled dataset, export to ONNX, check that onnxruntime reproduces scikit-learn."""
-    from ctrader.model.train import ONNX_TOLERANCE, export_onnx, onnx_max_diff
+    from ctrader.replay.training import ONNX_TOLERANCE, export_onnx, onnx_max_diff
 
     progress("fitting", 0, 1, f"{len(ds.y):,} samples")
     pipe, metrics = fit(ds, spec)
@@ -352,16 +352,6 @@ def _compare_replays(out: dict, name: str) -> dict:
 
 
 # --- registry: promotion ---------------------------------------------------------------------------
-
-def current_target(cfg) -> str | None:
-    """The model name ``{registry}/current`` points to, or None."""
-    from ctrader.model.registry import registry_dir
-
-    link = registry_dir(cfg) / CURRENT
-    if not link.is_symlink():
-        return None
-    return pathlib.Path(os.readlink(link)).name
-
 
 def promote(cfg, name: str, reason: str = "") -> str | None:
     """Point ``current`` at model ``name`` atomically; returns the previous target.
@@ -470,7 +460,7 @@ class ReplayTask:
     def run(self) -> ReplayOutcome:
         from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT
         from ctrader.market.universe import load_universe
-        from ctrader.replay.arrays import concat
+        from ctrader.core.arrays import concat
         from ctrader.replay.runner import replay_chunks
         from ctrader.strategy.registry import strategy_class
 
@@ -598,27 +588,3 @@ def retrain(cfg, store, train_s: float, eval_s: float, *, end_ns: int | None = N
                          ("promoted: " if promoted else "kept the current model: ") + reason, previous)
 
 
-class PromotionWatcher:
-    """Tells a running strategy when ``current`` points at another model (cheap: one readlink,
-    at most every ``interval_s``); the strategy then loads it and swaps its scorer::
-
-        watcher = PromotionWatcher(cfg)            # in the strategy process, [model] name = "current"
-        if watcher.poll(): engine.model = load_strategy_model(cfg, "current")
-    """
-
-    def __init__(self, cfg, interval_s: float = 1.0) -> None:
-        self.cfg = cfg
-        self.interval_s = interval_s
-        self.target = current_target(cfg)
-        self._next = time.monotonic() + interval_s
-
-    def poll(self, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        if now < self._next:
-            return False
-        self._next = now + self.interval_s
-        target = current_target(self.cfg)
-        if target != self.target:
-            self.target = target
-            return True
-        return False

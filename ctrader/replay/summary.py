@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind, Side
-from ctrader.replay.arrays import concat
+from ctrader.core.arrays import concat
 from ctrader.venue.decimals import ONE
 
 # edge histogram bins, basis points (edges outside land in the first/last bin)

@@ -1,6 +1,6 @@
 """The live status line and the exit summary of a run, built from the components' stats files.
 
-Each component publishes its own counters (``ctrader.runtime.stats``); this module only picks
+Each component publishes its own counters (``ctrader.core.stats``); this module only picks
 and formats them, so a component can add a counter without touching the report.
 """
 from __future__ import annotations

@@ -10,46 +10,11 @@ from dataclasses import dataclass
 
 from ctrader.config import Config
 from ctrader.core import ring_layout, shm
-from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
 from ctrader.core.ring import Ring
+from ctrader.core.topology import OBSERVERS, RING_SPECS, consumer_id, health_name, ring_name  # noqa: F401
 from ctrader.runtime.health import HEALTH_MAGIC, HealthTable
 
 COMPONENTS = ["monitor", "sim", "feed", "strategy", "executor", "recorder"]
-
-# ring -> (record, kind, capacity key in [rings], consumers). Lossless rings name their
-# consumers: each keeps its cursor across restarts under the same id.
-RING_SPECS = {
-    "md": (MD_EVENT, "broadcast", "md_capacity", 8),
-    "intents": (ORDER_INTENT, "lossless", "intents_capacity", ("executor", "recorder")),
-    "exec": (EXEC_EVENT, "lossless", "exec_capacity", ("strategy", "recorder")),
-    "journal": (CANDIDATE, "lossless", "journal_capacity", ("recorder",)),
-}
-# Readers of a lossless ring that its producer never waits for: their slots follow the
-# consumers' and are retired from the start, so the producer's slowest-cursor scan skips them.
-# Such a reader polls (never sleeps on the doorbell, which would make every publish a wake
-# call) and, lapped by the producer, counts what it lost and skips ahead, as a broadcast
-# consumer does. The monitor follows the executions this way: a dead or slow monitor can
-# never hold up the executor.
-OBSERVERS = {
-    "exec": ("monitor",),
-}
-
-
-def consumer_id(ring: str, component: str) -> int:
-    """The fixed consumer index of ``component`` on a lossless ring (observers after consumers)."""
-    consumers = RING_SPECS[ring][3]
-    if component in consumers:
-        return consumers.index(component)
-    return len(consumers) + OBSERVERS[ring].index(component)
-
-
-def ring_name(run_id: str, ring: str) -> str:
-    return f"{shm.PREFIX}{run_id}.{ring}"
-
-
-def health_name(run_id: str) -> str:
-    return f"{shm.PREFIX}{run_id}.health"
-
 
 def cleanup_stale() -> list[str]:
     """Remove the rings and health tables of runs whose owner died."""

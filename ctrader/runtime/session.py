@@ -37,7 +37,7 @@ from ctrader.config.loader import data_dir
 from ctrader.core import proclock
 from ctrader.runtime import preflight, stopping
 from ctrader.runtime.resources import RING_SPECS, RunResources, cleanup_stale
-from ctrader.runtime.stats import read_stats
+from ctrader.core.stats import read_stats
 from ctrader.runtime.supervisor import ChildContext, Component, Supervisor, _call, run_dir
 
 log = logging.getLogger("ctrader.session")

@@ -19,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ctrader.config import load_config
 from ctrader.config.schema import SimAccountConfig, SimConfig
+from ctrader.market.universe import Universe
 from ctrader.sim.server import SimThread
 from ctrader.venue.signing import Signer, private_key_pem, public_key_pem
 
@@ -89,3 +91,12 @@ def start_sim(overrides: Mapping[str, Any] | None = None,
               accounts: tuple[SimCredentials, ...] = (TEST_ACCOUNT,)) -> SimThread:
     """A simulator running on a background thread; call ``.stop()`` when done."""
     return SimThread(sim_config(overrides, accounts)).start()
+
+
+def sim_universe(symbols: Iterable[str] | None = ("BTCUSDT", "ETHBTC", "ETHUSDT"),
+                 start_assets=("USDT", "BTC")) -> Universe:
+    """The simulator's built-in exchangeInfo as a Universe (no server needed)."""
+    from ctrader.sim.universe import build_universe
+
+    doc = build_universe(sim_config()).exchange_info
+    return Universe.from_exchange_info(doc, list(symbols) if symbols else None, start_assets)

@@ -273,7 +273,7 @@ class RecorderEngine:
                  read_stats: Callable[[], dict] | None = None, run_meta: dict | None = None,
                  record_intents: bool = False, rewind_md: bool = True,
                  consumer_ids: dict[str, int] | None = None, md_position_file: str | os.PathLike | None = None) -> None:
-        from ctrader.runtime.resources import consumer_id
+        from ctrader.core.topology import consumer_id
 
         self.run_id = run_id
         self.symbols = Names(symbols)
@@ -593,8 +593,8 @@ def _num(x: float) -> float | None:
 def run_recorder(ctx) -> None:
     """Entry point of the recorder process (``ctrader.runtime.supervisor``)."""
     from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
-    from ctrader.runtime.resources import RING_SPECS
-    from ctrader.runtime.stats import StatsFile, read_stats
+    from ctrader.core.topology import RING_SPECS
+    from ctrader.core.stats import StatsFile, read_stats
 
     cfg = ctx.cfg
     symbols, assets = _universe_names(cfg)

@@ -55,7 +55,7 @@ from ctrader.core.records import (
 )
 from ctrader.market.books import BookCache
 from ctrader.model.scoring import check_features
-from ctrader.replay.arrays import as_layout
+from ctrader.core.arrays import as_layout
 from ctrader.strategy import decide as D
 from ctrader.strategy.registry import strategy_class
 

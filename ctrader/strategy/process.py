@@ -32,10 +32,10 @@ from ctrader.core.ring import Ring, RingFullTimeout
 from ctrader.core.wait import wait_strategy
 from ctrader.market.universe import load_universe
 from ctrader.model.scoring import load_model
-from ctrader.replay.ml_loop import CURRENT, PromotionWatcher
-from ctrader.runtime.idle_gc import IdleGC, own_process
-from ctrader.runtime.resources import consumer_id
-from ctrader.runtime.stats import StatsFile
+from ctrader.model.registry import CURRENT, PromotionWatcher
+from ctrader.core.idle_gc import IdleGC, own_process
+from ctrader.core.topology import consumer_id
+from ctrader.core.stats import StatsFile
 from ctrader.strategy.engine import StrategyEngine, group_base
 from ctrader.strategy.exec_arrivals import ExecArrivals
 from ctrader.strategy.registry import strategy_class
