@@ -134,3 +134,20 @@ def test_a_journal_has_one_writer_and_an_open_one_is_never_archived(tmp_path):
     finally:
         writer.close()
     assert Journal.archive_if_finished(path, "run3") is not None
+
+
+def test_a_background_journal_syncs_on_its_own_thread_and_close_waits_for_it(tmp_path, monkeypatch):
+    """journal_fsync = after_send: commit returns at once; the sync thread makes it durable."""
+    import threading
+
+    from ctrader.execution import journal as jmod
+
+    synced_by = []
+    real = os.fdatasync
+    monkeypatch.setattr(jmod.os, "fdatasync", lambda fd: (synced_by.append(threading.current_thread().name),
+                                                          real(fd)))
+    j = Journal(tmp_path / "j.jsonl", sync=True, background=True)
+    j.day_start(1, 0.0)
+    j.commit()
+    j.close()                          # stops the thread once what was asked is synced
+    assert synced_by and set(synced_by) == {"journal-sync"} and j.syncs >= 1

@@ -122,7 +122,8 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
         archived = Journal.archive_if_finished(path, run_id)
         if archived:
             log.info("journal: the last session left no unfinished order; kept as %s, starting a fresh one", archived)
-    journal = Journal(path, sync=journal_sync(cfg), run_id=run_id)
+    # after_send: the syncs run on a thread of the journal's own, never on the executor's loop
+    journal = Journal(path, sync=journal_sync(cfg), run_id=run_id, background=not sync_before_send(cfg))
     executor = Executor(universe, venue, journal, sink,
                         RiskLimits.from_config(cfg.risk), KillSwitch(expand_path(cfg, cfg.risk.kill_file)),
                         valuation_asset=cfg.risk.valuation_asset, unwind=cfg.execution.unwind, books=books,
