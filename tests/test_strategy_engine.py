@@ -198,28 +198,30 @@ def test_decision_rules_journal_the_first_skip_risk_of_a_run():
 
     sc = SimpleNamespace(min_edge_bps=1.0, min_score=0.5, cooldown_ms=0.0, inflight_timeout_ms=1e3,
                          max_groups_per_event=1, max_groups_in_flight=1, max_groups_per_10s=5)
-    dec = D.DecisionState(sc, n_keys=2, first_group=100, strategy_id=1, n_legs=3, tif=2, order_type=1)
+    from ctrader.strategy.state import DecisionState
+
+    dec = DecisionState(sc, n_keys=2, first_group=100, strategy_id=1, n_legs=3, tif=2, order_type=1)
     key, edge, pnl = np.array([0, 1]), np.array([1e-3, 1e-3]), np.array([2.0, 1.0])
     decision, journal, gids, score = np.zeros(2, np.uint8), np.zeros(2, np.uint8), np.zeros(2, np.int64), \
         np.full(2, np.nan)
 
     def event(now, verdict=(0, 0)):
         decision[:] = verdict
-        D.pre_decide(2, decision, key, edge, now, *dec.arrays, decision, journal)
-        D.finish_decide(2, key, pnl, score, False, now, *dec.arrays, decision, gids, journal)
+        D.pre_decide(2, decision, key, edge, now, dec.named, decision, journal)
+        D.finish_decide(2, key, pnl, score, False, now, dec.named, decision, gids, journal)
         return decision.tolist(), journal.tolist()
 
     # the better key fires; the other is out of budget (one group in flight at most)
     assert event(1) == ([Decision.TAKEN, Decision.SKIP_RISK], [1, 1]) and gids[0] == 100
     assert event(2) == ([Decision.SKIP_RISK] * 2, [1, 0])       # key 0 busy: its first skip; key 1 again
     assert event(3) == ([Decision.SKIP_RISK] * 2, [0, 0])       # the flood: counted only
-    assert dec.state[D.S_UNJOURNALED] == 3 and dec.decisions[Decision.SKIP_RISK] == 5
+    assert dec.st["unjournaled"] == 3 and dec.st["decisions"][Decision.SKIP_RISK] == 5
     assert event(4, verdict=(0, Decision.SKIP_FILTER)) == ([Decision.SKIP_RISK, Decision.SKIP_FILTER], [0, 1])
     assert event(5) == ([Decision.SKIP_RISK] * 2, [0, 1])       # another decision ended key 1's run
     ex = np.zeros(3, EXEC_EVENT)
     ex["group_id"], ex["leg"], ex["kind"] = 100, [0, 1, 2], ExecKind.FILL
-    D.apply_execs(ex, 3, 3, dec.state, dec.busy, dec.groups)
-    assert dec.state[D.S_GROUPS_DONE] == 1 and dec.busy[0] == 0
+    D.apply_execs(ex, 3, dec.arrays)
+    assert dec.st["groups_done"] == 1 and dec.keys[0]["busy"] == 0
     assert event(6) == ([Decision.TAKEN, Decision.SKIP_RISK], [1, 0]) and gids[0] == 101
 
 

@@ -4,12 +4,14 @@ budget, group ids, and the journal/intent records of one market event.
 They run inside the strategy's fused scan kernel (``TriangularArbitrage.scan_decide``), so a
 market event is scanned, decided and written as records with no return to Python, and Python
 is entered only when there is something to do there: intents to send, a model to call, a full
-journal buffer. ``StrategyEngine`` owns a ``DecisionState`` and passes ``state.arrays`` along::
+journal buffer. ``StrategyEngine`` owns a ``DecisionState`` (``ctrader.strategy.state``: the
+parameters and state as structured records, declared there once) and hands its ``arrays`` to
+the strategy's kernel, which names them and calls the two phases::
 
-    dec = DecisionState(cfg.strategy, n_keys=n_triangles, first_group=1, strategy_id=1, n_legs=3)
-    n_open = pre_decide(m, verdict, key, edge, now, *dec.arrays, decision, journal)   # phase 1
+    d = DecisionArrays(*dec)                    # in the kernel: dec is the plain tuple
+    n_open = pre_decide(m, verdict, key, edge, now, d, decision, journal)   # phase 1
     # ... optional: model scores for the rows still open (decision == 0) ...
-    fired = finish_decide(m, key, pnl, score, has_score, now, *dec.arrays, decision, group_ids, journal)
+    fired = finish_decide(m, key, pnl, score, has_score, now, d, decision, group_ids, journal)
 
 Phase 1 keeps the model from scoring what could not be traded anyway: the strategy's own
 verdict, ``edge >= min_edge`` (SKIP_EDGE), the key neither in flight nor in its cooldown
@@ -20,9 +22,9 @@ then the best expected PnL first (ties: row order), at most ``max_groups_per_eve
 The SKIP_RISK flood: while a key's group is in flight, through its cooldown, or while the group
 budget is used up, every re-evaluation would journal another SKIP_RISK row. Only the first
 SKIP_RISK of a run of them is journaled (``journal[j] = 0`` for the rest, counted in
-``S_UNJOURNALED``); the run ends when the key gets any other decision (a fire included) or its
-edge disappears (the strategy's fused scan clears ``skip_noted[key]``; strategies without one
-end runs on decisions only).
+``state.unjournaled``); the run ends when the key gets any other decision (a fire included) or
+its edge disappears (the strategy's fused scan clears ``keys[key].skip_noted``; strategies that
+do not end runs on decisions only).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from numba import njit
 
 from ctrader.core.atomics import monotonic_ns
 from ctrader.core.records import Decision, ExecKind
+from ctrader.strategy.state import DecisionArrays
 
 TAKEN = int(Decision.TAKEN)
 SKIP_EDGE = int(Decision.SKIP_EDGE)
@@ -40,141 +43,57 @@ FILL = int(ExecKind.FILL)
 CANCELED = int(ExecKind.CANCELED)
 REJECTED = int(ExecKind.REJECTED)
 REFUSED = int(ExecKind.REFUSED)
-NEVER = -(1 << 62)
-WINDOW_NS = 10_000_000_000
-LATENCY_WINDOW = 4096
-
-# float params
-FP_MIN_EDGE = 0
-FP_MIN_SCORE = 1
-FP_COUNT = 2
-# int params
-IP_COOLDOWN_NS = 0
-IP_TIMEOUT_NS = 1
-IP_MAX_PER_EVENT = 2
-IP_MAX_IN_FLIGHT = 3
-IP_MAX_PER_WINDOW = 4
-IP_WINDOW_NS = 5
-IP_STRATEGY_ID = 6
-IP_N_LEGS = 7
-IP_TIF = 8
-IP_ORDER_TYPE = 9
-IP_COUNT = 10
-# state / counters
-S_NEXT_GROUP = 0
-S_N_IN_FLIGHT = 1
-S_FIRE_HEAD = 2
-S_FIRE_N = 3
-S_TIMED_OUT = 4
-S_TAKEN = 5
-S_CANDIDATES = 6
-S_UNJOURNALED = 7     # SKIP_RISK rows not journaled (the flood), still counted in decisions
-S_LAT_N = 8           # decision latency samples written (ring of LATENCY_WINDOW)
-S_T2I_N = 9           # tick-to-intent samples written
-S_GROUPS_DONE = 10
-S_T0 = 11             # clock when the current event's first candidate was evaluated
-S_COUNT = 12
-# columns of the in-flight group table
-G_ID = 0
-G_KEY = 1
-G_STARTED = 2
-G_LEGS_DONE = 3
-G_COLS = 4
-
-
-class DecisionState:
-    """Every array the decision kernels read and write; ``arrays`` is their argument tuple."""
-
-    def __init__(self, sc, n_keys: int, first_group: int, strategy_id: int, n_legs: int, tif: int,
-                 order_type: int) -> None:
-        self.fparams = np.array([sc.min_edge_bps * 1e-4, sc.min_score], dtype=np.float64)
-        ip = np.zeros(IP_COUNT, dtype=np.int64)
-        ip[IP_COOLDOWN_NS] = int(sc.cooldown_ms * 1e6)
-        ip[IP_TIMEOUT_NS] = int(sc.inflight_timeout_ms * 1e6)
-        ip[IP_MAX_PER_EVENT] = sc.max_groups_per_event
-        ip[IP_MAX_IN_FLIGHT] = sc.max_groups_in_flight
-        ip[IP_MAX_PER_WINDOW] = sc.max_groups_per_10s
-        ip[IP_WINDOW_NS] = WINDOW_NS
-        ip[IP_STRATEGY_ID] = strategy_id
-        ip[IP_N_LEGS] = n_legs
-        ip[IP_TIF] = tif
-        ip[IP_ORDER_TYPE] = order_type
-        self.iparams = ip
-        self.state = np.zeros(S_COUNT, dtype=np.int64)
-        self.state[S_NEXT_GROUP] = first_group
-        self.busy = np.zeros(max(1, n_keys), dtype=np.int64)           # key -> group id in flight (0: free)
-        self.last_fired = np.full(max(1, n_keys), NEVER, dtype=np.int64)
-        self.skip_noted = np.zeros(max(1, n_keys), dtype=np.uint8)     # a SKIP_RISK journaled this period
-        self.groups = np.zeros((max(1, sc.max_groups_in_flight), G_COLS), dtype=np.int64)
-        self.fires = np.zeros(max(1, sc.max_groups_per_10s), dtype=np.int64)
-        self.decisions = np.zeros(max(Decision) + 1, dtype=np.int64)
-        self.lat = np.zeros(LATENCY_WINDOW, dtype=np.int64)
-        self.t2i = np.zeros(LATENCY_WINDOW, dtype=np.int64)
-        self._pack()
-
-    def _pack(self) -> None:
-        self.arrays = (self.fparams, self.iparams, self.state, self.busy, self.last_fired, self.skip_noted,
-                       self.groups, self.fires, self.decisions, self.lat, self.t2i)
-
-    def ensure_keys(self, n_keys: int) -> None:
-        """Room for keys 0..n_keys-1 (strategies whose keys are not known up front)."""
-        if n_keys <= len(self.busy):
-            return
-        extra = n_keys - len(self.busy)
-        self.busy = np.concatenate([self.busy, np.zeros(extra, np.int64)])
-        self.last_fired = np.concatenate([self.last_fired, np.full(extra, NEVER, np.int64)])
-        self.skip_noted = np.concatenate([self.skip_noted, np.zeros(extra, np.uint8)])
-        self._pack()
-
-    def in_flight(self) -> dict[int, tuple[int, int, int]]:
-        """group id -> (key, started_ns, legs done bits)."""
-        n = int(self.state[S_N_IN_FLIGHT])
-        return {int(g[G_ID]): (int(g[G_KEY]), int(g[G_STARTED]), int(g[G_LEGS_DONE])) for g in self.groups[:n]}
 
 
 @njit(cache=True)
-def release_row(g, st, busy, groups):
+def release_row(g, d):
     """Forget in-flight group row ``g`` (the last row moves into its place)."""
-    key = groups[g, G_KEY]
-    if busy[key] == groups[g, G_ID]:
-        busy[key] = 0
-    last = st[S_N_IN_FLIGHT] - 1
-    for c in range(G_COLS):
-        groups[g, c] = groups[last, c]
-    st[S_N_IN_FLIGHT] = last
+    st, keys, groups = d.state[0], d.keys, d.groups
+    key = groups[g].key
+    if keys[key].busy == groups[g].group_id:
+        keys[key].busy = 0
+    last = st.n_in_flight - 1
+    groups[g] = groups[last]
+    st.n_in_flight = last
 
 
 @njit(cache=True)
-def expire(now, ip, st, busy, groups):
+def expire(now, d):
     """Release groups whose legs went unreported for longer than the in-flight timeout."""
+    p, st, groups = d.params[0], d.state[0], d.groups
     g = 0
-    while g < st[S_N_IN_FLIGHT]:
-        if now - groups[g, G_STARTED] > ip[IP_TIMEOUT_NS]:
-            release_row(g, st, busy, groups)
-            st[S_TIMED_OUT] += 1
+    while g < st.n_in_flight:
+        if now - groups[g].started_ns > p.inflight_timeout_ns:
+            release_row(g, d)
+            st.timed_out += 1
         else:
             g += 1
 
 
 @njit(cache=True)
-def on_exec_leg(gid, leg, n_legs, st, busy, groups):
+def on_exec_leg(gid, leg, d):
     """A leg of group ``gid`` reported done; returns True when that completed the group."""
-    for g in range(st[S_N_IN_FLIGHT]):
-        if groups[g, G_ID] == gid:
-            groups[g, G_LEGS_DONE] |= 1 << leg
-            if groups[g, G_LEGS_DONE] == (1 << n_legs) - 1:
-                release_row(g, st, busy, groups)
-                st[S_GROUPS_DONE] += 1
+    st, groups = d.state[0], d.groups
+    all_legs = (1 << d.params[0].n_legs) - 1
+    for g in range(st.n_in_flight):
+        if groups[g].group_id == gid:
+            groups[g].legs_done |= 1 << leg
+            if groups[g].legs_done == all_legs:
+                release_row(g, d)
+                st.groups_done += 1
                 return True
             return False
     return False
 
 
 @njit(cache=True)
-def apply_execs(recs, n, n_legs, st, busy, groups):
+def apply_execs(recs, n, dec):
     """Exec records ``recs[:n]``: terminal reports (filled, canceled/expired, rejected, refused)
     of our own legs mark them done; a group whose legs are all done frees its key. The
-    executor's own orders of a group (unwinds) carry legs >= n_legs: not ours."""
+    executor's own orders of a group (unwinds) carry legs >= n_legs: not ours. ``dec``: the
+    plain tuple of ``DecisionArrays``."""
+    d = DecisionArrays(*dec)
+    n_legs = d.params[0].n_legs
     for i in range(n):
         kind = recs[i].kind
         if kind != FILL and kind != CANCELED and kind != REJECTED and kind != REFUSED:
@@ -182,56 +101,59 @@ def apply_execs(recs, n, n_legs, st, busy, groups):
         leg = recs[i].leg
         if leg >= n_legs:
             continue
-        on_exec_leg(np.int64(recs[i].group_id), leg, n_legs, st, busy, groups)
+        on_exec_leg(np.int64(recs[i].group_id), leg, d)
 
 
 @njit(cache=True)
-def budget_allows(now, ip, st, fires):
+def budget_allows(now, d):
     """Room for one more group: in flight, and started within the window (event time)."""
+    p, st, fires = d.params[0], d.state[0], d.fires
     cap = fires.shape[0]
-    while st[S_FIRE_N] > 0 and now - fires[st[S_FIRE_HEAD]] >= ip[IP_WINDOW_NS]:
-        st[S_FIRE_HEAD] = (st[S_FIRE_HEAD] + 1) % cap
-        st[S_FIRE_N] -= 1
-    return st[S_N_IN_FLIGHT] < ip[IP_MAX_IN_FLIGHT] and st[S_FIRE_N] < ip[IP_MAX_PER_WINDOW]
+    while st.fire_n > 0 and now - fires[st.fire_head] >= p.window_ns:
+        st.fire_head = (st.fire_head + 1) % cap
+        st.fire_n -= 1
+    return st.n_in_flight < p.max_groups_in_flight and st.fire_n < p.max_groups_per_window
 
 
 @njit(cache=True)
-def fire(key, now, st, busy, last_fired, skip_noted, groups, fires):
-    gid = st[S_NEXT_GROUP]
-    st[S_NEXT_GROUP] += 1
-    cap = fires.shape[0]
-    fires[(st[S_FIRE_HEAD] + st[S_FIRE_N]) % cap] = now
-    st[S_FIRE_N] += 1
-    g = st[S_N_IN_FLIGHT]
-    groups[g, G_ID] = gid
-    groups[g, G_KEY] = key
-    groups[g, G_STARTED] = now
-    groups[g, G_LEGS_DONE] = 0
-    st[S_N_IN_FLIGHT] = g + 1
-    busy[key] = gid
-    last_fired[key] = now
+def fire(key, now, d):
+    """Start a group on ``key`` now: its id, in flight, in the window, the key busy."""
+    st, fires = d.state[0], d.fires
+    gid = st.next_group
+    st.next_group += 1
+    fires[(st.fire_head + st.fire_n) % fires.shape[0]] = now
+    st.fire_n += 1
+    g = d.groups[st.n_in_flight]
+    g.group_id = gid
+    g.key = key
+    g.started_ns = now
+    g.legs_done = 0
+    st.n_in_flight += 1
+    k = d.keys[key]
+    k.busy = gid
+    k.last_fired = now
     return gid
 
 
 @njit(cache=True)
-def pre_decide(m, verdict, key, edge, now, fp, ip, st, busy, last_fired, skip_noted, groups, fires,
-               decisions, lat, t2i, decision, journal):
+def pre_decide(m, verdict, key, edge, now, d, decision, journal):
     """Phase 1 (see the module doc); returns how many rows are still open (decision 0)."""
-    expire(now, ip, st, busy, groups)
+    expire(now, d)
+    p, keys = d.params[0], d.keys
     n_open = 0
     for j in range(m):
-        d = verdict[j]
+        v = verdict[j]
         journal[j] = 1
-        if d == 0:
-            k = key[j]
-            if edge[j] < fp[FP_MIN_EDGE]:
-                d = SKIP_EDGE
-            elif busy[k] != 0 or now - last_fired[k] <= ip[IP_COOLDOWN_NS]:
-                d = SKIP_RISK
+        if v == 0:
+            k = keys[key[j]]
+            if edge[j] < p.min_edge:
+                v = SKIP_EDGE
+            elif k.busy != 0 or now - k.last_fired <= p.cooldown_ns:
+                v = SKIP_RISK
             else:
                 n_open += 1
-        decision[j] = d
-    if n_open > 0 and not budget_allows(now, ip, st, fires):
+        decision[j] = v
+    if n_open > 0 and not budget_allows(now, d):
         for j in range(m):
             if decision[j] == 0:
                 decision[j] = SKIP_RISK            # no room for a group: do not even score
@@ -240,12 +162,12 @@ def pre_decide(m, verdict, key, edge, now, fp, ip, st, busy, last_fired, skip_no
 
 
 @njit(cache=True)
-def finish_decide(m, key, pnl, score, has_score, now, fp, ip, st, busy, last_fired, skip_noted, groups, fires,
-                  decisions, lat, t2i, decision, group_ids, journal):
+def finish_decide(m, key, pnl, score, has_score, now, d, decision, group_ids, journal):
     """Phase 2 (see the module doc); returns the number of groups fired (decision TAKEN)."""
+    p, st, keys = d.params[0], d.state[0], d.keys
     if has_score:
         for j in range(m):
-            if decision[j] == 0 and not (score[j] >= fp[FP_MIN_SCORE]):
+            if decision[j] == 0 and not (score[j] >= p.min_score):
                 decision[j] = SKIP_SCORE
     fired = 0
     for j in range(m):
@@ -257,32 +179,40 @@ def finish_decide(m, key, pnl, score, has_score, now, fp, ip, st, busy, last_fir
                 best = j
         if best < 0:
             break
-        if fired >= ip[IP_MAX_PER_EVENT] or not budget_allows(now, ip, st, fires):
+        if fired >= p.max_groups_per_event or not budget_allows(now, d):
             decision[best] = SKIP_RISK
             continue
         decision[best] = TAKEN
-        group_ids[best] = fire(key[best], now, st, busy, last_fired, skip_noted, groups, fires)
+        group_ids[best] = fire(key[best], now, d)
         fired += 1
     for j in range(m):
-        d = decision[j]
-        decisions[d] += 1
-        k = key[j]
-        if d != SKIP_RISK:
-            skip_noted[k] = 0
-        elif skip_noted[k]:
+        v = decision[j]
+        st.decisions[v] += 1
+        k = keys[key[j]]
+        if v != SKIP_RISK:
+            k.skip_noted = 0
+        elif k.skip_noted:
             journal[j] = 0                     # the flood: counted, not journaled
-            st[S_UNJOURNALED] += 1
+            st.unjournaled += 1
         else:
-            skip_noted[k] = 1
-    st[S_CANDIDATES] += m
-    st[S_TAKEN] += fired
+            k.skip_noted = 1
+    st.candidates += m
+    st.taken += fired
     return fired
 
 
 @njit(cache=True)
-def note_latency(ring, st, slot, value):
-    ring[st[slot] % ring.shape[0]] = value
-    st[slot] += 1
+def note_decision_latency(st, value):
+    """One sample of decision latency (``st``: the DECISION_STATE record)."""
+    st.lat[st.lat_n % st.lat.shape[0]] = value
+    st.lat_n += 1
+
+
+@njit(cache=True)
+def note_tick_to_intent(st, value):
+    """One sample of md receive -> intents built."""
+    st.t2i[st.t2i_n % st.t2i.shape[0]] = value
+    st.t2i_n += 1
 
 
 @njit(cache=True)

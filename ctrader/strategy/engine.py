@@ -58,6 +58,7 @@ from ctrader.model.scoring import check_features
 from ctrader.core.arrays import as_layout
 from ctrader.strategy import decide as D
 from ctrader.strategy.registry import strategy_class
+from ctrader.strategy.state import DecisionState, EventOutput, EventRows
 
 log = logging.getLogger(__name__)
 
@@ -118,20 +119,20 @@ class StrategyEngine:
         self.min_score = sc.min_score
         self.tif = int(TimeInForce[sc.tif])
         n_keys = int(getattr(strategy, "n_triangles", 0) or getattr(strategy, "n_keys", 0))
-        self.dec = D.DecisionState(sc, n_keys, first_group, strategy.strategy_id, strategy.n_legs, self.tif,
+        self.dec = DecisionState(sc, n_keys, first_group, strategy.strategy_id, strategy.n_legs, self.tif,
                                    int(OrderType.LIMIT))
         self._fused = hasattr(strategy, "scan_decide")
         rows = int(getattr(strategy, "max_rows", n_keys + 1))
         # per-row work arrays of one market event: decision, journal flag, group id, score
-        self._work = (np.zeros(rows, np.uint8), np.zeros(rows, np.uint8), np.zeros(rows, np.int64),
-                      np.full(rows, np.nan))
+        self._work = EventRows.zeros(rows)
         # journal rows accumulate here between returns to Python; intents of one event at a time
         self._cands = np.zeros(max(_CAND_BUFFER, 4 * rows), CANDIDATE)
         self._cand_n = np.zeros(1, np.int64)
+        self._int_n = np.zeros(1, np.int64)
         self._intents = np.zeros(rows * strategy.n_legs, ORDER_INTENT)
         self._intents_raw = self._intents.view(np.uint8)
+        self._out = tuple(EventOutput(self._cands, self._cand_n, self._intents, self._int_n))
         self._coid_prefix = np.frombuffer(f"ct{self.run_tag}".encode(), np.uint8).copy()
-        self._int_n = np.zeros(1, np.int64)
         # the model's input rows, gathered in numba (``_score``)
         self._score_x = np.zeros((rows, len(self.strategy.features)), np.float32)
         self._score_rows = np.zeros(rows, np.int64)
@@ -146,7 +147,7 @@ class StrategyEngine:
 
     @property
     def next_group(self) -> int:
-        return int(self.dec.state[D.S_NEXT_GROUP])
+        return int(self.dec.st["next_group"])
 
     @property
     def in_flight(self) -> dict[int, tuple[int, int, int]]:
@@ -156,33 +157,34 @@ class StrategyEngine:
     @property
     def busy_keys(self) -> dict[int, int]:
         """key (triangle) -> group id in flight."""
-        return {int(k): int(self.dec.busy[k]) for k in np.flatnonzero(self.dec.busy)}
+        busy = self.dec.keys["busy"]
+        return {int(k): int(busy[k]) for k in np.flatnonzero(busy)}
 
     @property
     def candidates(self) -> int:
         """Candidate rows journaled (returned by on_md / on_md_until)."""
-        return int(self.dec.state[D.S_CANDIDATES] - self.dec.state[D.S_UNJOURNALED])
+        return int(self.dec.st["candidates"] - self.dec.st["unjournaled"])
 
     @property
     def candidate_rows(self) -> int:
         """Every candidate row decided, the unjournaled SKIP_RISK flood included."""
-        return int(self.dec.state[D.S_CANDIDATES])
+        return int(self.dec.st["candidates"])
 
     @property
     def taken(self) -> int:
-        return int(self.dec.state[D.S_TAKEN])
+        return int(self.dec.st["taken"])
 
     @property
     def groups_done(self) -> int:
-        return int(self.dec.state[D.S_GROUPS_DONE])
+        return int(self.dec.st["groups_done"])
 
     @property
     def groups_timed_out(self) -> int:
-        return int(self.dec.state[D.S_TIMED_OUT])
+        return int(self.dec.st["timed_out"])
 
     @property
     def skip_risk_unjournaled(self) -> int:
-        return int(self.dec.state[D.S_UNJOURNALED])
+        return int(self.dec.st["unjournaled"])
 
     # --- market data ---------------------------------------------------------------------------
 
@@ -220,7 +222,7 @@ class StrategyEngine:
             if emit is not None and len(intents):
                 emit(intents)
             return i, cands, intents
-        strat, dec, work = self.strategy, self.dec.arrays, self._work
+        strat, dec, work, out = self.strategy, self.dec.arrays, tuple(self._work), self._out
         has_model = self.model is not None
         chunks = []
         intents = _NO_INTENTS
@@ -228,14 +230,12 @@ class StrategyEngine:
         i = start
         while i < end:
             self._int_n[0] = 0
-            i, m, status = strat.scan_decide(records, i, end, dec, work, has_model, self._cands, self._cand_n,
-                                             self._intents, self._int_n)
+            i, m, status = strat.scan_decide(records, i, end, dec, work, has_model, out)
             if status == _SCORE:
                 if announce is not None:
                     announce()
-                self._score(work[0][:m], work[3][:m], strat.feat[:m])
-                if strat.complete_event(records, i - 1, m, dec, work, self._cands, self._cand_n, self._intents,
-                                        self._int_n):
+                self._score(self._work.decision[:m], self._work.score[:m], strat.event_features(m))
+                if strat.complete_event(records, i - 1, m, dec, work, out):
                     status = _INTENTS
             if status == _INTENTS:
                 n_int = int(self._int_n[0])
@@ -289,22 +289,22 @@ class StrategyEngine:
         now = int(rec["recv_mono_ns"])
         key = np.ascontiguousarray(ev.key, dtype=np.int64)
         self.dec.ensure_keys(int(key.max()) + 1)
-        if m > len(self._work[0]):
-            self._work = tuple(np.zeros(m, w.dtype) for w in self._work)
+        if m > len(self._work.decision):
+            self._work = EventRows.zeros(m)
         decision, journal, group_ids, score = (w[:m] for w in self._work)
         decision[:] = ev.verdict
         score[:] = np.nan
-        a = self.dec.arrays
-        n_open = D.pre_decide(m, decision, key, np.ascontiguousarray(ev.edge), now, *a, decision, journal)
+        a = self.dec.named
+        n_open = D.pre_decide(m, decision, key, np.ascontiguousarray(ev.edge), now, a, decision, journal)
         has_score = self.model is not None and n_open > 0
         if has_score:
             self._score(decision, score, ev.features)
-        fired = D.finish_decide(m, key, np.ascontiguousarray(ev.pnl), score, has_score, now, *a, decision, group_ids,
+        fired = D.finish_decide(m, key, np.ascontiguousarray(ev.pnl), score, has_score, now, a, decision, group_ids,
                                 journal)
         intents = self._intents_of(ev, np.flatnonzero(decision == _TAKEN), score, group_ids, rec) if fired else _NO_INTENTS
         keep = journal.astype(bool)
         cands = self._candidates(ev, decision, score, group_ids, rec)[keep]
-        D.note_latency(self.dec.lat, self.dec.state, D.S_LAT_N, time.perf_counter_ns() - t0)
+        D.note_decision_latency(self.dec.named.state[0], time.perf_counter_ns() - t0)
         return cands, intents
 
     # --- records (generic path) ------------------------------------------------------------------
@@ -339,7 +339,7 @@ class StrategyEngine:
         legs = self.strategy.n_legs
         out = np.zeros(len(rows) * legs, ORDER_INTENT)
         created = time.monotonic_ns()
-        D.note_latency(self.dec.t2i, self.dec.state, D.S_T2I_N, created - int(rec["recv_mono_ns"]))
+        D.note_tick_to_intent(self.dec.named.state[0], created - int(rec["recv_mono_ns"]))
         for r, j in enumerate(rows):
             gid = int(group_ids[j])
             for leg in range(legs):
@@ -372,7 +372,7 @@ class StrategyEngine:
             return
         if records.dtype != EXEC_EVENT:
             records = as_layout(records, EXEC_EVENT)
-        D.apply_execs(records, len(records), self.strategy.n_legs, self.dec.state, self.dec.busy, self.dec.groups)
+        D.apply_execs(records, len(records), self.dec.arrays)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -412,15 +412,15 @@ class StrategyEngine:
         self.rehearsals = 0
 
     def skipped(self) -> dict[str, int]:
-        return {d.name: int(self.dec.decisions[d]) for d in Decision if d != Decision.TAKEN}
+        return {d.name: int(self.dec.st["decisions"][d]) for d in Decision if d != Decision.TAKEN}
 
     def latency_ns(self) -> dict[str, float]:
         """Decision latency per market event with candidates (scan start -> records built)."""
-        return _percentiles(self.dec.lat, int(self.dec.state[D.S_LAT_N]))
+        return _percentiles(self.dec.st["lat"], int(self.dec.st["lat_n"]))
 
     def tick_to_intent_ns(self) -> dict[str, float]:
         """md receive (feed's CLOCK_MONOTONIC) -> intents built; meaningful on live md only."""
-        return _percentiles(self.dec.t2i, int(self.dec.state[D.S_T2I_N]))
+        return _percentiles(self.dec.st["t2i"], int(self.dec.st["t2i_n"]))
 
     def stats(self) -> dict:
         lat = self.latency_ns()

@@ -18,6 +18,7 @@ index), features. It returns to Python only when a record produced candidates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -34,6 +35,7 @@ from ctrader.strategy.features import (
     update_market_stats,
 )
 from ctrader.strategy.triangles import SymbolTable, TriangleTable
+from ctrader.strategy.state import DecisionArrays, DecisionState, EventOutput, EventRows
 
 STRATEGY_ID = 1
 N_LEGS = 3
@@ -89,10 +91,28 @@ SCORE = 2         # record i - 1 has rows for the model: score them, then comple
 FULL = 3          # the candidate buffer is nearly full: take its rows, call again from i
 
 
+class TriangularArrays(NamedTuple):
+    """The strategy's own arrays, as its kernels take them (a plain tuple over the boundary, named
+    inside: see ``ctrader.strategy.state`` for why)."""
+    books: np.ndarray        # BOOK records (BookCache.books)
+    book: tuple              # field views of ``books`` (book_views)
+    tri: tuple               # triangle table (kernels.tri_arrays)
+    sym: tuple               # symbol rules and size caps (kernels.sym_arrays)
+    params: np.ndarray       # kernels.make_params
+    edge_since: np.ndarray   # int64 per triangle: when its edge appeared (0: none)
+    stats: np.ndarray        # per-symbol market statistics (features.new_market_stats)
+    max_start: np.ndarray    # float64 per asset: largest start amount
+    outf: np.ndarray         # float64 (rows, kernels.NF): evaluation rows
+    outi: np.ndarray         # int64 (rows, kernels.NI)
+    feat: np.ndarray         # float32 (rows, N_FEATURES)
+
+
 @njit(cache=True)
-def scan_records(recs, start, n, books, book, tri, sym, params, edge_since, stats, max_start,
-                 outf, outi, feat):
+def scan_records(recs, start, n, arrays):
     """Apply ``recs[start:n]`` until one yields candidates: returns (next index, candidate rows)."""
+    a = TriangularArrays(*arrays)
+    books, book, tri, sym, params, edge_since = a.books, a.book, a.tri, a.sym, a.params, a.edge_since
+    outf, outi = a.outf, a.outi
     keep = 1.0 - params[K.P_FEE]
     sym_ptr, sym_tri = tri[3], tri[4]
     for i in range(start, n):
@@ -103,7 +123,7 @@ def scan_records(recs, start, n, books, book, tri, sym, params, edge_since, stat
         now = recs[i].recv_mono_ns
         b = books[sid]
         if b.n_bids > 0 and b.n_asks > 0:
-            update_market_stats(stats, sid, 0.5 * (b.bid_px[0] + b.ask_px[0]), now)
+            update_market_stats(a.stats, sid, 0.5 * (b.bid_px[0] + b.ask_px[0]), now)
         m = 0
         for j in range(sym_ptr[sid], sym_ptr[sid + 1]):
             t = sym_tri[j]
@@ -118,28 +138,29 @@ def scan_records(recs, start, n, books, book, tri, sym, params, edge_since, stat
             else:
                 edge_since[t] = 0
         if m > 0:
-            compute_features(outf, outi, m, tri, stats, edge_since, max_start, now, feat)
+            compute_features(outf, outi, m, tri, a.stats, edge_since, a.max_start, now, a.feat)
             return i + 1, m
     return n, 0
 
 
 @njit(cache=True)
-def complete_event(recs, i, m, has_score, outf, outi, feat, tri, dec, decision, journal, group_ids, score,
-                   cands, cand_n, intents, int_n):
+def complete_event(recs, i, m, has_score, arrays, dec, rows, out):
     """Phase 2 of the decision for the candidates of record ``i``, then their journal rows
     (``cands[cand_n[0]:]``) and, when groups fired, their intents (``intents[int_n[0]:]``;
     client order ids are the caller's). Returns the number of groups fired."""
-    fp, ip, st, busy, last_fired, skip_noted, groups, fires, decisions, lat, t2i = dec
+    a, d, r, o = TriangularArrays(*arrays), DecisionArrays(*dec), EventRows(*rows), EventOutput(*out)
+    outf, outi, feat = a.outf, a.outi, a.feat
+    decision, group_ids, score = r.decision, r.group_ids, r.score
+    p, st = d.params[0], d.state[0]
     now = recs[i].recv_mono_ns
-    fired = D.finish_decide(m, outi[:, K.I_TRI], outf[:, K.F_PNL], score, has_score, now, fp, ip, st, busy,
-                            last_fired, skip_noted, groups, fires, decisions, lat, t2i, decision, group_ids,
-                            journal)
-    legs_symbol, legs_side = tri[0], tri[1]
-    sid = ip[D.IP_STRATEGY_ID]
+    fired = D.finish_decide(m, outi[:, K.I_TRI], outf[:, K.F_PNL], score, has_score, now, d, decision, group_ids,
+                            r.journal)
+    legs_symbol, legs_side = a.tri[0], a.tri[1]
+    sid = p.strategy_id
     ts, mono = recs[i].recv_ts_ns, recs[i].recv_mono_ns
     if fired > 0:                       # intents first: they are what the market is waiting for
         created = D.clock_ns()
-        p = int_n[0]
+        n_int = o.int_n[0]
         cause = recs[i].symbol_id
         for j in range(m):
             if decision[j] != D.TAKEN:
@@ -151,37 +172,37 @@ def complete_event(recs, i, m, has_score, outf, outi, feat, tri, dec, decision, 
             for k in range(N_LEGS):
                 if legs_symbol[t, k] == cause:
                     first = k
-            for r in range(N_LEGS):
-                k = (first + r) % N_LEGS
-                o = intents[p]
-                o.group_id = group_ids[j]
-                o.symbol_id = legs_symbol[t, k]
-                o.strategy_id = sid
-                o.leg = k
-                o.n_legs = N_LEGS
-                o.side = legs_side[t, k]
-                o.order_type = ip[D.IP_ORDER_TYPE]
-                o.tif = ip[D.IP_TIF]
-                o.price_ticks = outi[j, K.I_TICKS + k]
-                o.qty_steps = outi[j, K.I_STEPS + k]
-                o.price = outf[j, K.F_LIMIT + k]
-                o.qty = outf[j, K.F_QTY + k]
-                o.cause_recv_ts_ns = ts
-                o.cause_recv_mono_ns = mono
-                o.created_mono_ns = created
-                o.score = score[j]
-                o.expected_edge = outf[j, K.F_EDGE]
-                p += 1
-        int_n[0] = p
-        D.note_latency(t2i, st, D.S_T2I_N, created - mono)
+            for q in range(N_LEGS):
+                k = (first + q) % N_LEGS
+                x = o.intents[n_int]
+                x.group_id = group_ids[j]
+                x.symbol_id = legs_symbol[t, k]
+                x.strategy_id = sid
+                x.leg = k
+                x.n_legs = N_LEGS
+                x.side = legs_side[t, k]
+                x.order_type = p.order_type
+                x.tif = p.tif
+                x.price_ticks = outi[j, K.I_TICKS + k]
+                x.qty_steps = outi[j, K.I_STEPS + k]
+                x.price = outf[j, K.F_LIMIT + k]
+                x.qty = outf[j, K.F_QTY + k]
+                x.cause_recv_ts_ns = ts
+                x.cause_recv_mono_ns = mono
+                x.created_mono_ns = created
+                x.score = score[j]
+                x.expected_edge = outf[j, K.F_EDGE]
+                n_int += 1
+        o.int_n[0] = n_int
+        D.note_tick_to_intent(st, created - mono)
     eval_ns = D.clock_ns()
     nf = min(feat.shape[1], MAX_FEATURES)
-    p = cand_n[0]
+    n_cand = o.cand_n[0]
     for j in range(m):
-        if journal[j] == 0:
+        if r.journal[j] == 0:
             continue
         t = outi[j, K.I_TRI]
-        c = cands[p]
+        c = o.cands[n_cand]
         c.group_id = group_ids[j]
         c.triangle_id = t
         c.strategy_id = sid
@@ -207,23 +228,27 @@ def complete_event(recs, i, m, has_score, outf, outi, feat, tri, dec, decision, 
                 c.leg_qty[k] = 0.0
         for f in range(MAX_FEATURES):
             c.features[f] = feat[j, f] if f < nf else 0.0
-        p += 1
-    cand_n[0] = p
-    D.note_latency(lat, st, D.S_LAT_N, D.clock_ns() - st[D.S_T0])
+        n_cand += 1
+    o.cand_n[0] = n_cand
+    D.note_decision_latency(st, D.clock_ns() - st.t0)
     return fired
 
 
 @njit(cache=True)
-def scan_decide(recs, start, n, books, book, tri, sym, params, edge_since, stats, max_start, outf, outi, feat,
-                dec, decision, journal, group_ids, score, has_model, cands, cand_n, intents, int_n):
+def scan_decide(recs, start, n, arrays, dec, rows, has_model, out):
     """Apply, evaluate and decide ``recs[start:n]`` with no return to Python until there is
     something for it to do: returns (next index, candidate rows of record next - 1, outcome)."""
-    fp, ip, st, busy, last_fired, skip_noted, groups, fires, decisions, lat, t2i = dec
-    rows = outf.shape[0]
+    a, d, r = TriangularArrays(*arrays), DecisionArrays(*dec), EventRows(*rows)
+    books, book, tri, sym, params, edge_since = a.books, a.book, a.tri, a.sym, a.params, a.edge_since
+    outf, outi = a.outf, a.outi
+    st, keys = d.state[0], d.keys
+    cand_n, cands = out[1], out[0]
+    decision, score = r.decision, r.score
+    n_rows = outf.shape[0]
     keep = 1.0 - params[K.P_FEE]
     sym_ptr, sym_tri = tri[3], tri[4]
     for i in range(start, n):
-        if cand_n[0] + rows > cands.shape[0]:
+        if cand_n[0] + n_rows > cands.shape[0]:
             return i, 0, FULL
         # Written out (here and in scan_records) rather than a helper: calls, even numba-inlined
         # ones, that take the tuples of arrays cost ~3x the whole top-of-book check per record.
@@ -233,16 +258,16 @@ def scan_decide(recs, start, n, books, book, tri, sym, params, edge_since, stats
         now = recs[i].recv_mono_ns
         b = books[sid]
         if b.n_bids > 0 and b.n_asks > 0:
-            update_market_stats(stats, sid, 0.5 * (b.bid_px[0] + b.ask_px[0]), now)
+            update_market_stats(a.stats, sid, 0.5 * (b.bid_px[0] + b.ask_px[0]), now)
         m = 0
         for j in range(sym_ptr[sid], sym_ptr[sid + 1]):
             t = sym_tri[j]
             if K.top_rate(t, tri, book, keep) <= 1.0:      # no edge: the common case, decided inline
                 edge_since[t] = 0
-                skip_noted[t] = 0                           # its next SKIP_RISK is journaled (decide.py)
+                keys[t].skip_noted = 0                      # its next SKIP_RISK is journaled (decide.py)
                 continue
             if m == 0:
-                st[D.S_T0] = D.clock_ns()                   # decision latency: from the first candidate
+                st.t0 = D.clock_ns()                        # decision latency: from the first candidate
             K.evaluate_triangle(t, now, tri, sym, book, params, outf, outi, m)
             if outf[m, K.F_EDGE_TOP] > 0.0:
                 if edge_since[t] == 0:
@@ -250,19 +275,18 @@ def scan_decide(recs, start, n, books, book, tri, sym, params, edge_since, stats
                 m += 1
             else:
                 edge_since[t] = 0
-                skip_noted[t] = 0
+                keys[t].skip_noted = 0
         if m == 0:
             continue
-        compute_features(outf, outi, m, tri, stats, edge_since, max_start, now, feat)
+        compute_features(outf, outi, m, tri, a.stats, edge_since, a.max_start, now, a.feat)
         for j in range(m):
             decision[j] = _VERDICT[outi[j, K.I_STATUS]]
             score[j] = np.nan
-        n_open = D.pre_decide(m, decision, outi[:, K.I_TRI], outf[:, K.F_EDGE], recs[i].recv_mono_ns, fp, ip, st,
-                              busy, last_fired, skip_noted, groups, fires, decisions, lat, t2i, decision, journal)
+        n_open = D.pre_decide(m, decision, outi[:, K.I_TRI], outf[:, K.F_EDGE], recs[i].recv_mono_ns, d, decision,
+                              r.journal)
         if n_open > 0 and has_model:
             return i + 1, m, SCORE
-        if complete_event(recs, i, m, False, outf, outi, feat, tri, dec, decision, journal, group_ids, score,
-                          cands, cand_n, intents, int_n) > 0:
+        if complete_event(recs, i, m, False, arrays, dec, rows, out) > 0:
             return i + 1, m, INTENTS
     return n, 0, DONE
 
@@ -275,6 +299,7 @@ def book_views(cache: BookCache) -> tuple:
 
 
 class TriangularArbitrage:
+    """The ``Strategy`` (``ctrader.strategy.protocol``) of triangular arbitrage: keys are triangle ids."""
     name = "triangular"
     strategy_id = STRATEGY_ID
     features = FEATURES
@@ -291,40 +316,50 @@ class TriangularArbitrage:
                                     sc.max_book_age_ms * 1e6, getattr(sc, "limit_slippage_bps", 0.0) * 1e-4)
         self.tri = K.tri_arrays(self.table)
         self.sym = K.sym_arrays(self.symbols, self.max_start)
-        self.book = book_views(self.books)
         self.edge_since = np.zeros(self.table.n_triangles, dtype=np.int64)
         self.stats = new_market_stats(len(universe.symbols))
         rows = max(1, self.table.n_triangles) + 1
         self.outf = np.zeros((rows, K.NF), dtype=np.float64)
         self.outi = np.zeros((rows, K.NI), dtype=np.int64)
         self.feat = np.zeros((rows, N_FEATURES), dtype=np.float32)
+        self._pack()
+
+    def _pack(self) -> None:
+        """The kernels' argument tuple, after any of its arrays was replaced."""
+        self.book = book_views(self.books)
+        self.arrays = tuple(TriangularArrays(
+            books=self.books.books, book=self.book, tri=self.tri, sym=self.sym, params=self.params,
+            edge_since=self.edge_since, stats=self.stats, max_start=self.max_start, outf=self.outf, outi=self.outi,
+            feat=self.feat))
 
     @property
     def n_triangles(self) -> int:
         return self.table.n_triangles
 
-    def scan(self, records: np.ndarray, start: int, n: int) -> tuple[int, int]:
-        return scan_records(records, start, n, self.books.books, self.book, self.tri, self.sym, self.params,
-                            self.edge_since, self.stats, self.max_start, self.outf, self.outi, self.feat)
+    @property
+    def n_keys(self) -> int:
+        """Keys are triangle ids."""
+        return self.table.n_triangles
 
     @property
     def max_rows(self) -> int:
         """Most candidate rows one market event can produce."""
         return self.outf.shape[0]
 
-    def scan_decide(self, records: np.ndarray, start: int, n: int, dec: tuple, work: tuple, has_model: bool,
-                    cands: np.ndarray, cand_n: np.ndarray, intents: np.ndarray, int_n: np.ndarray):
-        """``scan_decide`` (the fused kernel) on this strategy's state; ``work``: the engine's
-        (decision, journal, group_ids, score) row arrays."""
-        return scan_decide(records, start, n, self.books.books, self.book, self.tri, self.sym, self.params,
-                           self.edge_since, self.stats, self.max_start, self.outf, self.outi, self.feat,
-                           dec, *work, has_model, cands, cand_n, intents, int_n)
+    def scan(self, records: np.ndarray, start: int, n: int) -> tuple[int, int]:
+        """Apply records until one yields candidates, deciding nothing (training, ML loop):
+        (next index, rows); ``evaluation(rows)`` has them."""
+        return scan_records(records, start, n, self.arrays)
 
-    def complete_event(self, records: np.ndarray, i: int, m: int, dec: tuple, work: tuple,
-                       cands: np.ndarray, cand_n: np.ndarray, intents: np.ndarray, int_n: np.ndarray) -> int:
-        """Phase 2 and the records of record ``i`` once the model scored (``work`` score column)."""
-        return complete_event(records, i, m, True, self.outf, self.outi, self.feat, self.tri, dec, *work,
-                              cands, cand_n, intents, int_n)
+    def scan_decide(self, records: np.ndarray, start: int, end: int, dec: tuple, rows: tuple, has_model: bool,
+                    out: tuple) -> tuple[int, int, int]:
+        return scan_decide(records, start, end, self.arrays, dec, rows, has_model, out)
+
+    def complete_event(self, records: np.ndarray, i: int, m: int, dec: tuple, rows: tuple, out: tuple) -> int:
+        return complete_event(records, i, m, True, self.arrays, dec, rows, out)
+
+    def event_features(self, m: int) -> np.ndarray:
+        return self.feat[:m]
 
     def evaluate_all(self, now_ns: int) -> int:
         """Re-evaluate every triangle (a full rescan); rows as in ``scan``; features included."""
@@ -364,9 +399,9 @@ class TriangularArbitrage:
         dummy = TriangularArbitrage.__new__(TriangularArbitrage)
         dummy.__dict__.update(self.__dict__)
         dummy.books = BookCache(len(self.universe.symbols))
-        dummy.book = book_views(dummy.books)
         dummy.edge_since = np.zeros_like(self.edge_since)
         dummy.stats = new_market_stats(len(self.universe.symbols))
+        dummy._pack()
         recs = np.zeros(1, MD_EVENT)
         recs["kind"] = MdKind.SNAPSHOT
         recs["n_bids"] = recs["n_asks"] = 1
@@ -388,10 +423,10 @@ def _warm_fused(strategy: TriangularArbitrage, recs: np.ndarray) -> None:
 
     sc = SimpleNamespace(min_edge_bps=0.0, min_score=0.0, cooldown_ms=0.0, inflight_timeout_ms=1.0,
                          max_groups_per_event=1, max_groups_in_flight=1, max_groups_per_10s=1)
-    dec = D.DecisionState(sc, strategy.n_triangles, 1, STRATEGY_ID, N_LEGS, 2, 1)
+    dec = DecisionState(sc, strategy.n_triangles, 1, STRATEGY_ID, N_LEGS, 2, 1)
     rows = strategy.max_rows
-    work = (np.zeros(rows, np.uint8), np.zeros(rows, np.uint8), np.zeros(rows, np.int64), np.zeros(rows))
-    cands, intents = np.zeros(rows, CANDIDATE), np.zeros(rows * N_LEGS, ORDER_INTENT)
-    cn, on = np.zeros(1, np.int64), np.zeros(1, np.int64)
-    strategy.scan_decide(recs, 0, len(recs), dec.arrays, work, True, cands, cn, intents, on)
-    strategy.complete_event(recs, 0, 0, dec.arrays, work, cands, cn, intents, on)
+    work = tuple(EventRows.zeros(rows))
+    out = tuple(EventOutput(np.zeros(rows, CANDIDATE), np.zeros(1, np.int64), np.zeros(rows * N_LEGS, ORDER_INTENT),
+                            np.zeros(1, np.int64)))
+    strategy.scan_decide(recs, 0, len(recs), dec.arrays, work, True, out)
+    strategy.complete_event(recs, 0, 0, dec.arrays, work, out)
