@@ -69,6 +69,7 @@ class Order:
     cause_recv_ts_ns: int = 0
     created_mono_ns: int = 0     # the strategy built the intent (its CLOCK_MONOTONIC)
     seen_mono_ns: int = 0        # the executor read it off the intents ring
+    good_till_mono_ns: int = 0   # a resting order is cancelled once CLOCK_MONOTONIC passes it (0: never)
     is_unwind: bool = False
     status: str = PENDING
     exchange_order_id: int = -1
@@ -92,7 +93,7 @@ class Order:
                    order_type=v[f["order_type"]], tif=v[f["tif"]],
                    price=v[f["price_ticks"]] * tick_units, qty=v[f["qty_steps"]] * step_units,
                    cause_recv_mono_ns=v[f["cause_recv_mono_ns"]], cause_recv_ts_ns=v[f["cause_recv_ts_ns"]],
-                   created_mono_ns=v[f["created_mono_ns"]])
+                   created_mono_ns=v[f["created_mono_ns"]], good_till_mono_ns=v[f["good_till_mono_ns"]])
 
     @property
     def is_open(self) -> bool:
