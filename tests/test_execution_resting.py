@@ -9,6 +9,7 @@ import numpy as np
 from ctrader.core.records import EXEC_EVENT, ORDER_INTENT, ExecKind, IntentAction, Side, TimeInForce
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
+from ctrader.execution.journal import Journal
 from ctrader.execution.orders import CANCELED
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.risk import RiskLimits
@@ -148,3 +149,37 @@ def test_replace_of_an_order_no_longer_open_places_nothing():
     ex = paper_executor(events, clock)
     ex.on_intents(replace_intent("gone", "v2", 59995.0), 1)
     assert ex.orders.get("v2") is None and ex.cancels_of_unknown == 1 and events == []
+
+
+class VenueThatKeptItsOrders(PaperVenue):
+    """A restarted executor's venue that still holds the orders the journal left open (live:
+    Binance keeps them; the paper venue's died with its process)."""
+
+    def reconcile(self, orders):
+        for o in orders:
+            self.model.submit(o, 0)
+        return []
+
+
+def test_a_resting_order_and_its_expiry_survive_a_restart_of_the_executor(tmp_path):
+    path = tmp_path / "executor.jsonl"
+    clock = Clock()
+    first = paper_executor([], clock)
+    first.journal = Journal(path, run_id="run1")
+    first.on_intents(resting_bid("keeps", good_till_mono_ns=clock.ns + 5 * S, group_id=1), 1)
+    first.on_intents(resting_bid("cancelled", group_id=2), 1)
+    first.on_intents(cancel_intent("cancelled"), 1)
+    first.poll()
+    first.journal.close()                              # crash: no close(), no cancels
+    events = []
+    cache = BookCache(len(UNI.symbols))
+    venue = VenueThatKeptItsOrders(PaperFillModel(BookView(cache.books), UNI))
+    second = Executor(UNI, venue, Journal(path, run_id="run1"), events.append, LIMITS, clock=clock,
+                      wall_clock=clock, books=cache)
+    assert second.recover() == 1
+    assert second.orders.get("keeps").is_open and second.orders.get("cancelled").status == CANCELED
+    assert second.orders.get("keeps").good_till_mono_ns == clock.ns + 5 * S
+    clock.ns += 5 * S
+    second.poll()
+    assert second.orders.get("keeps").status == CANCELED and second.expired == 1
+    second.journal.close()
