@@ -1,7 +1,7 @@
 """Live orders: Binance's WebSocket API (REST when it is down), user data, reconciliation.
 
 ``LiveVenue`` implements the venue interface the executor drives (``place``, ``cancel``,
-``on_book``, ``poll``, ``reconcile``, ``close``). Orders go out as ``order.place`` with exact
+``cancel_replace``, ``on_book``, ``poll``, ``reconcile``, ``close``). Orders go out as ``order.place`` with exact
 decimal strings built from integer ticks/steps (never ``1e-05``), the intent's client order id
 as ``newClientOrderId`` and ``newOrderRespType=FULL`` so the fills of a taker order come back in
 the answer. The frame is written to the socket by the executor's own thread before ``place``
@@ -54,6 +54,7 @@ OUR_PREFIXES = ("ct", "uw")          # client ids this executor makes (orders.cl
 RATE_LIMIT_CODES = (-1003, -1015)     # too many requests / too much weight / banned; too many new orders
 RECHECK_FIRST_S, RECHECK_MAX_S = 0.2, 5.0    # asking again about an order whose state is not settled
 CLOCK_SLACK_S = 1.0                   # on top of recvWindow before "no such order" is final
+STOP_ON_FAILURE, ALLOW_FAILURE = "STOP_ON_FAILURE", "ALLOW_FAILURE"     # cancelReplaceMode
 
 
 def order_params(order: Order, info: Any) -> dict:
@@ -171,17 +172,22 @@ class LiveVenue:
             self._frames_key = key
         return self._frames
 
-    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
-        """``order.cancelReplace`` (STOP_ON_FAILURE): the venue cancels ``old`` and places ``new``
-        in one request; the answers come as the cancel's and the new order's."""
+    def cancel_replace(self, old: Order, new: Order, now_ns: int, allow_failure: bool = False) -> list[VenueUpdate]:
+        """``order.cancelReplace``: the venue cancels ``old`` and places ``new`` in one request
+        (REST ``POST /api/v3/order/cancelReplace`` while the socket is down). STOP_ON_FAILURE by
+        default: ``new`` is not placed when ``old`` could not be cancelled (it filled, or is
+        gone); ``allow_failure`` places it anyway (ALLOW_FAILURE). The answer comes through
+        ``poll`` as the outcome of each half (``_on_replace``)."""
         self.orders[new.client_order_id] = new
         info = self.universe.symbols[new.symbol_id]
-        params = {**order_params(new, info), "cancelReplaceMode": "STOP_ON_FAILURE",
+        params = {**order_params(new, info), "cancelReplaceMode": ALLOW_FAILURE if allow_failure else STOP_ON_FAILURE,
                   "cancelOrigClientOrderId": old.client_order_id}
         tag = ("replace", old.client_order_id, new.client_order_id)
         if self._ws_up():
+            self._placing.add(new.client_order_id)
             self.client.send("order.cancelReplace", params, tag=tag)
         else:
+            self.rest_fallbacks += 1
             self.client.rest_send("order.cancelReplace", params, tag)
         new.sent_mono_ns = time.monotonic_ns()
         return []
@@ -313,22 +319,62 @@ class LiveVenue:
         return []
 
     def _on_replace(self, old: str, new: str, doc: dict) -> list[VenueUpdate]:
-        """An ``order.cancelReplace`` answer: the cancel's outcome and the new order's. A 409
-        (one side failed) carries both in ``error.data``."""
-        body = doc.get("result") or (doc.get("error") or {}).get("data") or {}
+        """An ``order.cancelReplace`` answer, as the outcome of each half. 200: both done. 409
+        -2021 / 400 -2022 carry both halves in ``error.data``: a cancel that failed means ``old``
+        filled or is gone (asked about); a new order that failed or was not attempted is
+        REJECTED. Any other error (a filter, the symbol, a rate limit) changed nothing: ``old``
+        rests as it was and ``new`` is REJECTED. An unknown outcome (5xx, -1006/-1007) asks the
+        venue about both. The executionReports of both halves arrive too; ``OrderBook`` counts
+        each status and fill once."""
+        self._placing.discard(new)
+        if "result" in doc:
+            body = doc["result"]
+        else:
+            err = doc.get("error", {})
+            code, status = int(err.get("code", 0)), int(doc.get("status", 0))
+            body = err.get("data") or {}
+            if not body:
+                return self._replace_refused(old, new, doc, status, code, err)
         out: list[VenueUpdate] = []
         cancel = body.get("cancelResponse") or {}
         if "orderId" in cancel:
             out += updates_from_result(old, cancel)
-        elif cancel:
-            self._ask_status(old)              # not cancelled (filled, or gone): find out which
+        else:
+            log.warning("cancel-replace of %s: cancel failed (%s): asking about it", old, cancel.get("msg"))
+            self._ask_status(old)              # filled or gone: find out which
         placed = body.get("newOrderResponse") or {}
         if "orderId" in placed:
             out += updates_from_result(new, placed)
+            placed_doc = {"result": placed}
         else:
-            code = int(placed.get("code") or (doc.get("error") or {}).get("code") or 0)
+            code = int(placed.get("code") or doc.get("error", {}).get("code") or 0)
+            if code in RATE_LIMIT_CODES:
+                self._back_off(RATE_LIMITED[0], code, placed, doc)
+            log.warning("cancel-replace %s -> %s: new order %s (%s)", old, new,
+                        body.get("newOrderResult", "FAILURE").lower(), placed.get("msg", "not attempted"))
             out.append(VenueUpdate(new, REJECTED, reject_code=code))
+            placed_doc = {"status": 400, "error": {"code": code}}
+        if new in self._cancel_when_placed:
+            self._cancel_deferred(new, "place", placed_doc)
         return out
+
+    def _replace_refused(self, old: str, new: str, doc: dict, status: int, code: int,
+                         err: dict) -> list[VenueUpdate]:
+        """A cancel-replace answered with a plain error: nothing was done, or nobody knows."""
+        if execution_status_unknown(status, code):
+            self.unknown_outcomes += 1
+            log.warning("cancel-replace %s -> %s: outcome unknown (%s %s): asking the venue", old, new, status,
+                        err.get("msg"))
+            self._ask_status(old)
+            self._ask_status(new)
+            return []
+        if status in RATE_LIMITED or code in RATE_LIMIT_CODES:
+            self._back_off(status, code, err, doc)
+        if code == INVALID_TIMESTAMP:
+            self.client.resync_clock()
+        log.warning("cancel-replace %s -> %s refused: %s %s", old, new, code, err.get("msg"))
+        self._cancel_when_placed.discard(new)
+        return [VenueUpdate(new, REJECTED, reject_code=code)]
 
     def may_still_arrive(self, order: Order) -> bool:
         """Whether ``order`` could still reach the venue: sent less than recvWindow (+ slack) ago.

@@ -54,7 +54,7 @@ from ctrader.venue.fees import received_amounts
 
 WOULD_TAKE = -2010   # "Order would immediately match and take." (LIMIT_MAKER)
 INSUFFICIENT_BALANCE = -2010   # "Account has insufficient balance for requested action."
-UNKNOWN_ORDER = -2011
+CANCEL_REPLACE_FAILED = -2022   # "Order cancel-replace failed." (the new order was not attempted)
 
 
 @dataclass
@@ -329,13 +329,16 @@ class PaperVenue:
     def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         return self.model.cancel(order.client_order_id, now_ns)
 
-    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
-        """STOP_ON_FAILURE: ``new`` goes out only if ``old`` was still there to cancel."""
+    def cancel_replace(self, old: Order, new: Order, now_ns: int, allow_failure: bool = False) -> list[VenueUpdate]:
+        """As the simulator does it: ``old`` is cancelled, then ``new`` placed (with this venue's
+        latency: ``place``). When ``old`` is no longer there to cancel (filled, gone), ``new``
+        is REJECTED -2022 without being attempted (STOP_ON_FAILURE) or placed all the same
+        (``allow_failure``); ``old``'s own end was reported when it happened."""
         cancelled = self.model.cancel(old.client_order_id, now_ns)
-        if not cancelled:
-            return [VenueUpdate(new.client_order_id, REJECTED, reject_code=UNKNOWN_ORDER,
+        if not cancelled and not allow_failure:
+            return [VenueUpdate(new.client_order_id, REJECTED, reject_code=CANCEL_REPLACE_FAILED,
                                 exch_ts_ms=now_ns // 1_000_000)]
-        return cancelled + self.model.submit(new, now_ns)
+        return cancelled + self.place(new, now_ns)
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return self.model.on_book(symbol_id, now_ns)

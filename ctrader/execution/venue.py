@@ -41,9 +41,12 @@ class Venue(Protocol):
         """Ask for ``order`` to be cancelled; the CANCELED (or a fill that won the race) follows."""
         ...
 
-    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
-        """Cancel ``old`` and place ``new`` in one request (Binance's cancelReplace,
-        STOP_ON_FAILURE: ``new`` is not placed if ``old`` could not be cancelled)."""
+    def cancel_replace(self, old: Order, new: Order, now_ns: int, allow_failure: bool = False) -> list[VenueUpdate]:
+        """Cancel ``old`` and place ``new`` in one request (Binance's cancelReplace). Outcomes,
+        the same from every venue: ``old`` CANCELED and ``new`` placed; ``old`` no longer open
+        (it filled): ``new`` REJECTED -2022, not attempted (STOP_ON_FAILURE), or placed all the
+        same with ``allow_failure`` (ALLOW_FAILURE); ``new`` refused by the venue (-2010, e.g. a
+        LIMIT_MAKER that would take): ``old`` CANCELED all the same, ``new`` REJECTED."""
         ...
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
