@@ -485,3 +485,23 @@ def test_cancel_replace_with_an_unknown_outcome_asks_about_both_orders(live_fact
     venue = live.ex.venue
     assert venue.unknown_outcomes == 1 and venue.status_queries >= 2
     assert live.kinds() == ["ACK", "CANCELED", "ACK"]
+
+
+def test_cancel_replace_of_a_partly_filled_order_fetches_the_fill_its_cancel_reports(live_factory, sim_account):
+    """No user data (as while the stream is down): the cancel's answer says 0.001 of the old
+    order executed, which the executor has not seen; the fill is fetched before it ends."""
+    live = live_factory(sim_account.hmac_signer(), user_data=False)
+    bid, _ = live.best("BTCUSDT")
+    info = live.uni.by_name["BTCUSDT"]
+    live.send("BTCUSDT", Side.BUY, bid + info.tick_units, 0.002, tif=TimeInForce.GTC, group_id=8,
+              client_order_id="ct-cr-half")
+    old = live.ex.orders.get("ct-cr-half")
+    assert live.wait(lambda: old.status == NEW)
+    sell = live.client.call("order.place", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
+                                            "timeInForce": "IOC", "quantity": "0.001",
+                                            "price": order_params(old, info)["price"]})
+    assert sell["result"]["status"] == "FILLED"
+    new = _replace(live, old, "ct-cr-rest", bid - 100 * info.tick_units)
+    assert live.wait(lambda: old.status == CANCELED and new.status == NEW)
+    assert old.cum_qty == U("0.001") and live.ex.accounting.fills == 1
+    assert live.ex.accounting.positions["BTC"] == U("0.001") - U("0.000001")

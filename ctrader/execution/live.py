@@ -338,7 +338,8 @@ class LiveVenue:
         out: list[VenueUpdate] = []
         cancel = body.get("cancelResponse") or {}
         if "orderId" in cancel:
-            out += updates_from_result(old, cancel)
+            # read as a status answer: fills it reports that we have not seen are fetched first
+            out += self._answer("status", old, {"result": cancel})
         else:
             log.warning("cancel-replace of %s: cancel failed (%s): asking about it", old, cancel.get("msg"))
             self._ask_status(old)              # filled or gone: find out which
