@@ -37,8 +37,9 @@ limit, while the example answer for that case is 409 -2021; the simulator follow
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ctrader.sim.orders import OrderRequest
 from ctrader.sim.params import Params, cancel_restriction, parse_order
