@@ -505,3 +505,27 @@ def test_cancel_replace_of_a_partly_filled_order_fetches_the_fill_its_cancel_rep
     assert live.wait(lambda: old.status == CANCELED and new.status == NEW)
     assert old.cum_qty == U("0.001") and live.ex.accounting.fills == 1
     assert live.ex.accounting.positions["BTC"] == U("0.001") - U("0.000001")
+
+
+@pytest.mark.parametrize("resting", [True, False])
+def test_a_cancel_replace_waits_for_the_old_orders_place_answer(live_factory, sim_account, resting):
+    """The venue holds the old order 300 ms: a cancel-replace sent at once would find nothing to
+    cancel. It waits for the place answer: a resting order is replaced; one that filled leaves
+    the new order unsent (REJECTED -2022, as the venue would have answered)."""
+    live = live_factory(sim_account.hmac_signer())
+    bid, ask = live.best("BTCUSDT")
+    tick = live.uni.by_name["BTCUSDT"].tick_units
+    live.sim.control.delay_orders(300, count=1)
+    price, tif = (bid - 100 * tick, TimeInForce.GTC) if resting else (ask, TimeInForce.IOC)
+    live.send("BTCUSDT", Side.BUY, price, 0.001, tif=tif, group_id=9, client_order_id="ct-cr-early")
+    old = live.ex.orders.get("ct-cr-early")
+    new = _replace(live, old, "ct-cr-after", bid - 200 * tick)
+    assert live.ex.venue.deferred_replaces == 1
+    assert live.wait(lambda: not new.is_open or (new.status == NEW and not old.is_open))
+    _settled(live)
+    if resting:
+        assert (old.status, new.status) == (CANCELED, NEW)
+        assert live.kinds() == ["ACK", "CANCELED", "ACK"]
+    else:
+        assert old.status == FILLED and (new.status, new.reject_code) == (REJECTED, -2022)
+        assert live.ex.accounting.fills == live.kinds().count("FILL") + live.kinds().count("PARTIAL_FILL")

@@ -28,6 +28,11 @@ is refused once its timestamp is ``recvWindow`` old, so an order the venue does 
 ``recvWindow`` (+1 s of clock slack) of being sent never will; until then it is asked about
 again, and executionReports for it are trusted.
 
+A cancel-replace (``order.cancelReplace``, STOP_ON_FAILURE unless told ALLOW_FAILURE) answers
+for both halves: the old order CANCELED (or, when its cancel failed, asked about: it filled), the
+new one placed or REJECTED with the venue's code (-2022 when it was not attempted). Like a cancel,
+a cancel-replace of an order whose place answer has not come waits for it.
+
     client = WsApiClient(url, signer, rest_url=rest).start()
     venue = LiveVenue(client, universe)
     venue.place(order, now_ns); updates = venue.poll(now_ns)
@@ -55,6 +60,7 @@ RATE_LIMIT_CODES = (-1003, -1015)     # too many requests / too much weight / ba
 RECHECK_FIRST_S, RECHECK_MAX_S = 0.2, 5.0    # asking again about an order whose state is not settled
 CLOCK_SLACK_S = 1.0                   # on top of recvWindow before "no such order" is final
 STOP_ON_FAILURE, ALLOW_FAILURE = "STOP_ON_FAILURE", "ALLOW_FAILURE"     # cancelReplaceMode
+CANCEL_REPLACE_FAILED = -2022         # the cancel failed and the new order was not attempted
 
 
 def order_params(order: Order, info: Any) -> dict:
@@ -135,6 +141,10 @@ class LiveVenue:
         self._placing: set[str] = set()            # order.place sent over WS, not answered yet
         self._cancel_when_placed: set[str] = set()
         self.deferred_cancels = 0
+        # A cancel-replace of such an order waits the same way (else its cancel fails and the new
+        # order is not placed): old client id -> (old, new, allow_failure).
+        self._replace_when_placed: dict[str, tuple[Order, Order, bool]] = {}
+        self.deferred_replaces = 0
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -179,6 +189,14 @@ class LiveVenue:
         gone); ``allow_failure`` places it anyway (ALLOW_FAILURE). The answer comes through
         ``poll`` as the outcome of each half (``_on_replace``)."""
         self.orders[new.client_order_id] = new
+        if old.client_order_id in self._placing:
+            self._replace_when_placed[old.client_order_id] = (old, new, allow_failure)   # sent once the venue has it
+            self.deferred_replaces += 1
+            return []
+        self._send_replace(old, new, allow_failure)
+        return []
+
+    def _send_replace(self, old: Order, new: Order, allow_failure: bool) -> None:
         info = self.universe.symbols[new.symbol_id]
         params = {**order_params(new, info), "cancelReplaceMode": ALLOW_FAILURE if allow_failure else STOP_ON_FAILURE,
                   "cancelOrigClientOrderId": old.client_order_id}
@@ -190,7 +208,6 @@ class LiveVenue:
             self.rest_fallbacks += 1
             self.client.rest_send("order.cancelReplace", params, tag)
         new.sent_mono_ns = time.monotonic_ns()
-        return []
 
     def quiet_prefix(self, recs, n: int) -> int:
         return n                 # the venue matches, not us: every record is quiet here
@@ -256,9 +273,33 @@ class LiveVenue:
         if what == "place":
             self._placing.discard(coid)
         ups = self._answer(what, coid, doc)
+        if coid in self._replace_when_placed and what in ("place", "status"):
+            ups += self._replace_deferred(coid, what, doc)
         if coid in self._cancel_when_placed and what in ("place", "status"):
             self._cancel_deferred(coid, what, doc)
         return ups
+
+    def _replace_deferred(self, coid: str, what: str, doc: dict) -> list[VenueUpdate]:
+        """The answer about an order whose cancel-replace waited for it: send the cancel-replace
+        if the order rests; else it is as if the venue had answered it: the new order is
+        placed anyway (ALLOW_FAILURE) or not attempted (REJECTED -2022). A cancel asked for
+        meanwhile (the kill switch) wins: the new order is not sent."""
+        if "result" not in doc:
+            err = doc.get("error", {})
+            if what == "place" and execution_status_unknown(int(doc.get("status", 0)), int(err.get("code", 0))):
+                return []                                  # asked about: the status answer decides
+            if what == "status" and coid in self._recheck:
+                return []                                  # perhaps still on its way: asked again later
+        old, new, allow_failure = self._replace_when_placed.pop(coid)
+        cancelled = coid in self._cancel_when_placed
+        if not cancelled and "result" in doc and doc["result"].get("status") in ("NEW", "PARTIALLY_FILLED"):
+            self._send_replace(old, new, allow_failure)
+            return []
+        if allow_failure and not cancelled:
+            return self.place(new, time.monotonic_ns())
+        log.warning("cancel-replace %s -> %s: %s is not resting: the new order is not sent", coid,
+                    new.client_order_id, coid)
+        return [VenueUpdate(new.client_order_id, REJECTED, reject_code=CANCEL_REPLACE_FAILED)]
 
     def _cancel_deferred(self, coid: str, what: str, doc: dict) -> None:
         """The answer about an order whose cancel waited for it: cancel it now if it rests."""
@@ -484,7 +525,7 @@ class LiveVenue:
         return {"ws_connects": self.client.connects, "rest_fallbacks": self.rest_fallbacks,
                 "logged_on": self.client.logged_on,
                 "unknown_outcomes": self.unknown_outcomes, "status_queries": self.status_queries,
-                "deferred_cancels": self.deferred_cancels,
+                "deferred_cancels": self.deferred_cancels, "deferred_replaces": self.deferred_replaces,
                 "rate_limited": self.rate_limited,
                 "clock_offset_ms": round(self.client.clock_offset_ms, 1)}
 
