@@ -131,6 +131,10 @@ def test_ws_parameter_and_filter_errors_change_nothing(sim_server, sim_account):
         mismatch = await api.call("order.cancelReplace", replace("STOP_ON_FAILURE", "someone-else", NEW_PRICE,
                                                                  cancelOrderId=order_id), signer)
         assert mismatch["error"]["code"] == -2022 and mismatch["error"]["data"]["cancelResponse"] == UNKNOWN_ORDER
+        restricted = await api.call("order.cancelReplace", replace("STOP_ON_FAILURE", "keep-1", NEW_PRICE,
+                                                                   cancelRestrictions="ONLY_PARTIALLY_FILLED"), signer)
+        assert restricted["error"]["code"] == -2022 and restricted["error"]["data"]["cancelResponse"] == {
+            "code": -2011, "msg": "Order was not canceled due to cancel restrictions."}
         status = await api.call("order.status", {"symbol": "BTCUSDT", "orderId": order_id}, signer)
         assert status["result"]["status"] == "NEW"                # still resting after all of these
     run_with(sim_server, scenario)
