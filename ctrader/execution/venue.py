@@ -16,7 +16,8 @@ code: -2010 for insufficient balance or a LIMIT_MAKER that would take). Answers 
 from the call that caused them (a paper order with no latency) or arrive at a later ``poll``.
 
 Venues that match against books (paper, replay) are shown every book update through
-``on_book`` while ``wants_books`` is true; the live venue never wants them.
+``before_md`` (before it is applied) and ``on_book`` (after) while ``wants_books`` is true;
+the live venue never wants them.
 """
 from __future__ import annotations
 
@@ -44,6 +45,11 @@ class Venue(Protocol):
     def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
         """Cancel ``old`` and place ``new`` in one request (Binance's cancelReplace,
         STOP_ON_FAILURE: ``new`` is not placed if ``old`` could not be cancelled)."""
+        ...
+
+    def before_md(self, recv_ns: int) -> list[VenueUpdate]:
+        """A market-data record received at ``recv_ns`` is next: match what was due before it
+        on the books as they are (venues that match against books)."""
         ...
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
