@@ -228,8 +228,11 @@ class LiveVenue:
             self.client.rest_send("order.cancel", params, tag)
         return []
 
-    def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
+    def before_md(self, recv_ns: int) -> list[VenueUpdate]:
         return []        # the venue matches, not us
+
+    def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
+        return []
 
     def on_trade(self, symbol_id: int, price: int, qty: int, buyer_maker: bool, now_ns: int) -> list[VenueUpdate]:
         return []
