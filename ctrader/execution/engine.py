@@ -158,10 +158,11 @@ class Executor:
             apply_all(books, recs, quiet)
         updates: list[VenueUpdate] = []
         for i in range(quiet, n):
+            r = recs[i]
+            updates += self.venue.before_md(int(r["recv_mono_ns"]))
             sid = apply_md(books, recs, i)
             if sid < 0:
                 continue
-            r = recs[i]
             if r["kind"] != MdKind.TRADE:
                 updates += self.venue.on_book(sid, int(r["recv_mono_ns"]))
             else:          # resting paper orders move up their queue

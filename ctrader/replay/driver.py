@@ -112,7 +112,8 @@ class ReplayEngine:
         timing = opt.session_timing
         self.venue = ReplayVenue(model, opt.order_latency, opt.feed_latency,
                                  recorded=timing.order_latency if timing is not None else None,
-                                 send_latency_ns=timing.paper_latency_ns if timing is not None else opt.paper_latency_ns)
+                                 send_latency_ns=timing.paper_latency_ns if timing is not None else opt.paper_latency_ns,
+                                 recorded_unwind_sent=timing.unwind_sent_at if timing is not None else None)
         journal = Journal(opt.journal_path, sync=False) if opt.journal_path else None
         self._now_mono = 0                # the history's clocks at the event at hand
         self._now_wall = 0

@@ -176,8 +176,9 @@ class SessionTiming:
         ReplayOptions(session_timing=timing)
     """
 
-    def __init__(self, send_ns: dict, report_ts: dict, paper_latency_ns: int) -> None:
+    def __init__(self, send_ns: dict, report_ts: dict, paper_latency_ns: int, unwind_sent: dict | None = None) -> None:
         self.send_ns = send_ns              # (group, leg) -> ns from cause event to send
+        self.unwind_sent = unwind_sent or {}    # (group, leg) of an unwind -> when it was sent (mono ns)
         self.report_ts = report_ts          # (group, leg, kind) -> wall ns the execution was received
         self.paper_latency_ns = paper_latency_ns
 
@@ -188,13 +189,15 @@ class SessionTiming:
         record the session's strategy had applied when it learned of it (exact), instead of at
         the execution's receive time (the executor's clock, not the strategy's)."""
         execs = store.read_executions(run_id)
-        send, report = {}, {}
+        send, report, unwind_sent = {}, {}, {}
         for r in execs:
             k = (int(r["group_id"]), int(r["leg"]))
             if r["sent_mono_ns"] and r["cause_recv_mono_ns"] and k not in send:
                 send[k] = max(0, int(r["sent_mono_ns"]) - int(r["cause_recv_mono_ns"]))
+            elif r["sent_mono_ns"] and not r["cause_recv_mono_ns"]:
+                unwind_sent.setdefault(k, int(r["sent_mono_ns"]))
             report.setdefault(k + (int(r["kind"]),), int(r["recv_ts_ns"]))
-        timing = cls(send, report, paper_latency_ns)
+        timing = cls(send, report, paper_latency_ns, unwind_sent)
         if run_dir is not None:
             timing.exact_arrivals = timing.use_arrivals(store, run_id, run_dir)
         return timing
@@ -227,6 +230,10 @@ class SessionTiming:
     def order_latency(self, group: int, leg: int) -> int | None:
         d = self.send_ns.get((group, leg))
         return None if d is None else d + self.paper_latency_ns
+
+    def unwind_sent_at(self, group: int, leg: int) -> int | None:
+        """When the session's executor sent this unwind (its clock: the replay's market time)."""
+        return self.unwind_sent.get((group, leg))
 
     def report_at(self, group: int, leg: int, kind: int) -> int | None:
         return self.report_ts.get((group, leg, kind))
