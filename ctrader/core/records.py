@@ -181,6 +181,7 @@ EXEC_EVENT = cache_aligned("exec_event", [
     ("recv_ts_ns", np.int64),      # wall clock when we learned it
     ("cause_recv_mono_ns", np.int64),  # copied from the intent
     ("sent_mono_ns", np.int64),    # when the order bytes were written (0 when never sent)
+    ("gated_mono_ns", np.int64),   # when the risk gate passed or refused it (the rate budget charged it then)
     ("client_order_id", f"S{CLIENT_ID_LEN}"),
 ])
 

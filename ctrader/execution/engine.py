@@ -94,7 +94,13 @@ class Executor:
                  valuation_asset: str = "USDT", unwind: str = "market",
                  clock: Callable[[], int] = time.monotonic_ns, books: BookCache | None = None,
                  sync_before_send: bool = False, wall_clock: Callable[[], int] = time.time_ns,
-                 on_fill: Callable[[Order, VenueUpdate], None] | None = None) -> None:
+                 on_fill: Callable[[Order, VenueUpdate], None] | None = None,
+                 gated_at: Callable[[int, int], int | None] | None = None) -> None:
+        """``gated_at(group, leg)``: replay of a recorded session only: when the session's risk
+        gate looked at that order. The replay's gate looks at it at that instant too, in the
+        batches the session's executor read (not at the replay's market time: a few hundred µs
+        earlier for an intent, the session's loop lag earlier for an unwind), so a rate budget
+        that was tight refuses the same orders."""
         if unwind not in UNWIND_POLICIES:
             raise ValueError(f"unwind policy must be one of {UNWIND_POLICIES}, not {unwind!r}")
         self.universe = universe
@@ -102,6 +108,7 @@ class Executor:
         self.journal = journal
         self.sink = sink
         self.clock = clock                  # CLOCK_MONOTONIC ns (replay: the history's, as recorded)
+        self.gated_at = gated_at
         self.wall_clock = wall_clock        # wall ns, for exec records (replay: the history's)
         self.on_fill = on_fill              # every fill, once accounted (replay's report)
         self.unwind_policy = unwind
@@ -269,7 +276,25 @@ class Executor:
         then makes the batch durable with one sync once its orders are out, or, with
         ``sync_before_send``, before the first leaves (group commit: a sync on the order path).
         Venue answers are handled once every order of the batch is out."""
-        seen = self.clock()
+        if self.gated_at is None:
+            self._on_intent_batch(recs, n, self.clock())
+            return
+        for lo, hi, at in self._recorded_batches(recs, n):
+            self._on_intent_batch(recs[lo:hi], hi - lo, at)
+
+    def _recorded_batches(self, recs: np.ndarray, n: int) -> list[tuple[int, int, int]]:
+        """(first, end, gate time) of the runs of ``recs[:n]`` the recorded session gated
+        together (``gated_at``); an intent it has no time for goes with the one before it."""
+        runs: list[tuple[int, int, int]] = []
+        for i in range(n):
+            at = self.gated_at(int(recs[i]["group_id"]), int(recs[i]["leg"]))
+            if runs and (at is None or at == runs[-1][2]):
+                runs[-1] = (runs[-1][0], i + 1, runs[-1][2])
+            else:
+                runs.append((i, i + 1, self.clock() if at is None else at))
+        return runs
+
+    def _on_intent_batch(self, recs: np.ndarray, n: int, seen: int) -> None:
         killed = self.check_kill()
         group_commit = self.journal is not None and self.journal.sync and self.sync_before_send
         waiting: list[Order] = []
@@ -406,9 +431,13 @@ class Executor:
         order.is_unwind = unwind
         group = self._group_of(order)
         if reason is None:
-            reason = self.gate.check(order, self.clock(), unwind=unwind)
-        elif reason == RefusalReason.FILTER:
-            self.gate.log_filter_refusal(order, self.clock())     # which filter: the batch gate does not say
+            recorded = self.gated_at(order.group_id, order.leg) if self.gated_at is not None else None
+            order.gated_mono_ns = self.clock() if recorded is None else recorded
+            reason = self.gate.check(order, order.gated_mono_ns, unwind=unwind)
+        else:
+            order.gated_mono_ns = order.seen_mono_ns      # the batch's gate time
+            if reason == RefusalReason.FILTER:
+                self.gate.log_filter_refusal(order, self.clock())     # which filter: the batch gate does not say
         self.orders.add(order)
         if unwind:
             group.unwind_orders.append(order)
