@@ -266,3 +266,43 @@ def test_client_order_ids_of_a_batch_are_the_ids_its_orders_get():
     built = [Order.from_intent(r, i.name, i.tick_units, i.step_units).client_order_id for r, i in zip(batch, info)]
     assert client_order_ids(batch, 3) == built == ["ct1f-0", "my-id-7", f"ct{2**63 + 5:x}-1"]
     assert client_order_ids(batch, 1) == ["ct1f-0"]
+
+
+def test_a_paper_order_matches_on_the_market_as_of_its_due_time_however_late_the_loop_reads_it():
+    """Matching depends on the market data's receive times, never on when the executor's loop
+    read them: the session and a replay of its recording match on the same books."""
+    ms = 1_000_000
+    clock = [100 * S]
+    cache = BookCache(len(UNI.symbols))
+    venue = PaperVenue(PaperFillModel(BookView(cache.books), UNI, latency_ns=2 * ms), quiet_ns=20 * ms)
+    ex = Executor(UNI, venue, None, lambda rec: None, LIMITS, clock=lambda: clock[0], books=cache)
+    btc = UNI.symbol_id("BTCUSDT")
+
+    def book(ask, at):
+        ex.on_md(depth_record(btc, [(59990.0, 10.0)], [(ask, 10.0)], at), 1)
+
+    t0 = clock[0]
+    book(60010.0, t0)
+    ex.on_intents(intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.01, group_id=1, leg=0, n_legs=1), 1)
+    (order,) = [o for o in ex.orders.orders.values() if o.group_id == 1]
+    # the loop comes round 3 ms later: due at 2 ms, but a record received before then may still
+    # be on its way through the feed, so nothing matches yet
+    clock[0] = t0 + 3 * ms
+    assert ex.poll() == 0 and order.is_open
+    # ... and here it is: received at 1.5 ms, read late; the ask came down to the limit
+    book(60001.0, t0 + 1_500_000)
+    assert order.is_open
+    # the next record (4 ms) moves the ask away; the order matched before it, on the 1.5 ms books
+    book(60050.0, t0 + 4 * ms)
+    assert order.status == FILLED and order.cum_quote == U("600.01")
+
+    # a quiet market: no record after the due time; matched quiet_ns after it, on the books as they are
+    t1 = t0 + 10 * ms
+    clock[0] = t1
+    book(60001.0, t1)
+    ex.on_intents(intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.01, group_id=2, leg=0, n_legs=1), 1)
+    (order2,) = [o for o in ex.orders.orders.values() if o.group_id == 2]
+    clock[0] = t1 + 21 * ms
+    assert ex.poll() == 0 and order2.is_open          # due 2 ms + 20 ms quiet = 22 ms
+    clock[0] = t1 + 22 * ms
+    assert ex.poll() > 0 and order2.status == FILLED

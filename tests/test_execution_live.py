@@ -1,5 +1,5 @@
 """Live mode against the simulator: WS API orders (HMAC, Ed25519 logon), executionReport fills,
-rejects with their codes, exact wire strings, and crash recovery from the journal."""
+rejects with their codes, exact wire strings, cancel-replace, and crash recovery from the journal."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ from ctrader.core.records import EXEC_EVENT, ExecKind, OrderType, RefusalReason,
 from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
 from ctrader.execution.live import LiveVenue, order_params
-from ctrader.execution.orders import FILLED, NEW, REFUSED, REJECTED, Order
+from ctrader.execution.orders import CANCELED, FILLED, NEW, REFUSED, REJECTED, Order
 from ctrader.execution.risk import RiskLimits
 from ctrader.execution.testing import depth_record, intent_record
 from ctrader.execution.ws_api_client import WsApiClient
@@ -407,3 +407,125 @@ def test_a_kill_while_an_order_is_on_its_way_cancels_it_once_the_venue_has_it(li
         assert other.call("openOrders.status", {"symbol": "BTCUSDT"})["result"] == []
     finally:
         other.close()
+
+
+# --- cancel-replace -----------------------------------------------------------------------------------------
+
+def _replace(live, old, coid, price, **kw):
+    """What a replace intent does (the executor's side is engine.py's): the new order joins the
+    executor's book, the venue sends the cancel-replace."""
+    new = live.ex.orders.add(Order(coid, old.group_id, old.leg, old.n_legs, old.symbol_id, old.symbol, old.side,
+                                   old.order_type, old.tif, price, old.qty))
+    live.ex.venue.cancel_replace(old, new, time.monotonic_ns(), **kw)
+    return new
+
+
+def _resting_buy(live, coid, price):
+    live.send("BTCUSDT", Side.BUY, price, 0.001, tif=TimeInForce.GTC, group_id=7, client_order_id=coid)
+    order = live.ex.orders.get(coid)
+    assert live.wait(lambda: order.status == NEW)
+    return order
+
+
+def _settled(live):
+    """Every answer in and applied, and every user-data event sent before them (a WS round trip
+    orders them: the venue wrote its executionReports before answering)."""
+    assert live.wait(lambda: live.client.awaiting == 0)
+    live.client.call("time", {})
+    live.ex.poll()
+
+
+def test_cancel_replace_over_rest_moves_the_order_and_counts_each_end_once(live_factory, sim_account):
+    live = live_factory(sim_account.hmac_signer())
+    bid, _ = live.best("BTCUSDT")
+    tick = live.uni.by_name["BTCUSDT"].tick_units
+    old = _resting_buy(live, "ct-cr-old", bid - 100 * tick)
+    live.ex.venue.use_ws_api = False            # as when the WebSocket is down
+    new = _replace(live, old, "ct-cr-new", bid - 200 * tick)
+    assert live.wait(lambda: old.status == CANCELED and new.status == NEW)
+    _settled(live)
+    assert live.ex.venue.rest_fallbacks == 1
+    assert live.kinds() == ["ACK", "CANCELED", "ACK"] and live.ex.accounting.cancels == 1
+    doc = live.client.call("order.status", {"symbol": "BTCUSDT", "origClientOrderId": "ct-cr-new"})
+    assert doc["result"]["status"] == "NEW" and U(doc["result"]["price"]) == bid - 200 * tick
+
+
+@pytest.mark.parametrize("over_rest", [False, True])
+def test_cancel_replace_of_an_order_that_filled_meanwhile(live_factory, sim_account, over_rest):
+    """The venue filled the old order before the cancel-replace reached it: STOP_ON_FAILURE leaves
+    the new one unplaced (REJECTED -2022), the old one ends FILLED, its fill counted once."""
+    live = live_factory(sim_account.hmac_signer())
+    bid, _ = live.best("BTCUSDT")
+    tick = live.uni.by_name["BTCUSDT"].tick_units
+    old = _resting_buy(live, "ct-cr-top", bid + tick)           # the best bid: the next seller takes it
+    sell = live.client.call("order.place", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
+                                            "timeInForce": "IOC", "quantity": "0.001",
+                                            "price": order_params(old, live.uni.by_name["BTCUSDT"])["price"]})
+    assert sell["result"]["status"] == "FILLED"                  # we have not polled: old looks open
+    live.ex.venue.use_ws_api = not over_rest
+    new = _replace(live, old, "ct-cr-late", bid - 100 * tick)
+    assert live.wait(lambda: not old.is_open and not new.is_open)
+    _settled(live)
+    assert old.status == FILLED and (new.status, new.reject_code) == (REJECTED, -2022)
+    assert live.kinds().count("FILL") == 1 and "CANCELED" not in live.kinds()
+    assert live.ex.accounting.positions["BTC"] == U("0.001") - U("0.000001")
+    assert live.ex.accounting.fills == 1
+    doc = live.client.call("order.status", {"symbol": "BTCUSDT", "origClientOrderId": "ct-cr-late"})
+    assert doc["error"]["code"] == -2013                          # never placed
+
+
+def test_cancel_replace_with_an_unknown_outcome_asks_about_both_orders(live_factory, sim_account):
+    live = live_factory(sim_account.hmac_signer(), user_data=False)
+    bid, _ = live.best("BTCUSDT")
+    tick = live.uni.by_name["BTCUSDT"].tick_units
+    old = _resting_buy(live, "ct-cr-lost", bid - 100 * tick)
+    live.sim.control.timeout_orders(count=1)       # it executes, then answers -1007
+    new = _replace(live, old, "ct-cr-found", bid - 200 * tick)
+    assert live.wait(lambda: old.status == CANCELED and new.status == NEW)
+    venue = live.ex.venue
+    assert venue.unknown_outcomes == 1 and venue.status_queries >= 2
+    assert live.kinds() == ["ACK", "CANCELED", "ACK"]
+
+
+def test_cancel_replace_of_a_partly_filled_order_fetches_the_fill_its_cancel_reports(live_factory, sim_account):
+    """No user data (as while the stream is down): the cancel's answer says 0.001 of the old
+    order executed, which the executor has not seen; the fill is fetched before it ends."""
+    live = live_factory(sim_account.hmac_signer(), user_data=False)
+    bid, _ = live.best("BTCUSDT")
+    info = live.uni.by_name["BTCUSDT"]
+    live.send("BTCUSDT", Side.BUY, bid + info.tick_units, 0.002, tif=TimeInForce.GTC, group_id=8,
+              client_order_id="ct-cr-half")
+    old = live.ex.orders.get("ct-cr-half")
+    assert live.wait(lambda: old.status == NEW)
+    sell = live.client.call("order.place", {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
+                                            "timeInForce": "IOC", "quantity": "0.001",
+                                            "price": order_params(old, info)["price"]})
+    assert sell["result"]["status"] == "FILLED"
+    new = _replace(live, old, "ct-cr-rest", bid - 100 * info.tick_units)
+    assert live.wait(lambda: old.status == CANCELED and new.status == NEW)
+    assert old.cum_qty == U("0.001") and live.ex.accounting.fills == 1
+    assert live.ex.accounting.positions["BTC"] == U("0.001") - U("0.000001")
+
+
+@pytest.mark.parametrize("resting", [True, False])
+def test_a_cancel_replace_waits_for_the_old_orders_place_answer(live_factory, sim_account, resting):
+    """The venue holds the old order 300 ms: a cancel-replace sent at once would find nothing to
+    cancel. It waits for the place answer: a resting order is replaced; one that filled leaves
+    the new order unsent (REJECTED -2022, as the venue would have answered)."""
+    live = live_factory(sim_account.hmac_signer())
+    bid, ask = live.best("BTCUSDT")
+    tick = live.uni.by_name["BTCUSDT"].tick_units
+    live.sim.control.delay_orders(300, count=1)
+    price, tif = (bid - 100 * tick, TimeInForce.GTC) if resting else (ask, TimeInForce.IOC)
+    live.send("BTCUSDT", Side.BUY, price, 0.001, tif=tif, group_id=9, client_order_id="ct-cr-early")
+    old = live.ex.orders.get("ct-cr-early")
+    new = _replace(live, old, "ct-cr-after", bid - 200 * tick)
+    assert live.ex.venue.deferred_replaces == 1
+    assert live.wait(lambda: not new.is_open or (new.status == NEW and not old.is_open))
+    _settled(live)
+    if resting:
+        assert (old.status, new.status) == (CANCELED, NEW)
+        assert live.kinds() == ["ACK", "CANCELED", "ACK"]
+    else:
+        assert old.status == FILLED and (new.status, new.reject_code) == (REJECTED, -2022)
+        assert live.ex.accounting.fills == live.kinds().count("FILL") + live.kinds().count("PARTIAL_FILL")

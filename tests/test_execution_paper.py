@@ -35,8 +35,9 @@ class Market:
                                     latency_ns=latency_ns, account=account)
 
     def book(self, sid, bids, asks, t):
+        ups = self.model.before_md(t)
         apply_md(self.cache.books, depth_record(sid, bids, asks, t), 0)
-        return self.model.on_book(sid, t)
+        return ups + self.model.on_book(sid, t)
 
 
 def order(symbol, side, qty, price="0", otype=OrderType.LIMIT, tif=TimeInForce.IOC, coid="o1"):
@@ -98,20 +99,27 @@ def test_liquidity_one_order_took_is_gone_until_the_book_changes():
     assert [u.status for u in c] == [FILLED]
 
 
-def test_latency_matches_against_the_first_book_at_or_after_the_due_time():
+def test_latency_matches_against_the_books_as_of_the_due_time():
     m = Market(latency_ns=2 * MS)
     m.book(BTCUSDT, [(59999.0, 1.0)], [(60000.0, 1.0)], 0)
     assert m.model.submit(order("BTCUSDT", Side.BUY, "0.01", "60000"), 0) == []     # in flight
     # 1 ms later the ask moves up: not due yet, nothing happens
     assert m.book(BTCUSDT, [(59999.0, 1.0)], [(60010.0, 1.0)], 1 * MS) == []
-    # the first book at/after 2 ms has the ask at 60010, above the limit: the IOC expires unfilled
-    ups = m.book(BTCUSDT, [(59999.0, 1.0)], [(60010.0, 1.0)], 3 * MS)
+    # the books as of 2 ms have the ask at 60010, above the limit: the IOC expires unfilled,
+    # matched before the next record (3 ms) is applied
+    ups = m.book(BTCUSDT, [(59999.0, 1.0)], [(60000.0, 1.0)], 3 * MS)
     assert [u.status for u in ups] == [EXPIRED]
-    # the same order with the ask back at 60000 by its due time fills
+    # the same order with the ask back at 60000 by its due time (12 ms) fills, even though the
+    # next record (13 ms) takes the ask away again
     m.model.submit(order("BTCUSDT", Side.BUY, "0.01", "60000", coid="o2"), 10 * MS)
     assert m.model.advance(11 * MS) == []
-    ups = m.book(BTCUSDT, [(59999.0, 1.0)], [(60000.0, 1.0)], 12 * MS)
+    assert m.book(BTCUSDT, [(59999.0, 1.0)], [(60000.0, 1.0)], 11 * MS) == []
+    ups = m.book(BTCUSDT, [(59999.0, 1.0)], [(60050.0, 1.0)], 13 * MS)
     assert [(u.status, u.last_px) for u in ups] == [(FILLED, U("60000"))]
+    # a record received exactly at the due time is part of the books it matches against
+    m.model.submit(order("BTCUSDT", Side.BUY, "0.01", "60050", coid="o3"), 20 * MS)
+    ups = m.book(BTCUSDT, [(59999.0, 1.0)], [(60040.0, 1.0)], 22 * MS)
+    assert [(u.status, u.last_px) for u in ups] == [(FILLED, U("60040"))]
     assert m.model.in_flight == []
 
 
@@ -150,8 +158,8 @@ def test_order_book_turns_paper_updates_into_exec_kinds():
 
 
 def _batch_equivalence_case(seed: int):
-    """Two markets fed the same orders and md batches: one ``on_book`` after every record (the
-    reference) and ``quiet_prefix`` + one bulk apply + ``on_book`` for the rest (the executor)."""
+    """Two markets fed the same orders and md batches: ``before_md`` and ``on_book`` around every
+    record (the reference) and ``quiet_prefix`` + one bulk apply + ``on_book`` for the rest (the executor)."""
     import numpy as np
 
     from ctrader.core.records import MdKind
@@ -181,12 +189,14 @@ def _batch_equivalence_case(seed: int):
         batch = np.concatenate(recs)
         n = len(batch)
         for i in range(n):                                      # the reference: one record at a time
+            got_ref += ref.model.before_md(int(batch[i]["recv_mono_ns"]))
             apply_md(ref.cache.books, batch, i)
             if batch[i]["kind"] != MdKind.TRADE:
                 got_ref += ref.model.on_book(int(batch[i]["symbol_id"]), int(batch[i]["recv_mono_ns"]))
         quiet = fast.model.quiet_prefix(batch, n)
         apply_all(fast.cache.books, batch, quiet)
         for i in range(quiet, n):
+            got_fast += fast.model.before_md(int(batch[i]["recv_mono_ns"]))
             apply_md(fast.cache.books, batch, i)
             if batch[i]["kind"] != MdKind.TRADE:
                 got_fast += fast.model.on_book(int(batch[i]["symbol_id"]), int(batch[i]["recv_mono_ns"]))

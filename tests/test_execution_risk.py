@@ -143,6 +143,43 @@ def test_rate_budget_room_is_how_many_allows_would_let_through():
     assert room == granted == 4 and rb.room(11 * S) == 0
 
 
+def test_rate_budget_counts_what_was_sent_by_then_whatever_order_it_was_charged_in():
+    """A replay charges each order when the recorded session sent it, which can be later than
+    the replay's clock (an unwind the session's loop sent late): the budget at a time holds what
+    was sent by then, and the windows still slide in time order."""
+    rb = RateBudget(orders_per_10s=2, orders_per_day=100, weight_per_minute=100)
+    rb.charge(5 * S)                       # sent at 5 s, charged while the replay is at 1 s
+    rb.charge(1 * S)
+    assert rb.room(1 * S) == 1             # the 5 s order does not count yet
+    assert rb.room(5 * S) == 0
+    assert [t for t, _ in rb.events["orders_10s"]] == [1 * S, 5 * S]
+    assert rb.room(11 * S) == 1            # the 1 s order slid out first
+    assert rb.usage(15 * S)["orders_10s"]["used"] == 0
+
+
+def test_the_replay_of_a_session_gates_its_orders_when_and_as_the_session_did():
+    """``gated_at``: the replay's executor gates each intent at the instant the session's gate
+    looked at it, in the session's batches; the exec records carry that instant."""
+    recorded = {(1, 2): 100 * S + 10, (1, 0): 100 * S + 70, (1, 1): 100 * S + 70}
+    h = Harness(orders_per_10s=1000)
+    h.ex.gated_at = lambda g, leg: recorded.get((g, leg))
+    batch = np.concatenate([intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.01, group_id=1, leg=leg, n_legs=3)
+                            for leg in (2, 0, 1)])
+    assert h.ex._recorded_batches(batch, 3) == [(0, 1, 100 * S + 10), (1, 3, 100 * S + 70)]
+    h.ex.on_intents(batch, 3)
+    assert [t for t, _ in h.ex.gate.rate.events["orders_10s"]] == [100 * S + 10, 100 * S + 70, 100 * S + 70]
+    gated = {(int(r["leg"]), int(r["gated_mono_ns"])) for r in h.records() if r["kind"] == ExecKind.ACK}
+    assert gated == {(2, 100 * S + 10), (0, 100 * S + 70), (1, 100 * S + 70)}
+
+
+def test_exec_records_carry_the_gate_time_of_intents_and_unwinds():
+    h = Harness()
+    h.now += 5
+    h.send(group_id=3)
+    (ack,) = [r for r in h.records() if r["kind"] == ExecKind.ACK]
+    assert ack["gated_mono_ns"] == h.now
+
+
 def test_a_venue_back_off_closes_the_budget_until_its_retry_time():
     rb = RateBudget(orders_per_10s=5, orders_per_day=100, weight_per_minute=100)
     rb.back_off(3 * S)                      # a 429 at 1 s said "retry after 2 s"

@@ -1,5 +1,6 @@
 """The pluggable parts of paper trading and replay, each implementation held to the same contract:
-queue models, latency models, fee models and venues (``execution.venue.Venue``)."""
+queue models, latency models, fee models and venues (``execution.venue.Venue``; cancel-replace's
+outcomes from the paper, replay and live venues alike)."""
 from __future__ import annotations
 
 import time
@@ -12,8 +13,8 @@ from ctrader.core.records import OrderType, Side, TimeInForce
 from ctrader.execution.bookview import BookView
 from ctrader.execution.fee_model import FeeModel, FlatFees
 from ctrader.execution.latency import LatencyModel, SampledLatency
-from ctrader.execution.orders import FILLED, NEW, PARTIALLY_FILLED, Order
-from ctrader.execution.paper import PaperFillModel, PaperVenue
+from ctrader.execution.orders import CANCELED, FILLED, NEW, PARTIALLY_FILLED, REJECTED, Order, OrderBook
+from ctrader.execution.paper import PaperFillModel, PaperVenue, ReplayVenue
 from ctrader.execution.queue import ProbQueue, QueueModel, RiskAverseQueue
 from ctrader.execution.testing import depth_record
 from ctrader.sim.testing import sim_universe
@@ -168,3 +169,161 @@ def test_the_live_venue_is_a_venue(sim_server, sim_account):
         assert any(u.status == FILLED for u in got)
     finally:
         venue.close()
+
+
+# --- cancel-replace: one contract for the paper, replay and live venues --------------------------------------
+
+class ContractRun:
+    """A venue on BTCUSDT, its answers applied to an executor's ``OrderBook``; ``kinds`` keeps the
+    exec kinds published per order, so a status or fill reported twice would show."""
+
+    venue: Venue
+
+    def __init__(self, info, bid: int, ask: int) -> None:
+        self.info, self.bid, self.ask = info, bid, ask
+        self.book = OrderBook()
+        self.kinds: dict[str, list[str]] = {}
+
+    def order(self, coid, price, otype=OrderType.LIMIT, tif=TimeInForce.GTC, qty="0.001") -> Order:
+        return self.book.add(Order(coid, 1, 0, 1, self.info.id, "BTCUSDT", int(Side.BUY), int(otype), int(tif),
+                                   price, U(qty)))
+
+    def apply(self, updates) -> None:
+        for u in updates:
+            tr = self.book.apply(u)
+            if tr is not None:
+                self.kinds.setdefault(tr.order.client_order_id, []).extend(k.name for k in tr.kinds)
+
+    def place(self, order: Order) -> None:
+        self.apply(self.venue.place(order, self.now_ns()))
+
+    def replace(self, old: Order, new: Order, allow_failure: bool = False) -> None:
+        self.apply(self.venue.cancel_replace(old, new, self.now_ns(), allow_failure=allow_failure))
+
+    def now_ns(self) -> int:
+        raise NotImplementedError
+
+    def settle(self, done) -> bool:
+        """Poll until ``done()`` and nothing more is on its way."""
+        raise NotImplementedError
+
+
+class PaperRun(ContractRun):
+    """Paper (answers at once) or replay (each order 1 ms of replay time on its way)."""
+
+    def __init__(self, replay: bool) -> None:
+        cache = BookCache(len(UNI.symbols))
+        model = PaperFillModel(BookView(cache.books), UNI)
+        self.venue = (ReplayVenue(model, SampledLatency.parse(1), SampledLatency.parse(0)) if replay
+                      else PaperVenue(model))
+        info = UNI.by_name["BTCUSDT"]
+        apply_md(cache.books, depth_record(info.id, [(59999.0, 1.0)], [(60000.0, 1.0)], 1), 0)
+        super().__init__(info, U("59999"), U("60000"))
+        self.now = 1
+
+    def now_ns(self) -> int:
+        return self.now
+
+    def settle(self, done) -> bool:
+        for _ in range(10):
+            self.now += 1_000_000
+            self.apply(self.venue.poll(self.now))
+            if done():
+                return True
+        return False
+
+
+class LiveRun(ContractRun):
+    """``LiveVenue`` over the WS API against the simulator, its market paused."""
+
+    def __init__(self, sim, account) -> None:
+        from ctrader.execution.live import LiveVenue
+        from ctrader.execution.ws_api_client import WsApiClient
+        from ctrader.market.universe import Universe, fetch_exchange_info
+
+        sim.control.pause()
+        uni = Universe.from_exchange_info(fetch_exchange_info(sim.rest_url), ["BTCUSDT"])
+        self.client = WsApiClient(sim.ws_api_url, account.hmac_signer(), rest_url=sim.rest_url).start()
+        self.venue = LiveVenue(self.client, uni)
+        _, bids, asks = sim.control.book("BTCUSDT", 1)
+        super().__init__(uni.by_name["BTCUSDT"], bids[0][0], asks[0][0])
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def settle(self, done, timeout_s: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.apply(self.venue.poll(time.monotonic_ns()))
+            if done() and self.client.awaiting == 0 and not self.client.inbox:
+                return True
+            time.sleep(0.005)
+        return False
+
+
+@pytest.fixture(params=["paper", "replay", "live"])
+def contract_run(request):
+    if request.param != "live":
+        yield PaperRun(replay=request.param == "replay")
+        return
+    run = LiveRun(request.getfixturevalue("sim_server"), request.getfixturevalue("sim_account"))
+    yield run
+    run.venue.close()
+
+
+def _resting(run: ContractRun, coid: str, ticks_below: int) -> Order:
+    order = run.order(coid, run.bid - ticks_below * run.info.tick_units)
+    run.place(order)
+    assert run.settle(lambda: order.status == NEW)
+    return order
+
+
+def _filled(run: ContractRun, coid: str) -> Order:
+    order = run.order(coid, run.ask, tif=TimeInForce.IOC)
+    run.place(order)
+    assert run.settle(lambda: not order.is_open) and order.status == FILLED
+    return order
+
+
+@pytest.mark.timeout(60)
+def test_cancel_replace_moves_a_resting_order(contract_run):
+    run = contract_run
+    old = _resting(run, "cr-old", 100)
+    new = run.order("cr-new", run.bid - 200 * run.info.tick_units)
+    run.replace(old, new)
+    assert run.settle(lambda: old.status == CANCELED and new.status == NEW)
+    assert run.kinds == {"cr-old": ["ACK", "CANCELED"], "cr-new": ["ACK"]}
+
+
+@pytest.mark.timeout(60)
+def test_cancel_replace_of_a_filled_order_does_not_place_the_new_one(contract_run):
+    run = contract_run
+    old = _filled(run, "cr-gone")
+    new = run.order("cr-next", run.bid - 200 * run.info.tick_units)
+    run.replace(old, new)
+    assert run.settle(lambda: not new.is_open)
+    assert (new.status, new.reject_code) == (REJECTED, -2022)      # STOP_ON_FAILURE: not attempted
+    assert old.status == FILLED and old.cum_qty == old.qty
+    assert run.kinds["cr-gone"][0] == "ACK" and run.kinds["cr-gone"][-1] == "FILL"
+    assert "CANCELED" not in run.kinds["cr-gone"] and run.kinds["cr-next"] == ["REJECTED"]
+
+
+@pytest.mark.timeout(60)
+def test_cancel_replace_allowing_failure_places_the_new_order_anyway(contract_run):
+    run = contract_run
+    old = _filled(run, "cr-gone")
+    new = run.order("cr-anyway", run.bid - 200 * run.info.tick_units)
+    run.replace(old, new, allow_failure=True)
+    assert run.settle(lambda: new.status == NEW)
+    assert old.status == FILLED and run.kinds["cr-anyway"] == ["ACK"]
+
+
+@pytest.mark.timeout(60)
+def test_cancel_replace_whose_new_order_is_refused_still_cancels(contract_run):
+    run = contract_run
+    old = _resting(run, "cr-old", 100)
+    new = run.order("cr-taker", run.ask, otype=OrderType.LIMIT_MAKER, tif=TimeInForce.NONE)
+    run.replace(old, new)
+    assert run.settle(lambda: not old.is_open and not new.is_open)
+    assert old.status == CANCELED and (new.status, new.reject_code) == (REJECTED, -2010)
+    assert run.kinds == {"cr-old": ["ACK", "CANCELED"], "cr-taker": ["REJECTED"]}

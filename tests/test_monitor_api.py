@@ -14,8 +14,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ctrader.core.net import is_loopback
 from ctrader.core.records import ExecKind
-from ctrader.monitor.auth import TOKEN_ENV, MonitorSetupError, check_bind, is_loopback, load_token
+from ctrader.monitor.auth import TOKEN_ENV, MonitorSetupError, check_bind, load_token
 from tests.monitor_harness import MonitorHarness
 
 pytestmark = pytest.mark.timeout(120)

@@ -249,7 +249,7 @@ def test_migration_3_rebuilds_market_data_in_small_granules_keeping_every_row(tm
         old.insert("md_book", book)
         old.insert("md_trade", trades)
         assert "index_granularity = 8192" in old.client.command("SHOW CREATE TABLE ctrader.md_book")
-        assert old.migrate() == [3]
+        assert old.migrate() == [3, 4]
         for table in ("md_book", "md_trade"):
             assert "index_granularity = 1024" in old.client.command(f"SHOW CREATE TABLE ctrader.{table}")
         assert_same_records(join(list(old.read_md(SYMBOLS, T0, T0 + 10**12))), recs)
@@ -261,5 +261,31 @@ def test_migration_3_rebuilds_market_data_in_small_granules_keeping_every_row(tm
         tables = {r[0] for r in old.client.query("SELECT name FROM system.tables WHERE database = 'ctrader'")
                   .result_rows}
         assert not [t for t in tables if t.endswith("_regranulate")]
+    finally:
+        old.close()
+
+
+def test_migration_4_adds_the_gate_time_to_executions_and_old_rows_read_as_zero(tmp_path):
+    """A store recorded before the gate time was: its executions read back with 0 there (a
+    replay of such a session charges its rate budget at the send times instead)."""
+    import numpy as np
+
+    from ctrader.core.records import EXEC_EVENT
+    from ctrader.store.columns import executions_to_arrow
+
+    old = Store.open(f"chdb://{tmp_path}/old", "ctrader", migrate=False)
+    try:
+        apply_migrations(old.client, "ctrader", [m for m in MIGRATIONS if m.version < 4])
+        recs = np.zeros(2, EXEC_EVENT)
+        recs["group_id"], recs["kind"], recs["sent_mono_ns"], recs["gated_mono_ns"] = 7, 1, 123, 120
+        recs["recv_ts_ns"] = T0
+        recs["client_order_id"] = [b"a", b"b"]
+        table = executions_to_arrow(recs, Names(SYMBOLS), Names(["BTC", "USDT"]), "run-a")
+        old.insert("executions", table.drop(["gated_mono_ns"]))
+        assert old.migrate() == [4]
+        old.insert("executions", executions_to_arrow(recs[:1], Names(SYMBOLS), Names(["BTC", "USDT"]), "run-a"))
+        got = old.read_executions("run-a")
+        assert sorted(got["gated_mono_ns"].tolist()) == [0, 0, 120]
+        assert got["sent_mono_ns"].tolist() == [123, 123, 123]
     finally:
         old.close()

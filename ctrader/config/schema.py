@@ -242,6 +242,9 @@ class ModelConfig:
 @dataclass(frozen=True)
 class ExecutionConfig:
     paper_latency_ms: float = opt("paper mode: order-to-match latency", min=0)
+    paper_quiet_match_ms: float = opt("paper mode: an order due with no later market data yet is matched on the "
+                                      "books as they are this long after its due time (a record received "
+                                      "before it may still be in the feed)", min=0)
     unwind: str = opt("what to do with inventory a broken triangle leaves", choices=("market", "hold"))
     journal_dir: str = opt("write-ahead order journal, one per venue and mode (a new session sets it "
                            "aside, renamed with its date, once all its orders ended); {data_dir} is "

@@ -102,6 +102,12 @@ class TimeInForce(IntEnum):
     FOK = 3
 
 
+class IntentAction(IntEnum):
+    NEW = 0           # place the order the record describes
+    CANCEL = 1        # cancel the open order named by target_client_order_id
+    REPLACE = 2       # cancel that order and place this one (Binance cancelReplace)
+
+
 ORDER_INTENT = cache_aligned("order_intent", [
     ("group_id", np.uint64),       # one id for all legs of a multi-leg trade
     ("symbol_id", np.int32),
@@ -111,6 +117,7 @@ ORDER_INTENT = cache_aligned("order_intent", [
     ("side", np.uint8),            # Side
     ("order_type", np.uint8),      # OrderType
     ("tif", np.uint8),             # TimeInForce
+    ("action", np.uint8),          # IntentAction: 0 = NEW, so zeroed intents place orders as before
     ("price_ticks", np.int64),     # price / tickSize, exact
     ("qty_steps", np.int64),       # quantity / stepSize, exact
     ("price", np.float64),         # the same values as floats, for risk math and reports
@@ -121,6 +128,11 @@ ORDER_INTENT = cache_aligned("order_intent", [
     ("score", np.float64),         # model score (probability the trade pays), NaN if unscored
     ("expected_edge", np.float64),  # net edge of the group after fees, as a fraction
     ("client_order_id", f"S{CLIENT_ID_LEN}"),
+    # CANCEL/REPLACE: the open order acted on (REPLACE: client_order_id names the new order)
+    ("target_client_order_id", f"S{CLIENT_ID_LEN}"),
+    # NEW/REPLACE of a resting order: the executor cancels it once CLOCK_MONOTONIC passes this
+    # (0: no expiry)
+    ("good_till_mono_ns", np.int64),
 ])
 
 
@@ -169,6 +181,7 @@ EXEC_EVENT = cache_aligned("exec_event", [
     ("recv_ts_ns", np.int64),      # wall clock when we learned it
     ("cause_recv_mono_ns", np.int64),  # copied from the intent
     ("sent_mono_ns", np.int64),    # when the order bytes were written (0 when never sent)
+    ("gated_mono_ns", np.int64),   # when the risk gate passed or refused it (the rate budget charged it then)
     ("client_order_id", f"S{CLIENT_ID_LEN}"),
 ])
 

@@ -17,6 +17,7 @@ keeps it; either way the group's PnL at current mids is counted (``accounting``)
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import time
@@ -30,6 +31,7 @@ from ctrader.core.records import (
     EXEC_EVENT,
     ORDER_INTENT,
     ExecKind,
+    IntentAction,
     MdFlag,
     MdKind,
     OrderType,
@@ -92,7 +94,13 @@ class Executor:
                  valuation_asset: str = "USDT", unwind: str = "market",
                  clock: Callable[[], int] = time.monotonic_ns, books: BookCache | None = None,
                  sync_before_send: bool = False, wall_clock: Callable[[], int] = time.time_ns,
-                 on_fill: Callable[[Order, VenueUpdate], None] | None = None) -> None:
+                 on_fill: Callable[[Order, VenueUpdate], None] | None = None,
+                 gated_at: Callable[[int, int], int | None] | None = None) -> None:
+        """``gated_at(group, leg)``: replay of a recorded session only: when the session's risk
+        gate looked at that order. The replay's gate looks at it at that instant too, in the
+        batches the session's executor read (not at the replay's market time: a few hundred µs
+        earlier for an intent, the session's loop lag earlier for an unwind), so a rate budget
+        that was tight refuses the same orders."""
         if unwind not in UNWIND_POLICIES:
             raise ValueError(f"unwind policy must be one of {UNWIND_POLICIES}, not {unwind!r}")
         self.universe = universe
@@ -100,6 +108,7 @@ class Executor:
         self.journal = journal
         self.sink = sink
         self.clock = clock                  # CLOCK_MONOTONIC ns (replay: the history's, as recorded)
+        self.gated_at = gated_at
         self.wall_clock = wall_clock        # wall ns, for exec records (replay: the history's)
         self.on_fill = on_fill              # every fill, once accounted (replay's report)
         self.unwind_policy = unwind
@@ -130,6 +139,11 @@ class Executor:
         self._next_balance_check = 0
         self._rehearsal_intent = np.zeros(1, ORDER_INTENT)
         self._rehearsal_event = np.zeros(1, EXEC_EVENT)
+        # (good_till_mono_ns, client_order_id) of orders placed with an expiry: the soonest first,
+        # so poll looks at one element while none is due
+        self._expiries: list[tuple[int, str]] = []
+        self.expired = 0                # resting orders cancelled because their time passed
+        self.cancels_of_unknown = 0     # CANCEL intents naming no open order: ignored, counted
 
     # --- market data --------------------------------------------------------------------------
 
@@ -151,10 +165,11 @@ class Executor:
             apply_all(books, recs, quiet)
         updates: list[VenueUpdate] = []
         for i in range(quiet, n):
+            r = recs[i]
+            updates += self.venue.before_md(int(r["recv_mono_ns"]))
             sid = apply_md(books, recs, i)
             if sid < 0:
                 continue
-            r = recs[i]
             if r["kind"] != MdKind.TRADE:
                 updates += self.venue.on_book(sid, int(r["recv_mono_ns"]))
             else:          # resting paper orders move up their queue
@@ -167,6 +182,92 @@ class Executor:
     # --- intents ------------------------------------------------------------------------------
 
     def on_intents(self, recs: np.ndarray, n: int) -> None:
+        """Act on ``recs[:n]``: NEW intents are gated, journaled and sent (``_on_new_intents``),
+        CANCEL intents cancel the open order they name, REPLACE intents cancel it and place
+        theirs in its stead (``cancel_order``, ``replace_order``). A batch of NEW intents only (every
+        strategy until resting orders) costs one vectorised test more."""
+        actions = recs["action"][:n]
+        if not actions.any():
+            self._on_new_intents(recs, n)
+            return
+        i = 0
+        while i < n:
+            j = i
+            while j < n and actions[j] == IntentAction.NEW:
+                j += 1
+            if j > i:
+                self._on_new_intents(recs[i:j], j - i)
+            if j < n:
+                self._on_action(recs[j])
+            i = j + 1
+
+    def _on_action(self, rec) -> None:
+        action = int(rec["action"])
+        target = rec["target_client_order_id"].rstrip(b"\0").decode()
+        if action == IntentAction.CANCEL:
+            self.cancel_order(target)
+        elif action == IntentAction.REPLACE:
+            self.replace_order(target, rec)
+        else:
+            raise ValueError(f"intent action {action} is not handled by this executor")
+        self.events += 1
+
+    def cancel_order(self, client_order_id: str, why: str = "intent") -> bool:
+        """Ask the venue to cancel the open order ``client_order_id``. An order unknown, ended
+        already (a fill or expiry won the race: normal for a resting order) or not yet sent is
+        left alone and counted in ``cancels_of_unknown``; False then."""
+        order = self.orders.get(client_order_id)
+        if order is None or not order.is_open or (order.status == PENDING and not order.sent_mono_ns):
+            self.cancels_of_unknown += 1
+            log.info("cancel (%s) of %s: no such open order, ignored", why, client_order_id)
+            return False
+        now = self.clock()
+        self.gate.rate.charge(now, orders=0, weight=1)
+        updates = self.venue.cancel(order, now)
+        if updates:
+            self._apply(updates)
+        return True
+
+    def replace_order(self, target: str, rec) -> bool:
+        """Cancel the open order ``target`` and place the order ``rec`` describes, in one venue
+        request (cancelReplace, STOP_ON_FAILURE). The new order passes the gate like any NEW
+        one, with the old order still counted (conservative: it may refuse a replace that only
+        fits once the old order's exposure is released). A target not open is left alone, the
+        new order is not placed, and ``cancels_of_unknown`` counts it; False then."""
+        old = self.orders.get(target)
+        if old is None or not old.is_open or (old.status == PENDING and not old.sent_mono_ns):
+            self.cancels_of_unknown += 1
+            log.info("replace of %s: no such open order, the new order is not placed", target)
+            return False
+        new = self._order_from_intent(rec)
+        new.seen_mono_ns = self.clock()
+        verdict = self._admit(new)
+        self._commit()
+        if verdict is not True:
+            if verdict is False:
+                self._check_group(self.groups[new.group_id])
+            return False
+        now = self.clock()
+        self.gate.rate.charge(now, orders=0, weight=1)     # the cancel half; the gate charged the order
+        new.sent_mono_ns = now
+        updates = self.venue.cancel_replace(old, new, now)
+        self.accounting.on_sent(new)
+        if updates:
+            self._apply(updates)
+        if new.good_till_mono_ns and new.is_open:
+            heapq.heappush(self._expiries, (new.good_till_mono_ns, new.client_order_id))
+        return True
+
+    def _expire_due(self, now: int) -> None:
+        """Cancel the resting orders whose ``good_till_mono_ns`` passed."""
+        while self._expiries and self._expiries[0][0] <= now:
+            _, coid = heapq.heappop(self._expiries)
+            order = self.orders.get(coid)
+            if order is not None and order.is_open:
+                self.expired += 1
+                self.cancel_order(coid, why="expired")
+
+    def _on_new_intents(self, recs: np.ndarray, n: int) -> None:
         """Gate, journal and send ``recs[:n]``; on return every intent is journaled, so the
         caller may commit them on the ring.
 
@@ -175,7 +276,25 @@ class Executor:
         then makes the batch durable with one sync once its orders are out, or, with
         ``sync_before_send``, before the first leaves (group commit: a sync on the order path).
         Venue answers are handled once every order of the batch is out."""
-        seen = self.clock()
+        if self.gated_at is None:
+            self._on_intent_batch(recs, n, self.clock())
+            return
+        for lo, hi, at in self._recorded_batches(recs, n):
+            self._on_intent_batch(recs[lo:hi], hi - lo, at)
+
+    def _recorded_batches(self, recs: np.ndarray, n: int) -> list[tuple[int, int, int]]:
+        """(first, end, gate time) of the runs of ``recs[:n]`` the recorded session gated
+        together (``gated_at``); an intent it has no time for goes with the one before it."""
+        runs: list[tuple[int, int, int]] = []
+        for i in range(n):
+            at = self.gated_at(int(recs[i]["group_id"]), int(recs[i]["leg"]))
+            if runs and (at is None or at == runs[-1][2]):
+                runs[-1] = (runs[-1][0], i + 1, runs[-1][2])
+            else:
+                runs.append((i, i + 1, self.clock() if at is None else at))
+        return runs
+
+    def _on_intent_batch(self, recs: np.ndarray, n: int, seen: int) -> None:
         killed = self.check_kill()
         group_commit = self.journal is not None and self.journal.sync and self.sync_before_send
         waiting: list[Order] = []
@@ -184,8 +303,8 @@ class Executor:
         # the whole batch through the gate in one compiled call (None: gate each order below);
         # each order object is built just before it is admitted: leg 0 leaves without waiting
         # for the others'
-        verdicts = self.gate.check_batch(recs, n, self._seen_before(client_order_ids(recs, n)), seen,
-                                         killed=killed)
+        coids = client_order_ids(recs, n)
+        verdicts = self.gate.check_batch(recs, n, self._seen_before(coids), seen, killed=killed)
         for i in range(n):
             order = self._order_from_intent(recs[i])
             order.seen_mono_ns = seen
@@ -206,6 +325,12 @@ class Executor:
             self._apply(updates)
         for order in refused:
             self._check_group(self.groups[order.group_id])
+        good_till = recs["good_till_mono_ns"][:n]
+        if good_till.any():
+            for i in np.flatnonzero(good_till):
+                order = self.orders.get(coids[i])
+                if order is not None and order.is_open:
+                    heapq.heappush(self._expiries, (int(good_till[i]), coids[i]))
         self.events += n
 
     def rehearse(self) -> None:
@@ -306,9 +431,13 @@ class Executor:
         order.is_unwind = unwind
         group = self._group_of(order)
         if reason is None:
-            reason = self.gate.check(order, self.clock(), unwind=unwind)
-        elif reason == RefusalReason.FILTER:
-            self.gate.log_filter_refusal(order, self.clock())     # which filter: the batch gate does not say
+            recorded = self.gated_at(order.group_id, order.leg) if self.gated_at is not None else None
+            order.gated_mono_ns = self.clock() if recorded is None else recorded
+            reason = self.gate.check(order, order.gated_mono_ns, unwind=unwind)
+        else:
+            order.gated_mono_ns = order.seen_mono_ns      # the batch's gate time
+            if reason == RefusalReason.FILTER:
+                self.gate.log_filter_refusal(order, self.clock())     # which filter: the batch gate does not say
         self.orders.add(order)
         if unwind:
             group.unwind_orders.append(order)
@@ -370,7 +499,10 @@ class Executor:
         self.check_kill()
         if self._retry:
             self._retry_unwinds()
-        updates = self.venue.poll(self.clock())
+        now = self.clock()
+        if self._expiries and self._expiries[0][0] <= now:
+            self._expire_due(now)
+        updates = self.venue.poll(now)
         if updates:
             self._apply(updates)
         self.gate.rate.back_off(self.venue.backoff_until_ns)    # the venue's 429/418 retry time, if any
@@ -561,6 +693,11 @@ class Executor:
         if unfinished:
             log.warning("journal %s: %d unfinished orders; reconciling with the venue", path, len(unfinished))
             self._apply(self.venue.reconcile(unfinished))
+        # expiries of the orders still resting (the journal keeps good_till_mono_ns; CLOCK_MONOTONIC
+        # holds across a restart of the process, not across a reboot of the machine)
+        for order in unfinished:
+            if order.is_open and order.good_till_mono_ns:
+                heapq.heappush(self._expiries, (order.good_till_mono_ns, order.client_order_id))
         for group in self.groups.values():
             if group.all_terminal():
                 group.settled = True       # history: no unwinding of the past on restart

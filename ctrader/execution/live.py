@@ -1,7 +1,7 @@
 """Live orders: Binance's WebSocket API (REST when it is down), user data, reconciliation.
 
 ``LiveVenue`` implements the venue interface the executor drives (``place``, ``cancel``,
-``on_book``, ``poll``, ``reconcile``, ``close``). Orders go out as ``order.place`` with exact
+``cancel_replace``, ``on_book``, ``poll``, ``reconcile``, ``close``). Orders go out as ``order.place`` with exact
 decimal strings built from integer ticks/steps (never ``1e-05``), the intent's client order id
 as ``newClientOrderId`` and ``newOrderRespType=FULL`` so the fills of a taker order come back in
 the answer. The frame is written to the socket by the executor's own thread before ``place``
@@ -27,6 +27,11 @@ open order is asked about, since user-data events may have been missed.
 is refused once its timestamp is ``recvWindow`` old, so an order the venue does not know within
 ``recvWindow`` (+1 s of clock slack) of being sent never will; until then it is asked about
 again, and executionReports for it are trusted.
+
+A cancel-replace (``order.cancelReplace``, STOP_ON_FAILURE unless told ALLOW_FAILURE) answers
+for both halves: the old order CANCELED (or, when its cancel failed, asked about: it filled), the
+new one placed or REJECTED with the venue's code (-2022 when it was not attempted). Like a cancel,
+a cancel-replace of an order whose place answer has not come waits for it.
 
     client = WsApiClient(url, signer, rest_url=rest).start()
     venue = LiveVenue(client, universe)
@@ -54,6 +59,8 @@ OUR_PREFIXES = ("ct", "uw")          # client ids this executor makes (orders.cl
 RATE_LIMIT_CODES = (-1003, -1015)     # too many requests / too much weight / banned; too many new orders
 RECHECK_FIRST_S, RECHECK_MAX_S = 0.2, 5.0    # asking again about an order whose state is not settled
 CLOCK_SLACK_S = 1.0                   # on top of recvWindow before "no such order" is final
+STOP_ON_FAILURE, ALLOW_FAILURE = "STOP_ON_FAILURE", "ALLOW_FAILURE"     # cancelReplaceMode
+CANCEL_REPLACE_FAILED = -2022         # the cancel failed and the new order was not attempted
 
 
 def order_params(order: Order, info: Any) -> dict:
@@ -134,6 +141,10 @@ class LiveVenue:
         self._placing: set[str] = set()            # order.place sent over WS, not answered yet
         self._cancel_when_placed: set[str] = set()
         self.deferred_cancels = 0
+        # A cancel-replace of such an order waits the same way (else its cancel fails and the new
+        # order is not placed): old client id -> (old, new, allow_failure).
+        self._replace_when_placed: dict[str, tuple[Order, Order, bool]] = {}
+        self.deferred_replaces = 0
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -171,20 +182,32 @@ class LiveVenue:
             self._frames_key = key
         return self._frames
 
-    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
-        """``order.cancelReplace`` (STOP_ON_FAILURE): the venue cancels ``old`` and places ``new``
-        in one request; the answers come as the cancel's and the new order's."""
+    def cancel_replace(self, old: Order, new: Order, now_ns: int, allow_failure: bool = False) -> list[VenueUpdate]:
+        """``order.cancelReplace``: the venue cancels ``old`` and places ``new`` in one request
+        (REST ``POST /api/v3/order/cancelReplace`` while the socket is down). STOP_ON_FAILURE by
+        default: ``new`` is not placed when ``old`` could not be cancelled (it filled, or is
+        gone); ``allow_failure`` places it anyway (ALLOW_FAILURE). The answer comes through
+        ``poll`` as the outcome of each half (``_on_replace``)."""
         self.orders[new.client_order_id] = new
+        if old.client_order_id in self._placing:
+            self._replace_when_placed[old.client_order_id] = (old, new, allow_failure)   # sent once the venue has it
+            self.deferred_replaces += 1
+            return []
+        self._send_replace(old, new, allow_failure)
+        return []
+
+    def _send_replace(self, old: Order, new: Order, allow_failure: bool) -> None:
         info = self.universe.symbols[new.symbol_id]
-        params = {**order_params(new, info), "cancelReplaceMode": "STOP_ON_FAILURE",
+        params = {**order_params(new, info), "cancelReplaceMode": ALLOW_FAILURE if allow_failure else STOP_ON_FAILURE,
                   "cancelOrigClientOrderId": old.client_order_id}
         tag = ("replace", old.client_order_id, new.client_order_id)
         if self._ws_up():
+            self._placing.add(new.client_order_id)
             self.client.send("order.cancelReplace", params, tag=tag)
         else:
+            self.rest_fallbacks += 1
             self.client.rest_send("order.cancelReplace", params, tag)
         new.sent_mono_ns = time.monotonic_ns()
-        return []
 
     def quiet_prefix(self, recs, n: int) -> int:
         return n                 # the venue matches, not us: every record is quiet here
@@ -205,8 +228,11 @@ class LiveVenue:
             self.client.rest_send("order.cancel", params, tag)
         return []
 
-    def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
+    def before_md(self, recv_ns: int) -> list[VenueUpdate]:
         return []        # the venue matches, not us
+
+    def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
+        return []
 
     def on_trade(self, symbol_id: int, price: int, qty: int, buyer_maker: bool, now_ns: int) -> list[VenueUpdate]:
         return []
@@ -250,9 +276,33 @@ class LiveVenue:
         if what == "place":
             self._placing.discard(coid)
         ups = self._answer(what, coid, doc)
+        if coid in self._replace_when_placed and what in ("place", "status"):
+            ups += self._replace_deferred(coid, what, doc)
         if coid in self._cancel_when_placed and what in ("place", "status"):
             self._cancel_deferred(coid, what, doc)
         return ups
+
+    def _replace_deferred(self, coid: str, what: str, doc: dict) -> list[VenueUpdate]:
+        """The answer about an order whose cancel-replace waited for it: send the cancel-replace
+        if the order rests; else it is as if the venue had answered it: the new order is
+        placed anyway (ALLOW_FAILURE) or not attempted (REJECTED -2022). A cancel asked for
+        meanwhile (the kill switch) wins: the new order is not sent."""
+        if "result" not in doc:
+            err = doc.get("error", {})
+            if what == "place" and execution_status_unknown(int(doc.get("status", 0)), int(err.get("code", 0))):
+                return []                                  # asked about: the status answer decides
+            if what == "status" and coid in self._recheck:
+                return []                                  # perhaps still on its way: asked again later
+        old, new, allow_failure = self._replace_when_placed.pop(coid)
+        cancelled = coid in self._cancel_when_placed
+        if not cancelled and "result" in doc and doc["result"].get("status") in ("NEW", "PARTIALLY_FILLED"):
+            self._send_replace(old, new, allow_failure)
+            return []
+        if allow_failure and not cancelled:
+            return self.place(new, time.monotonic_ns())
+        log.warning("cancel-replace %s -> %s: %s is not resting: the new order is not sent", coid,
+                    new.client_order_id, coid)
+        return [VenueUpdate(new.client_order_id, REJECTED, reject_code=CANCEL_REPLACE_FAILED)]
 
     def _cancel_deferred(self, coid: str, what: str, doc: dict) -> None:
         """The answer about an order whose cancel waited for it: cancel it now if it rests."""
@@ -313,22 +363,63 @@ class LiveVenue:
         return []
 
     def _on_replace(self, old: str, new: str, doc: dict) -> list[VenueUpdate]:
-        """An ``order.cancelReplace`` answer: the cancel's outcome and the new order's. A 409
-        (one side failed) carries both in ``error.data``."""
-        body = doc.get("result") or (doc.get("error") or {}).get("data") or {}
+        """An ``order.cancelReplace`` answer, as the outcome of each half. 200: both done. 409
+        -2021 / 400 -2022 carry both halves in ``error.data``: a cancel that failed means ``old``
+        filled or is gone (asked about); a new order that failed or was not attempted is
+        REJECTED. Any other error (a filter, the symbol, a rate limit) changed nothing: ``old``
+        rests as it was and ``new`` is REJECTED. An unknown outcome (5xx, -1006/-1007) asks the
+        venue about both. The executionReports of both halves arrive too; ``OrderBook`` counts
+        each status and fill once."""
+        self._placing.discard(new)
+        if "result" in doc:
+            body = doc["result"]
+        else:
+            err = doc.get("error", {})
+            code, status = int(err.get("code", 0)), int(doc.get("status", 0))
+            body = err.get("data") or {}
+            if not body:
+                return self._replace_refused(old, new, doc, status, code, err)
         out: list[VenueUpdate] = []
         cancel = body.get("cancelResponse") or {}
         if "orderId" in cancel:
-            out += updates_from_result(old, cancel)
-        elif cancel:
-            self._ask_status(old)              # not cancelled (filled, or gone): find out which
+            # read as a status answer: fills it reports that we have not seen are fetched first
+            out += self._answer("status", old, {"result": cancel})
+        else:
+            log.warning("cancel-replace of %s: cancel failed (%s): asking about it", old, cancel.get("msg"))
+            self._ask_status(old)              # filled or gone: find out which
         placed = body.get("newOrderResponse") or {}
         if "orderId" in placed:
             out += updates_from_result(new, placed)
+            placed_doc = {"result": placed}
         else:
-            code = int(placed.get("code") or (doc.get("error") or {}).get("code") or 0)
+            code = int(placed.get("code") or doc.get("error", {}).get("code") or 0)
+            if code in RATE_LIMIT_CODES:
+                self._back_off(RATE_LIMITED[0], code, placed, doc)
+            log.warning("cancel-replace %s -> %s: new order %s (%s)", old, new,
+                        body.get("newOrderResult", "FAILURE").lower(), placed.get("msg", "not attempted"))
             out.append(VenueUpdate(new, REJECTED, reject_code=code))
+            placed_doc = {"status": 400, "error": {"code": code}}
+        if new in self._cancel_when_placed:
+            self._cancel_deferred(new, "place", placed_doc)
         return out
+
+    def _replace_refused(self, old: str, new: str, doc: dict, status: int, code: int,
+                         err: dict) -> list[VenueUpdate]:
+        """A cancel-replace answered with a plain error: nothing was done, or nobody knows."""
+        if execution_status_unknown(status, code):
+            self.unknown_outcomes += 1
+            log.warning("cancel-replace %s -> %s: outcome unknown (%s %s): asking the venue", old, new, status,
+                        err.get("msg"))
+            self._ask_status(old)
+            self._ask_status(new)
+            return []
+        if status in RATE_LIMITED or code in RATE_LIMIT_CODES:
+            self._back_off(status, code, err, doc)
+        if code == INVALID_TIMESTAMP:
+            self.client.resync_clock()
+        log.warning("cancel-replace %s -> %s refused: %s %s", old, new, code, err.get("msg"))
+        self._cancel_when_placed.discard(new)
+        return [VenueUpdate(new, REJECTED, reject_code=code)]
 
     def may_still_arrive(self, order: Order) -> bool:
         """Whether ``order`` could still reach the venue: sent less than recvWindow (+ slack) ago.
@@ -437,7 +528,7 @@ class LiveVenue:
         return {"ws_connects": self.client.connects, "rest_fallbacks": self.rest_fallbacks,
                 "logged_on": self.client.logged_on,
                 "unknown_outcomes": self.unknown_outcomes, "status_queries": self.status_queries,
-                "deferred_cancels": self.deferred_cancels,
+                "deferred_cancels": self.deferred_cancels, "deferred_replaces": self.deferred_replaces,
                 "rate_limited": self.rate_limited,
                 "clock_offset_ms": round(self.client.clock_offset_ms, 1)}
 

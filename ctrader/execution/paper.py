@@ -2,9 +2,13 @@
 
 ``PaperFillModel`` is pure: it owns no clock, no thread and no I/O, so replay drives it exactly
 as the executor does. An order submitted at ``t`` is due at ``t + latency``; it is matched
-against the first book state at or after that time: the executor calls ``on_book(symbol, t)``
-after applying each market-data record to the shared ``BookCache`` (and ``advance(t)`` when the
-market is quiet), and every due order is matched against the books as they are then.
+against the books with every market-data record received by then applied, and no later one:
+the executor calls ``before_md(t)`` before it applies a record received at ``t`` (orders due
+earlier match first) and ``on_book(symbol, t)`` after (orders due by ``t`` match). In a quiet
+market the venue's ``poll`` matches an order once ``quiet_ns`` passed after its due time with no
+later record (the feed may still be writing one received before it). Matching therefore
+depends on the market data's receive times, never on when the executor's loop got round to it,
+so a replay of the recorded data matches every order on the same book state as the session did.
 
 Matching walks the visible levels of the opposite side best first, up to the LIMIT price (a
 MARKET order to the end of the visible book), taking at most each level's quantity; what one
@@ -54,7 +58,7 @@ from ctrader.venue.fees import received_amounts
 
 WOULD_TAKE = -2010   # "Order would immediately match and take." (LIMIT_MAKER)
 INSUFFICIENT_BALANCE = -2010   # "Account has insufficient balance for requested action."
-UNKNOWN_ORDER = -2011
+CANCEL_REPLACE_FAILED = -2022   # "Order cancel-replace failed." (the new order was not attempted)
 
 
 @dataclass
@@ -171,6 +175,13 @@ class PaperFillModel:
             for sid in set(fresh.tolist()):
                 self._consumed.pop(sid, None)
         return k
+
+    def before_md(self, recv_ns: int) -> list[VenueUpdate]:
+        """A market-data record received at ``recv_ns`` is about to change the books: orders
+        that reached the venue before it match on the books as they are."""
+        if self.in_flight and self.in_flight[0].due_ns < recv_ns:
+            return self.advance(recv_ns - 1)
+        return []
 
     def advance(self, now_ns: int) -> list[VenueUpdate]:
         """Match every order due by ``now_ns`` against the current books."""
@@ -320,8 +331,11 @@ class PaperVenue:
     mode = "paper"
     backoff_until_ns = 0       # the paper venue never asks to back off (see LiveVenue)
 
-    def __init__(self, model: PaperFillModel) -> None:
+    def __init__(self, model: PaperFillModel, quiet_ns: int = 0) -> None:
         self.model = model
+        # poll() matches an order this long after its due time when no later md record came:
+        # a record received before the due time may still be on its way through the feed
+        self.quiet_ns = quiet_ns
 
     def place(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         return self.model.submit(order, now_ns)
@@ -329,13 +343,19 @@ class PaperVenue:
     def cancel(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         return self.model.cancel(order.client_order_id, now_ns)
 
-    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
-        """STOP_ON_FAILURE: ``new`` goes out only if ``old`` was still there to cancel."""
+    def cancel_replace(self, old: Order, new: Order, now_ns: int, allow_failure: bool = False) -> list[VenueUpdate]:
+        """As the simulator does it: ``old`` is cancelled, then ``new`` placed (with this venue's
+        latency: ``place``). When ``old`` is no longer there to cancel (filled, gone), ``new``
+        is REJECTED -2022 without being attempted (STOP_ON_FAILURE) or placed all the same
+        (``allow_failure``); ``old``'s own end was reported when it happened."""
         cancelled = self.model.cancel(old.client_order_id, now_ns)
-        if not cancelled:
-            return [VenueUpdate(new.client_order_id, REJECTED, reject_code=UNKNOWN_ORDER,
+        if not cancelled and not allow_failure:
+            return [VenueUpdate(new.client_order_id, REJECTED, reject_code=CANCEL_REPLACE_FAILED,
                                 exch_ts_ms=now_ns // 1_000_000)]
-        return cancelled + self.model.submit(new, now_ns)
+        return cancelled + self.place(new, now_ns)
+
+    def before_md(self, recv_ns: int) -> list[VenueUpdate]:
+        return self.model.before_md(recv_ns)
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:
         return self.model.on_book(symbol_id, now_ns)
@@ -353,7 +373,8 @@ class PaperVenue:
         return self.model.quiet_prefix(recs, n)
 
     def poll(self, now_ns: int) -> list[VenueUpdate]:
-        return self.model.advance(now_ns)
+        """Orders due ``quiet_ns`` ago or earlier that no market data has matched yet."""
+        return self.model.advance(now_ns - self.quiet_ns)
 
     def balances(self) -> dict[str, dict[str, float]] | None:
         """The paper account's balances (None when they are not modelled)."""
@@ -380,16 +401,20 @@ class ReplayVenue(PaperVenue):
     reaches the matching ``latency`` after the market event that caused it, where ``latency`` is
     what the recorded session measured for that very order (``recorded(group, leg)``: sent -
     cause, plus the paper venue's own latency) or else a draw of the latency model. Orders with
-    no cause event (the executor's unwinds) reach it that latency after they were sent (the
-    session's paper latency with a recorded session).
+    no cause event (the executor's unwinds) reach it that latency after they were sent: with a
+    recorded session, the session's paper latency after the session sent that unwind
+    (``recorded_unwind_sent``; the replay's executor sends it a little earlier in market time,
+    as it is never late reading the market data).
 
     ``latencies`` keeps each order's (feed, order) latency for the replay's report."""
 
     mode = "replay"
 
     def __init__(self, model: PaperFillModel, order_latency: LatencyModel, feed_latency: LatencyModel,
-                 recorded: Callable[[int, int], int | None] | None = None, send_latency_ns: int = 0) -> None:
+                 recorded: Callable[[int, int], int | None] | None = None, send_latency_ns: int = 0,
+                 recorded_unwind_sent: Callable[[int, int], int | None] | None = None) -> None:
         super().__init__(model)
+        self.recorded_unwind_sent = recorded_unwind_sent
         self.order_latency = order_latency
         self.feed_latency = feed_latency
         self.recorded = recorded
@@ -398,9 +423,11 @@ class ReplayVenue(PaperVenue):
 
     def place(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         cause = order.cause_recv_mono_ns
-        if not cause:                    # an unwind: from now, as the session's paper venue took it
+        if not cause:                    # an unwind: from when the session sent it, or from now
             latency = self.send_latency_ns if self.recorded is not None else self.order_latency.sample_ns()
-            due = now_ns + latency
+            sent = self.recorded_unwind_sent(order.group_id, order.leg) if self.recorded_unwind_sent else None
+            due = max(sent or 0, now_ns) + latency
+            venue_ns = latency
             self.latencies[order.client_order_id] = (0, latency)
         else:
             live = self.recorded(order.group_id, order.leg) if self.recorded is not None else None
@@ -409,13 +436,19 @@ class ReplayVenue(PaperVenue):
             else:
                 feed_ns, order_ns = self.feed_latency.sample_ns(), self.order_latency.sample_ns()
             due = cause + feed_ns + order_ns
+            venue_ns = self.send_latency_ns
             self.latencies[order.client_order_id] = (feed_ns, order_ns)
         # sent when the session sent it: what the venue's own latency leaves of the order latency
-        order.sent_mono_ns = max(now_ns, due - self.send_latency_ns) if cause else now_ns
+        order.sent_mono_ns = max(now_ns, due - venue_ns)
         return self.model.submit_at(order, max(due, now_ns), now_ns)
 
     def next_due(self) -> int | None:
         return self.model.next_due()
+
+    def poll(self, now_ns: int) -> list[VenueUpdate]:
+        """Replay's clock stops at a due time only when the recorded data holds nothing before
+        it: the order matches at once."""
+        return self.model.advance(now_ns)
 
     def stats(self) -> dict:
         return {**super().stats(), "replay": True}

@@ -107,7 +107,7 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
                                maker_rate=universe.maker_fee,
                                latency_ns=int(cfg.execution.paper_latency_ms * 1_000_000),
                                account=paper_account(cfg))
-        venue = PaperVenue(model)
+        venue = PaperVenue(model, quiet_ns=int(cfg.execution.paper_quiet_match_ms * 1_000_000))
     else:
         from ctrader.config.venues import endpoints
         from ctrader.execution.live import LiveVenue

@@ -17,6 +17,7 @@ its later legs with the same reason. Notionals and positions are valued in the v
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -125,40 +126,63 @@ class RateBudget:
         earlier time never shortens the wait already set."""
         self.closed_until_ns = max(self.closed_until_ns, until_ns)
 
-    def _expire(self, now_ns: int) -> None:
+    def _expire(self, now_ns: int) -> dict[str, int]:
+        """Drop what left the windows by ``now_ns``; returns each window's use at ``now_ns``.
+
+        An order charged at a time after ``now_ns`` does not count yet. A live or paper
+        executor's clock never goes back, so that never happens there; a replay of a recorded
+        session charges each order when the session sent it, which can be after the replay's
+        market time (an unwind the session's loop sent late): a budget at ``now_ns`` holds
+        what was sent by then, as the session's did."""
+        used = self.used
         for key, events in self.events.items():
             horizon = now_ns - self.WINDOWS_NS[key]
             while events and events[0][0] <= horizon:
-                self.used[key] -= events.popleft()[1]
+                used[key] -= events.popleft()[1]
+        if not any(events and events[-1][0] > now_ns for events in self.events.values()):
+            return used
+        used = dict(used)
+        for key, events in self.events.items():
+            for t, amount in reversed(events):
+                if t <= now_ns:
+                    break
+                used[key] -= amount
+        return used
 
     def allows(self, now_ns: int, orders: int = 1, weight: int = 1, reserve: int = 0) -> bool:
         """Room for ``orders`` more while keeping ``reserve`` orders of the 10 s window free."""
-        self._expire(now_ns)
+        used = self._expire(now_ns)
         if now_ns < self.closed_until_ns:
             return False
-        return (self.used["orders_10s"] + orders + reserve <= self.limits["orders_10s"]
-                and self.used["orders_day"] + orders <= self.limits["orders_day"]
-                and self.used["weight_min"] + weight <= self.limits["weight_min"])
+        return (used["orders_10s"] + orders + reserve <= self.limits["orders_10s"]
+                and used["orders_day"] + orders <= self.limits["orders_day"]
+                and used["weight_min"] + weight <= self.limits["weight_min"])
 
     def room(self, now_ns: int, reserve: int = 0) -> int:
         """How many more orders of weight 1 ``allows(now_ns, reserve=reserve)`` would let
         through, one after the other."""
-        self._expire(now_ns)
+        used = self._expire(now_ns)
         if now_ns < self.closed_until_ns:
             return 0
-        return max(0, min(self.limits["orders_10s"] - self.used["orders_10s"] - reserve,
-                          self.limits["orders_day"] - self.used["orders_day"],
-                          self.limits["weight_min"] - self.used["weight_min"]))
+        return max(0, min(self.limits["orders_10s"] - used["orders_10s"] - reserve,
+                          self.limits["orders_day"] - used["orders_day"],
+                          self.limits["weight_min"] - used["weight_min"]))
 
     def usage(self, now_ns: int) -> dict[str, dict[str, int]]:
         """Each window's use and limit at ``now_ns`` (for the stats file)."""
-        self._expire(now_ns)
-        return {k: {"used": self.used[k], "limit": self.limits[k]} for k in self.limits}
+        used = self._expire(now_ns)
+        return {k: {"used": used[k], "limit": self.limits[k]} for k in self.limits}
 
     def charge(self, now_ns: int, orders: int = 1, weight: int = 1) -> None:
+        """Count what was sent at ``now_ns``; the windows stay in time order (a replay may
+        charge a time earlier than the last one: see ``_expire``)."""
         for key, amount in (("orders_10s", orders), ("orders_day", orders), ("weight_min", weight)):
             if amount:
-                self.events[key].append((now_ns, amount))
+                events = self.events[key]
+                if events and events[-1][0] > now_ns:
+                    bisect.insort(events, (now_ns, amount))
+                else:
+                    events.append((now_ns, amount))
                 self.used[key] += amount
 
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctrader.core.records import BOOK_DEPTH, MD_EVENT, ORDER_INTENT, MdKind, OrderType, Side, TimeInForce
+from ctrader.core.records import (
+    BOOK_DEPTH,
+    MD_EVENT,
+    ORDER_INTENT,
+    IntentAction,
+    MdKind,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from ctrader.market.universe import Universe
 from ctrader.venue.decimals import to_step
 
@@ -33,7 +42,8 @@ def depth_record(symbol_id: int, bids: list[tuple[float, float]], asks: list[tup
 def intent_record(uni: Universe, symbol: str, side: Side, price: float, qty: float, group_id: int = 1,
                   leg: int = 0, n_legs: int = 1, order_type: OrderType = OrderType.LIMIT,
                   tif: TimeInForce = TimeInForce.IOC, client_order_id: str = "",
-                  cause_mono_ns: int = 0, created_mono_ns: int = 0) -> np.ndarray:
+                  cause_mono_ns: int = 0, created_mono_ns: int = 0,
+                  good_till_mono_ns: int = 0) -> np.ndarray:
     """One ORDER_INTENT with exact ticks/steps computed from ``price`` / ``qty``."""
     info = uni.by_name[symbol]
     rec = np.zeros(1, ORDER_INTENT)
@@ -48,4 +58,13 @@ def intent_record(uni: Universe, symbol: str, side: Side, price: float, qty: flo
     r["created_mono_ns"] = created_mono_ns
     r["score"] = np.nan
     r["client_order_id"] = client_order_id.encode()
+    r["good_till_mono_ns"] = good_till_mono_ns
+    return rec
+
+
+def cancel_intent(target_client_order_id: str) -> np.ndarray:
+    """One ORDER_INTENT asking the executor to cancel the open order ``target_client_order_id``."""
+    rec = np.zeros(1, ORDER_INTENT)
+    rec[0]["action"] = int(IntentAction.CANCEL)
+    rec[0]["target_client_order_id"] = target_client_order_id.encode()
     return rec

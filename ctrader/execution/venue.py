@@ -16,7 +16,8 @@ code: -2010 for insufficient balance or a LIMIT_MAKER that would take). Answers 
 from the call that caused them (a paper order with no latency) or arrive at a later ``poll``.
 
 Venues that match against books (paper, replay) are shown every book update through
-``on_book`` while ``wants_books`` is true; the live venue never wants them.
+``before_md`` (before it is applied) and ``on_book`` (after) while ``wants_books`` is true;
+the live venue never wants them.
 """
 from __future__ import annotations
 
@@ -41,9 +42,17 @@ class Venue(Protocol):
         """Ask for ``order`` to be cancelled; the CANCELED (or a fill that won the race) follows."""
         ...
 
-    def cancel_replace(self, old: Order, new: Order, now_ns: int) -> list[VenueUpdate]:
-        """Cancel ``old`` and place ``new`` in one request (Binance's cancelReplace,
-        STOP_ON_FAILURE: ``new`` is not placed if ``old`` could not be cancelled)."""
+    def cancel_replace(self, old: Order, new: Order, now_ns: int, allow_failure: bool = False) -> list[VenueUpdate]:
+        """Cancel ``old`` and place ``new`` in one request (Binance's cancelReplace). Outcomes,
+        the same from every venue: ``old`` CANCELED and ``new`` placed; ``old`` no longer open
+        (it filled): ``new`` REJECTED -2022, not attempted (STOP_ON_FAILURE), or placed all the
+        same with ``allow_failure`` (ALLOW_FAILURE); ``new`` refused by the venue (-2010, e.g. a
+        LIMIT_MAKER that would take): ``old`` CANCELED all the same, ``new`` REJECTED."""
+        ...
+
+    def before_md(self, recv_ns: int) -> list[VenueUpdate]:
+        """A market-data record received at ``recv_ns`` is next: match what was due before it
+        on the books as they are (venues that match against books)."""
         ...
 
     def on_book(self, symbol_id: int, now_ns: int) -> list[VenueUpdate]:

@@ -108,6 +108,7 @@ class WsApiClient:
         self._waiting: dict[int, Any] = {}   # request id -> tag
         self._handover: queue.SimpleQueue = queue.SimpleQueue()   # (wire, logged_on, offset, early messages)
         self._rest_answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._rest_pending = 0               # REST requests whose answer is not in inbox yet
         self._rest_pool: ThreadPoolExecutor | None = None
         self._connecting = False
         self._next_attempt = 0.0
@@ -138,6 +139,11 @@ class WsApiClient:
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    @property
+    def awaiting(self) -> int:
+        """Requests sent (WS API or REST) whose answer has not reached ``inbox`` yet."""
+        return len(self._waiting) + self._rest_pending
 
     def send(self, method: str, params: dict, tag: Any = None) -> None:
         """Write the request now; its answer arrives in ``inbox`` as ("response", tag, doc)."""
@@ -187,6 +193,7 @@ class WsApiClient:
             self._adopt(*self._handover.get_nowait())
         while not self._rest_answers.empty():
             self.inbox.append(self._rest_answers.get_nowait())
+            self._rest_pending -= 1
         wire = self._wire
         if wire is not None:
             try:
@@ -344,6 +351,7 @@ class WsApiClient:
         if self._rest_pool is None:
             self._rest_pool = ThreadPoolExecutor(REST_WORKERS, thread_name_prefix="rest-fallback")
         self.rest_requests += 1
+        self._rest_pending += 1
         params = dict(params)
         params.setdefault("timestamp", self.timestamp_ms())    # stamped when sent, not when a worker is free
         self._rest_pool.submit(self._rest_job, method, params, tag)

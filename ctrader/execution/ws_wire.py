@@ -45,10 +45,15 @@ class WsWire:
         self.sock = sock
         self.sock.setblocking(False)
         self._in = bytearray(leftover)      # received bytes not yet parsed into frames
+        # bytes that came with the upgrade answer: read() has something even if the socket has not
+        self._unparsed = bool(leftover)
         self._out = bytearray()              # framed bytes the kernel did not take yet
         self._fragments: list[bytes] = []    # a fragmented message being assembled
         self._rng = random.Random(os.urandom(16))
         self.closed = False
+        # Why the connection ended, once it has, while messages that arrived before the end are
+        # still being handed out: the next ``read`` raises.
+        self._gone: str | None = None
         self.frames_in = 0
         self.frames_out = 0
 
@@ -95,8 +100,8 @@ class WsWire:
         self._send_frame(OP_TEXT, payload)
 
     def _send_frame(self, opcode: int, payload: bytes) -> None:
-        if self.closed:
-            raise WireClosed("WebSocket closed")
+        if self.closed or self._gone:
+            raise WireClosed(self._gone or "WebSocket closed")
         n = len(payload)
         if n < 126:
             head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
@@ -148,25 +153,39 @@ class WsWire:
 
     def read(self) -> list[bytes]:
         """The complete text messages that arrived (non-blocking; ``[]`` if none). Raises
-        ``WireClosed`` when the connection is gone."""
+        ``WireClosed`` when the connection is gone, but only once every message that arrived
+        before its end was returned: the last answers and fills before a close are not lost."""
+        if self._gone:
+            self._lost(None, self._gone)
         if self._out:
-            self.flush()
-        while True:
+            try:
+                self.flush()
+            except WireClosed as exc:
+                self._gone = str(exc)          # what was received may still be read below
+        while not self._gone:
             try:
                 chunk = self.sock.recv(1 << 18)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 break
             except OSError as exc:
-                self._lost(exc)
+                self._gone = f"connection lost: {exc}"
+                break
             if not chunk:
-                self._lost(None)
+                self._gone = "connection closed by the peer"
+                break
             self._in += chunk
             if len(chunk) < (1 << 18) and not isinstance(self.sock, ssl.SSLSocket):
                 break
-        return self._parse()
+        self._unparsed = False
+        messages = self._parse()
+        if self._gone and not messages:
+            self._lost(None, self._gone)
+        return messages
 
     def wait_readable(self, timeout_s: float) -> bool:
         """Block until data may be read (or ``timeout_s``); for callers with nothing else to do."""
+        if self._gone or self.closed or self._unparsed:
+            return True                  # the next read says so, or has messages to give
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             return True
         poller = select.poll()           # not select(): fds >= 1024 in a long-lived process
@@ -189,24 +208,31 @@ class WsWire:
                 if len(buf) < 10:
                     break
                 length, at = struct.unpack_from("!Q", buf, 2)[0], 10
-            if b1 & 0x80:          # a server must not mask
-                self._lost(None, "masked frame from the server")
+            if b1 & 0x80:          # a server must not mask: the stream cannot be trusted from here
+                self._gone = "protocol error: masked frame from the server"
+                break
             if length > MAX_MESSAGE:
-                self._lost(None, f"frame of {length} bytes")
+                self._gone = f"protocol error: frame of {length} bytes"
+                break
             if len(buf) < at + length:
                 break
             payload = bytes(buf[at:at + length])
             del buf[:at + length]
             self.frames_in += 1
             if opcode == OP_PING:
-                self._send_frame(OP_PONG, payload)
+                if not self._gone:
+                    try:
+                        self._send_frame(OP_PONG, payload)
+                    except WireClosed as exc:
+                        self._gone = str(exc)  # the frames already here are still delivered
             elif opcode == OP_CLOSE:
-                if not self.closed:
+                if not self._gone:
                     try:
                         self._send_frame(OP_CLOSE, payload[:2])
                     except WireClosed:
                         pass
-                self._lost(None, "closed by the server " + payload[2:].decode(errors="replace"))
+                self._gone = "closed by the server " + payload[2:].decode(errors="replace")
+                break                      # nothing after a close frame counts
             elif opcode in (OP_TEXT, OP_BINARY, OP_CONT):
                 if fin and not self._fragments:
                     messages.append(payload)

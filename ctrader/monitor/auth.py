@@ -12,7 +12,6 @@ would listen beyond loopback with no token refuses to start.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from collections.abc import Mapping
 from ctrader.config import Config, expand_path
 from ctrader.config.loader import ConfigError
 from ctrader.config.secrets import read_private_file
+from ctrader.core.net import is_loopback
 
 TOKEN_ENV = "CTRADER_MONITOR_TOKEN"
 
@@ -61,15 +61,6 @@ def load_token(cfg: Config, env: Mapping[str, str] | None = None, create: bool =
         raise MonitorSetupError(f"monitor token file {path} is empty: delete it (a new token is made at the "
                                 f"next start) or write one in it")
     return token
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False           # a name other than localhost may resolve anywhere
 
 
 def check_bind(host: str, token: str | None) -> None:

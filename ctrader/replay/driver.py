@@ -112,14 +112,16 @@ class ReplayEngine:
         timing = opt.session_timing
         self.venue = ReplayVenue(model, opt.order_latency, opt.feed_latency,
                                  recorded=timing.order_latency if timing is not None else None,
-                                 send_latency_ns=timing.paper_latency_ns if timing is not None else opt.paper_latency_ns)
+                                 send_latency_ns=timing.paper_latency_ns if timing is not None else opt.paper_latency_ns,
+                                 recorded_unwind_sent=timing.sent_at if timing is not None else None)
         journal = Journal(opt.journal_path, sync=False) if opt.journal_path else None
         self._now_mono = 0                # the history's clocks at the event at hand
         self._now_wall = 0
         self.executor = Executor(universe, self.venue, journal, self._on_exec,
                                  opt.limits, KillSwitch(None), valuation_asset=val, unwind=opt.unwind,
                                  clock=lambda: self._now_mono, books=self.cache,
-                                 wall_clock=lambda: self._now_wall, on_fill=self._on_fill)
+                                 wall_clock=lambda: self._now_wall, on_fill=self._on_fill,
+                                 gated_at=timing.gated_at if timing is not None else None)
         self.acct = self.executor.accounting
         self.valuer = self.executor.valuer
         self.summary = ReplaySummary(universe, val, opt.keep_records, self.valuer)

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ctrader.core.records import Decision, ExecKind
+from ctrader.core.records import Decision, ExecKind, RefusalReason
 
 MAX_DIFFERENCES = 50
 
@@ -67,8 +67,26 @@ def _session_fills(execs: np.ndarray) -> dict[tuple[int, int], dict]:
     return out
 
 
-def compare_fills(recorded_execs: np.ndarray, fills: np.ndarray) -> tuple[int, int, list[str]]:
+def _refusals(execs: np.ndarray | None) -> dict[tuple[int, int], str]:
+    """(group, leg) -> the risk gate's reason, for the orders it refused."""
+    if execs is None:
+        return {}
+    out = {}
+    for r in execs[execs["kind"] == ExecKind.REFUSED]:
+        try:
+            reason = RefusalReason(int(r["reject_code"])).name
+        except ValueError:
+            reason = str(int(r["reject_code"]))
+        out[(int(r["group_id"]), int(r["leg"]))] = reason
+    return out
+
+
+def compare_fills(recorded_execs: np.ndarray, fills: np.ndarray,
+                  replay_execs: np.ndarray | None = None) -> tuple[int, int, list[str]]:
+    """``replay_execs``: the replay's exec records, to tell an order its gate refused from one
+    that found no liquidity."""
     ses = _session_fills(recorded_execs)
+    refused_session, refused_replay = _refusals(recorded_execs), _refusals(replay_execs)
     rep: dict[tuple[int, int], dict] = defaultdict(lambda: {"qty": 0.0, "quote": 0.0, "latency_ns": 0})
     for f in fills:
         e = rep[(int(f["group_id"]), int(f["leg"]))]
@@ -81,12 +99,17 @@ def compare_fills(recorded_execs: np.ndarray, fills: np.ndarray) -> tuple[int, i
         a, b = ses.get(k), rep.get(k)
         where = f"group {k[0]} leg {k[1]}"
         if a is None:
-            diffs.append(f"fill {where}: only in the replay ({b['qty']:.8g}); the session's order did not fill "
-                         f"(its book at match time had moved, or it was refused by the risk gate)")
+            why = (f"the session's risk gate refused it ({refused_session[k]})" if k in refused_session else
+                   "its book at match time had moved")
+            diffs.append(f"fill {where}: only in the replay ({b['qty']:.8g}); the session's order did not fill ({why})")
             continue
         if b is None and k[1] >= 3:
             diffs.append(f"fill {where}: an unwind of a broken triangle in the session ({a['qty']:.8g}) that the "
                          f"replay's executor did not send (its legs filled differently)")
+            continue
+        if b is None and k in refused_replay:
+            diffs.append(f"fill {where}: only in the session ({a['qty']:.8g}); the replay's risk gate refused it "
+                         f"({refused_replay[k]})")
             continue
         if b is None:
             lat = "" if a["latency_ns"] is None else f" session order latency {a['latency_ns'] / 1e6:.3f} ms"
@@ -108,7 +131,7 @@ def compare_with_session(store, run_id: str, result) -> dict:
     recorded = store.read_candidates(run_id)
     matched, cdiffs = compare_candidates(recorded, result.candidates)
     execs = store.read_executions(run_id)
-    fmatched, fn, fdiffs = compare_fills(execs, result.fills)
+    fmatched, fn, fdiffs = compare_fills(execs, result.fills, getattr(result, "execs", None))
     identical = not cdiffs and len(recorded) == len(result.candidates)
     return {"run_id": run_id, "recorded_candidates": len(recorded),
             "replayed_candidates": len(result.candidates), "candidates_matched": matched,
@@ -170,14 +193,19 @@ class SessionTiming:
     ``sent_mono_ns - cause_recv_mono_ns``) and when each execution reached the strategy (its
     ``recv_ts``). With it, replay matches each order when the session's paper model did and
     tells the strategy about it when the session's strategy learned it, so decisions that depend
-    on in-flight groups (SKIP_RISK) come out the same.
+    on in-flight groups (SKIP_RISK) come out the same; and when the session's risk gate looked at
+    each order (``gated_at``) and its executor sent it (``sent_at``), so the replay's executor
+    charges its rate budget at the same instants and sends unwinds when the session did.
 
         timing = SessionTiming.from_store(store, run_id, paper_latency_ns)
         ReplayOptions(session_timing=timing)
     """
 
-    def __init__(self, send_ns: dict, report_ts: dict, paper_latency_ns: int) -> None:
+    def __init__(self, send_ns: dict, report_ts: dict, paper_latency_ns: int, sent: dict | None = None,
+                 gated: dict | None = None) -> None:
         self.send_ns = send_ns              # (group, leg) -> ns from cause event to send
+        self.sent = sent or {}              # (group, leg) -> when the session's executor sent it (mono ns)
+        self.gated = gated or {}            # (group, leg) -> when the session's risk gate looked at it
         self.report_ts = report_ts          # (group, leg, kind) -> wall ns the execution was received
         self.paper_latency_ns = paper_latency_ns
 
@@ -188,13 +216,17 @@ class SessionTiming:
         record the session's strategy had applied when it learned of it (exact), instead of at
         the execution's receive time (the executor's clock, not the strategy's)."""
         execs = store.read_executions(run_id)
-        send, report = {}, {}
+        send, report, sent, gated = {}, {}, {}, {}
         for r in execs:
             k = (int(r["group_id"]), int(r["leg"]))
             if r["sent_mono_ns"] and r["cause_recv_mono_ns"] and k not in send:
                 send[k] = max(0, int(r["sent_mono_ns"]) - int(r["cause_recv_mono_ns"]))
+            if r["sent_mono_ns"]:
+                sent.setdefault(k, int(r["sent_mono_ns"]))
+            if r["gated_mono_ns"]:
+                gated.setdefault(k, int(r["gated_mono_ns"]))
             report.setdefault(k + (int(r["kind"]),), int(r["recv_ts_ns"]))
-        timing = cls(send, report, paper_latency_ns)
+        timing = cls(send, report, paper_latency_ns, sent, gated)
         if run_dir is not None:
             timing.exact_arrivals = timing.use_arrivals(store, run_id, run_dir)
         return timing
@@ -227,6 +259,17 @@ class SessionTiming:
     def order_latency(self, group: int, leg: int) -> int | None:
         d = self.send_ns.get((group, leg))
         return None if d is None else d + self.paper_latency_ns
+
+    def gated_at(self, group: int, leg: int) -> int | None:
+        """When the session's risk gate looked at this order (and charged its rate budget);
+        the send time for sessions recorded before the gate time was (it comes a few µs later)."""
+        at = self.gated.get((group, leg))
+        return at if at is not None else self.sent.get((group, leg))
+
+    def sent_at(self, group: int, leg: int) -> int | None:
+        """When the session's executor sent this order (its clock: the replay's market time);
+        None for an order it never sent (refused)."""
+        return self.sent.get((group, leg))
 
     def report_at(self, group: int, leg: int, kind: int) -> int | None:
         return self.report_ts.get((group, leg, kind))

@@ -24,6 +24,23 @@ def _ts(ns) -> list[str]:
     return [datetime.fromtimestamp(int(t) / 1e9, tz=UTC).isoformat() for t in ns]
 
 
+def triangle_contribution_figure(triangles: list[dict], valuation_asset: str):
+    """Realised against expected PnL per triangle (the 30 largest contributions), a horizontal
+    bar chart shared by replay and session reports."""
+    import plotly.graph_objects as go
+
+    tri = triangles[:30]
+    fig = go.Figure()
+    if tri:
+        names = [t["name"] for t in tri][::-1]
+        fig.add_trace(go.Bar(y=names, x=[t["pnl"] for t in tri][::-1], orientation="h", name="realised"))
+        fig.add_trace(go.Bar(y=names, x=[t["expected_pnl"] for t in tri][::-1], orientation="h",
+                             name="expected when taken"))
+    fig.update_layout(barmode="group", height=max(300, 28 * len(tri) + 120), margin={"l": 380},
+                      xaxis_title=valuation_asset)
+    return fig
+
+
 def _figures(result) -> list[tuple[str, object]]:
     require("report", "plotly")
     import plotly.graph_objects as go
@@ -85,15 +102,7 @@ def _figures(result) -> list[tuple[str, object]]:
     figs.append(("Latency percentiles", fig))
 
     # 5. per-triangle contribution
-    tri = s.get("triangles", [])[:30]
-    fig = go.Figure()
-    if tri:
-        names = [t["name"] for t in tri][::-1]
-        fig.add_trace(go.Bar(y=names, x=[t["pnl"] for t in tri][::-1], orientation="h", name="realised"))
-        fig.add_trace(go.Bar(y=names, x=[t["expected_pnl"] for t in tri][::-1], orientation="h",
-                             name="expected when taken"))
-    fig.update_layout(barmode="group", height=max(300, 28 * len(tri) + 120), margin={"l": 380},
-                      xaxis_title=s["valuation_asset"])
+    fig = triangle_contribution_figure(s.get("triangles", []), s["valuation_asset"])
     figs.append(("Per-triangle contribution", fig))
     return figs
 

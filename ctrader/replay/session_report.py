@@ -29,7 +29,7 @@ import numpy as np
 
 from ctrader.core.extras import require
 from ctrader.core.records import RefusalReason
-from ctrader.replay.report import CSS, plotly_sections
+from ctrader.replay.report import CSS, plotly_sections, triangle_contribution_figure
 from ctrader.replay.summary import EDGE_BINS_BPS
 from ctrader.venue.decimals import ONE, format_units, quote_amount, to_step
 
@@ -571,15 +571,7 @@ def _figures(report: SessionReport) -> list[tuple[str, object]]:
                       height=360)
     figs.append(("Edge distribution of candidates", fig))
 
-    tri = s["triangles"][:30]
-    fig = go.Figure()
-    if tri:
-        names = [t["name"] for t in tri][::-1]
-        fig.add_trace(go.Bar(y=names, x=[t["pnl"] for t in tri][::-1], orientation="h", name="realised"))
-        fig.add_trace(go.Bar(y=names, x=[t["expected_pnl"] for t in tri][::-1], orientation="h",
-                             name="expected when taken"))
-    fig.update_layout(barmode="group", height=max(300, 28 * len(tri) + 120), margin={"l": 380}, xaxis_title=va)
-    figs.append(("Per-triangle contribution", fig))
+    figs.append(("Per-triangle contribution", triangle_contribution_figure(s["triangles"], va)))
     return figs
 
 

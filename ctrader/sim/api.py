@@ -7,7 +7,8 @@ parameter is -1104), and return the JSON-able result. Errors are ``BinanceError`
 
 Order placement runs Binance's checks in Binance's order: parameters (-11xx), symbol trading and
 order-type permissions (-2010), filters (-1013), the unfilled-order count (429 -1015), then the
-matching engine (-2010 balance, duplicate id, post-only would take).
+matching engine (-2010 balance, duplicate id, post-only would take). A cancel-replace runs the
+same checks and the same cancel and placement code (``ctrader.sim.cancel_replace``).
 """
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ import orjson
 
 from ctrader.sim import render
 from ctrader.sim.accounts import Account, AccountRegistry
+from ctrader.sim.cancel_replace import DO_NOTHING, outcome, parse_cancel_replace
 from ctrader.sim.clock import SimClock
 from ctrader.sim.faults import Faults
 from ctrader.sim.matching import MatchingEngine
-from ctrader.sim.params import Params, parse_order
+from ctrader.sim.orders import OrderRequest
+from ctrader.sim.params import Params, cancel_restriction, parse_order
 from ctrader.sim.ratelimit import RateLimiter
 from ctrader.sim.universe import Universe
 from ctrader.venue import errors
@@ -81,6 +84,7 @@ class SimApi:
                                    signed=True),
             "order.status": Endpoint(self.query_order, 4, signed=True),
             "order.cancel": Endpoint(self.cancel_order, 1, signed=True),
+            "order.cancelReplace": Endpoint(self.cancel_replace, 1, signed=True, places_order=True),
             "openOrders.status": Endpoint(self.open_orders, lambda p: 6 if "symbol" in p else 80, signed=True),
             "openOrders.cancelAll": Endpoint(self.cancel_all, 1, signed=True),
             "myTrades": Endpoint(self.my_trades, lambda p: 5 if "orderId" in p else 20, signed=True),
@@ -179,6 +183,11 @@ class SimApi:
         req = parse_order(p, self.specs)
         compute_rates = p.boolean("computeCommissionRates") if test else None
         p.check_all_read()
+        self._check_new_order(call.account, req)
+        return req, compute_rates
+
+    def _check_new_order(self, account: Account, req: OrderRequest) -> None:
+        """What Binance checks before the matching engine: trading status, order types, filters."""
         rules = self.specs[req.symbol].rules
         if rules.status != "TRADING":
             raise errors.new_order_rejected(errors.MARKET_CLOSED)
@@ -186,13 +195,11 @@ class SimApi:
             raise errors.new_order_rejected(errors.ORDER_TYPE_UNSUPPORTED.get(req.type, errors.UNSUPPORTED_COMBINATION))
         if req.quote_order_qty is not None and not rules.quote_order_qty_market_allowed:
             raise errors.new_order_rejected(errors.QUOTE_QTY_UNSUPPORTED)
-        account = call.account
         rules.check(OrderCheck(
             side=req.side, order_type=req.type, price=req.price, quantity=req.quantity,
             quote_order_qty=req.quote_order_qty, reference_price=self.engine.reference_price(req.symbol),
             open_orders=len(self.engine.open_orders_of(account, req.symbol)),
             exchange_open_orders=len(self.engine.open_orders_of(account))))
-        return req, compute_rates
 
     def test_order(self, call: Call) -> dict:
         _, compute_rates = self._validate(call, test=True)
@@ -206,17 +213,21 @@ class SimApi:
 
     def new_order(self, call: Call) -> dict:
         req, _ = self._validate(call, test=False)
-        reject = self.faults.order_reject()
-        if reject is not None:
-            raise errors.new_order_rejected(reject)
         account = call.account
         self.limiter.check_orders(account)
         self.limiter.count_order(account)
         try:
-            order, fills = self.engine.place(account, req)
+            return self._place(account, req)
         except errors.BinanceError:
             self.limiter.order_filled(account)      # not accepted: it never counted
             raise
+
+    def _place(self, account: Account, req: OrderRequest) -> dict:
+        """The matching engine's part of a new order (after every check), or a scripted reject."""
+        reject = self.faults.order_reject()
+        if reject is not None:
+            raise errors.new_order_rejected(reject)
+        order, fills = self.engine.place(account, req)
         return render.order_response(order, fills, req.resp_type)
 
     def _order_ref(self, p: Params) -> tuple[str, int | None, str | None]:
@@ -236,17 +247,55 @@ class SimApi:
         p = call.params
         symbol, order_id, client_id = self._order_ref(p)
         new_client_id = p.text("newClientOrderId")
-        restriction = p.enum("cancelRestrictions", ("ONLY_NEW", "ONLY_PARTIALLY_FILLED"),
-                             lambda: errors.BinanceError(-1145, "`cancelRestrictions` has to be either `ONLY_NEW` "
-                                                                "or `ONLY_PARTIALLY_FILLED`."))
+        restriction = cancel_restriction(p)
         p.check_all_read()
+        return self._cancel(call.account, symbol, order_id, client_id, new_client_id, restriction)
+
+    def _cancel(self, account: Account, symbol: str, order_id: int | None, client_id: str | None,
+                new_client_id: str | None, restriction: str | None) -> dict:
+        """Cancel one order (-2011 if it is not open or its status is not the one ``restriction`` wants)."""
         if restriction is not None:
-            order = self.engine.find(call.account, symbol, order_id, client_id)
+            order = self.engine.find(account, symbol, order_id, client_id)
             wanted = "NEW" if restriction == "ONLY_NEW" else "PARTIALLY_FILLED"
             if order is not None and order.is_open and order.status != wanted:
                 raise errors.cancel_rejected("Order was not canceled due to cancel restrictions.")
-        order, cancel_id = self.engine.cancel(call.account, symbol, order_id, client_id, new_client_id)
+        order, cancel_id = self.engine.cancel(account, symbol, order_id, client_id, new_client_id)
         return render.order_canceled(order, cancel_id)
+
+    def cancel_replace(self, call: Call) -> dict:
+        """Cancel an order and place a new one on its symbol (``ctrader.sim.cancel_replace``)."""
+        p, account = call.params, call.account
+        cr = parse_cancel_replace(p, self.specs)
+        p.check_all_read()
+        req = cr.order
+        if not self.specs[req.symbol].rules.cancel_replace_allowed:
+            raise errors.new_order_rejected(errors.CANCEL_REPLACE_UNSUPPORTED)
+        self._check_new_order(account, req)        # filters first: a filter failure changes nothing
+        over_limit: errors.BinanceError | None = None
+        try:
+            self.limiter.check_orders(account)
+        except errors.BinanceError as exc:
+            if cr.rate_limit_mode == DO_NOTHING:
+                raise                                # nothing is cancelled
+            over_limit = exc                         # CANCEL_ONLY: the cancel goes ahead alone
+        else:
+            self.limiter.count_order(account)      # one order, even if the new one is not attempted
+        cancel: dict | errors.BinanceError
+        try:
+            cancel = self._cancel(account, req.symbol, cr.cancel_order_id, cr.cancel_client_id,
+                                  cr.cancel_new_client_id, cr.cancel_restriction)
+        except errors.BinanceError as exc:
+            cancel = exc
+        placed: dict | errors.BinanceError | None = None
+        if not isinstance(cancel, errors.BinanceError) or not cr.stop_on_failure:
+            if over_limit is not None:
+                placed = over_limit
+            else:
+                try:
+                    placed = self._place(account, req)
+                except errors.BinanceError as exc:
+                    placed = exc
+        return outcome(cancel, placed)
 
     def cancel_all(self, call: Call) -> list:
         symbol = self._symbol(call.params)

@@ -227,6 +227,10 @@ class ControlOps:
     def reject_orders(self, count: int = 1, msg: str = "This action is disabled on this account.") -> None:
         self.server.faults.rejects.append([count, msg])
 
+    def allow_cancel_replace(self, symbol: str, allowed: bool = True) -> None:
+        """exchangeInfo ``cancelReplaceAllowed`` for ``symbol`` (on by default for every symbol)."""
+        self.server.universe.allow_cancel_replace(symbol, allowed)
+
     def skew_clock(self, ms: int) -> None:
         self.server.clock.skew_ms = ms
 

@@ -26,6 +26,7 @@ ORDER_TYPES = ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
                "LIMIT_MAKER")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 RESP_TYPES = ("ACK", "RESULT", "FULL")
+CANCEL_RESTRICTIONS = ("ONLY_NEW", "ONLY_PARTIALLY_FILLED")
 # Accepted by the new-order endpoints; read (so no -1104) although the simulator has no use for them.
 ORDER_PASSIVE_PARAMS = ("selfTradePreventionMode", "pegPriceType", "pegOffsetValue", "pegOffsetType")
 
@@ -151,3 +152,10 @@ def parse_order(p: Params, symbols: Mapping[str, Any]) -> OrderRequest:
     return OrderRequest(symbol=symbol, side=side, type=order_type, time_in_force=tif, quantity=quantity,
                         quote_order_qty=quote_qty, price=price, client_order_id=client_id,
                         resp_type=resp_type or default_resp, strategy_id=strategy_id, strategy_type=strategy_type)
+
+
+def cancel_restriction(p: Params, name: str = "cancelRestrictions") -> str | None:
+    """``cancelRestrictions``: cancel only a NEW or only a PARTIALLY_FILLED order (-1145 otherwise)."""
+    return p.enum(name, CANCEL_RESTRICTIONS,
+                  lambda: BinanceError(-1145, "`cancelRestrictions` has to be either `ONLY_NEW` or "
+                                              "`ONLY_PARTIALLY_FILLED`."))

@@ -130,9 +130,10 @@ def observed_place(handler: Callable[[Any], dict], call: Any, arrival: OrderArri
         for observe in observers:
             observe(arrival)
         raise
-    arrival.order_id = int(result.get("orderId", -1))
-    arrival.status = str(result.get("status", "ACCEPTED"))
-    arrival.client_order_id = arrival.client_order_id or str(result.get("clientOrderId", ""))
+    placed = result.get("newOrderResponse") or result       # a cancel-replace: its new order
+    arrival.order_id = int(placed.get("orderId", -1))
+    arrival.status = str(placed.get("status", "ACCEPTED"))
+    arrival.client_order_id = arrival.client_order_id or str(placed.get("clientOrderId", ""))
     for observe in observers:
         observe(arrival)
     return result

@@ -6,7 +6,8 @@ answered before or after executing); for SIGNED endpoints the ``X-MBX-APIKEY`` k
 timestamp/recvWindow and the signature over the raw query + raw body as sent; order faults
 (delay, time-out after execution); then the endpoint. Every answer carries
 ``X-MBX-USED-WEIGHT-1M`` (and the legacy ``X-MBX-USED-WEIGHT``); successful orders also carry
-``X-MBX-ORDER-COUNT-10S`` / ``-1D``. Errors are ``{"code","msg"}`` with Binance's HTTP status.
+``X-MBX-ORDER-COUNT-10S`` / ``-1D``. Errors are ``{"code","msg"}`` with Binance's HTTP status
+(a cancel-replace's also carry ``data``, and 409 when one half succeeded).
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ ROUTES = {
     ("POST", "/api/v3/order/test"): "order.test",
     ("GET", "/api/v3/order"): "order.status",
     ("DELETE", "/api/v3/order"): "order.cancel",
+    ("POST", "/api/v3/order/cancelReplace"): "order.cancelReplace",
     ("GET", "/api/v3/openOrders"): "openOrders.status",
     ("DELETE", "/api/v3/openOrders"): "openOrders.cancelAll",
     ("GET", "/api/v3/myTrades"): "myTrades",

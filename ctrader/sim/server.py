@@ -25,7 +25,6 @@ stream depends on the seed only.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import threading
 import time
@@ -33,12 +32,13 @@ import time
 from aiohttp import web
 
 from ctrader.config.schema import SimConfig
+from ctrader.core.net import is_loopback
+from ctrader.sim import kstamps
 from ctrader.sim.accounts import AccountRegistry
 from ctrader.sim.api import SimApi
 from ctrader.sim.auth import Authenticator
 from ctrader.sim.clock import SimClock
 from ctrader.sim.control import ControlOps, SimControl, control_routes
-from ctrader.sim import kstamps
 from ctrader.sim.faults import Faults
 from ctrader.sim.market import MarketModel
 from ctrader.sim.matching import MatchingEngine
@@ -54,15 +54,6 @@ log = logging.getLogger(__name__)
 HIGH_WATER = 4 << 20          # speed 0: the model waits while a client has this much unsent
 FAST_BATCH_STEPS = 10         # speed 0: model steps between flushes
 MAX_CATCH_UP_STEPS = 500      # speed > 0: steps run at most per wake-up before yielding
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class SimServer:

@@ -15,7 +15,7 @@ import itertools
 import json
 import math
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctrader.config.schema import SimConfig, SimLimitsConfig
 from ctrader.venue.decimals import format_units, parse_units, units_to_float
@@ -121,6 +121,17 @@ class Universe:
     def assets(self) -> list[str]:
         return sorted(self.asset_prices)
 
+    def allow_cancel_replace(self, symbol: str, allowed: bool) -> None:
+        """Turn ``cancelReplaceAllowed`` on or off for ``symbol``: in the exchangeInfo served and
+        in the rules the endpoints check (off: "Order cancel-replace is not supported for this
+        symbol."). ``by_name`` is changed in place: the engine and the endpoints share it."""
+        spec = self.by_name[symbol]
+        self.by_name[symbol] = replace(spec, rules=replace(spec.rules, cancel_replace_allowed=allowed))
+        self.symbols = tuple(self.by_name[s.symbol] for s in self.symbols)
+        for doc in self.exchange_info["symbols"]:
+            if doc["symbol"] == symbol:
+                doc["cancelReplaceAllowed"] = allowed
+
     def triangles(self) -> list[tuple[str, str, str]]:
         """Every set of three symbols whose assets form a cycle (A/B, B/C, A/C)."""
         pair = {frozenset((s.base, s.quote)): s.symbol for s in self.symbols}
@@ -163,7 +174,7 @@ def _symbol_doc(symbol: str, base: str, quote: str, tick: str, step: str, prices
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": list(ORDER_TYPES),
         "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False, "opoAllowed": False,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": False,
+        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": True,
         "amendAllowed": False, "pegInstructionsAllowed": False,
         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
         "filters": [

@@ -4,7 +4,8 @@ Requests are ``{"id","method","params"}`` text frames; answers are ``{"id","stat
 or ``{"id","status","error"}`` plus ``rateLimits`` (unless ``returnRateLimits=false`` in the URL or
 the request). The same endpoints as REST run behind the methods (``order.place``,
 ``order.cancel``, ``order.status``, ``openOrders.status``, ``account.status``, ...), sharing the
-per-IP weight and the per-account order count.
+per-IP weight and the per-account order count. ``order.cancelReplace`` answers status 409 when
+one of its halves failed, with both in ``error.data``.
 
 SIGNED methods carry ``apiKey`` + ``signature`` over the params sorted by name (no
 percent-encoding), or rely on ``session.logon`` (Ed25519 keys only), after which only
@@ -44,6 +45,7 @@ METHODS = {
     "ping": "ping", "time": "time", "exchangeInfo": "exchangeInfo", "depth": "depth", "avgPrice": "avgPrice",
     "ticker.book": "ticker.book", "account.status": "account", "order.place": "order.place",
     "order.test": "order.test", "order.status": "order.status", "order.cancel": "order.cancel",
+    "order.cancelReplace": "order.cancelReplace",
     "openOrders.status": "openOrders.status", "openOrders.cancelAll": "openOrders.cancelAll",
     "myTrades": "myTrades",
 }
@@ -149,6 +151,7 @@ class WsApi:
         ip = session.peer
         req_id: Any = None
         account: Account | None = None
+        call: Call | None = None
         rate_limits = session.return_rate_limits
         try:
             try:
@@ -176,35 +179,40 @@ class WsApi:
             if name is None:
                 raise BinanceError(-1020, f"Unknown method: '{method}'.")
             endpoint = self.endpoints[name]
-            result, account = await self._call(session, method, endpoint, params, p, ip, arrived)
-            self._answer(session, req_id, 200, {"result": result}, ip, account, rate_limits)
+            call = Call(p, ip)
+            result = await self._call(session, method, endpoint, params, call, arrived)
+            self._answer(session, req_id, 200, {"result": result}, ip, call.account, rate_limits)
         except BinanceError as exc:
+            if call is not None:
+                account = call.account       # a signed request's errors count its orders too
             body: dict[str, Any] = {"error": exc.to_json()}
             if exc.http_status in (418, 429) and exc.retry_after_s is not None:
                 now = self.clock.server_ms()
                 body["error"]["data"] = {"serverTime": now, "retryAfter": now + exc.retry_after_s * 1000}
             self._answer(session, req_id, exc.http_status, body, ip, account, rate_limits)
 
-    async def _call(self, session: WsApiSession, method: str, endpoint: Endpoint, params: dict, p: Params,
-                    ip: str, arrived: tuple[int, int] = (0, 0)) -> tuple[Any, Account | None]:
+    async def _call(self, session: WsApiSession, method: str, endpoint: Endpoint, params: dict, call: Call,
+                    arrived: tuple[int, int] = (0, 0)) -> Any:
+        """Run ``endpoint``; ``call.account`` is the signer's account once the signature is checked."""
+        p, ip = call.params, call.ip
         weight = endpoint.weight_of(p)
         self.limiter.charge(ip, weight)
         failure = self.faults.request_failure(method)
         if failure is not None and not failure.execute:
             raise BinanceError(failure.code, failure.msg, failure.status)
-        account = key = None
+        key = None
         if endpoint.signed:
             key = self._signed_key(session, params, p)
-            account = key.account
+            call.account = key.account
         if endpoint.places_order:
             delay = self.faults.order_delay_s()
             if delay:
                 await asyncio.sleep(delay)
         if endpoint.places_order and self.order_observers and key is not None:
             arrival = new_arrival(params, key, session.tag, "ws", *arrived)
-            result = observed_place(endpoint.handler, Call(p, ip, account), arrival, self.order_observers)
+            result = observed_place(endpoint.handler, call, arrival, self.order_observers)
         else:
-            result = endpoint.handler(Call(p, ip, account))
+            result = endpoint.handler(call)
         if endpoint.places_order:
             self.limiter.refund(ip, weight)
             timeout = self.faults.order_timeout()
@@ -213,7 +221,7 @@ class WsApi:
                 raise errors.timeout()
         if failure is not None:
             raise BinanceError(failure.code, failure.msg, failure.status)
-        return result, account
+        return result
 
     def _session_status(self, session: WsApiSession) -> dict:
         return {"apiKey": session.logon_key.key if session.logon_key else None,

@@ -204,6 +204,7 @@ def executions_to_arrow(records: np.ndarray, symbols: Names, assets: Names, run_
         "fee_asset": assets.encode(records["fee_asset_id"]),
         "cause_recv_mono_ns": _col(records, "cause_recv_mono_ns"),
         "sent_mono_ns": _col(records, "sent_mono_ns"),
+        "gated_mono_ns": _col(records, "gated_mono_ns"),
     })
 
 

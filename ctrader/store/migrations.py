@@ -220,6 +220,10 @@ MIGRATIONS: list[Migration] = [
         ) ENGINE = MergeTree PARTITION BY toDate(ts) ORDER BY (run_id, ts)""",
     )),
     Migration(3, "market data in 1024-row granules", _regranulate(("md_book", "md_trade"), 1024)),
+    # when the executor's risk gate looked at each order: a replay of the session charges its
+    # rate budget at the same instants (rows recorded before have 0: replay then uses send times)
+    Migration(4, "executions.gated_mono_ns", (
+        f"ALTER TABLE {{db}}.executions ADD COLUMN IF NOT EXISTS gated_mono_ns {MONO} AFTER sent_mono_ns",)),
 ]
 
 

@@ -274,7 +274,7 @@ class Store:
         if n == 0:
             return out
         for f in ("group_id", "reject_code", "leg", "is_maker", "exchange_order_id", "trade_id", "last_px",
-                  "last_qty", "cum_qty", "cum_quote", "fee", "cause_recv_mono_ns", "sent_mono_ns"):
+                  "last_qty", "cum_qty", "cum_quote", "fee", "cause_recv_mono_ns", "sent_mono_ns", "gated_mono_ns"):
             out[f] = tab.column(f).to_numpy()
         out["kind"] = tab.column("kind_code").to_numpy()
         out["side"] = tab.column("side_code").to_numpy()

@@ -19,10 +19,13 @@ class BinanceError(Exception):
         self.msg = msg
         self.http_status = http_status
         self.retry_after_s = retry_after_s   # for 429/418: seconds the client must wait
-        self.data = data                     # WS API error.data (serverTime, retryAfter)
+        self.data = data                     # error.data: cancel-replace outcomes; WS 429 serverTime/retryAfter
 
     def to_json(self) -> dict:
-        return {"code": self.code, "msg": self.msg}
+        doc = {"code": self.code, "msg": self.msg}
+        if self.data is not None:
+            doc["data"] = self.data
+        return doc
 
 
 RATE_LIMITED = (429, 418)      # too many requests / orders; IP banned (for sending after a 429)
@@ -182,6 +185,7 @@ UNSUPPORTED_COMBINATION = "Unsupported order combination"
 ICEBERG_UNSUPPORTED = "Iceberg orders are not supported for this symbol."
 QUOTE_QTY_UNSUPPORTED = "Quote order qty market orders are not support for this symbol."
 NO_LIQUIDITY = "Order book liquidity is less than symbol minimum quantity."
+CANCEL_REPLACE_UNSUPPORTED = "Order cancel-replace is not supported for this symbol."
 ORDER_TYPE_UNSUPPORTED = {
     "MARKET": "Market orders are not supported for this symbol.",
     "STOP_LOSS": "Stop loss orders are not supported for this symbol.",
@@ -197,6 +201,16 @@ def cancel_rejected(msg: str = "Unknown order sent.") -> BinanceError:
 
 def no_such_order() -> BinanceError:
     return BinanceError(-2013, "Order does not exist.")
+
+
+def cancel_replace_partially_failed(data: dict) -> BinanceError:
+    """One half of a cancel-replace failed (``data``: both halves); REST and the WS API answer 409."""
+    return BinanceError(-2021, "Order cancel-replace partially failed.", 409, data=data)
+
+
+def cancel_replace_failed(data: dict) -> BinanceError:
+    """The cancel failed and the new order was not placed or failed too (``data``: both halves)."""
+    return BinanceError(-2022, "Order cancel-replace failed.", 400, data=data)
 
 
 def bad_api_key_format() -> BinanceError:

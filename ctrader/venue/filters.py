@@ -183,6 +183,7 @@ class SymbolRules:
     quote_order_qty_market_allowed: bool
     filters: tuple[Filter, ...]
     exchange_filters: tuple[Filter, ...] = ()
+    cancel_replace_allowed: bool = False      # order.cancelReplace / POST /api/v3/order/cancelReplace
 
     @classmethod
     def from_exchange_info(cls, doc: Mapping[str, Any],
@@ -197,6 +198,7 @@ class SymbolRules:
             quote_order_qty_market_allowed=bool(doc.get("quoteOrderQtyMarketAllowed", False)),
             filters=tuple(parse_filter(f) for f in doc.get("filters", ())),
             exchange_filters=exchange_filters,
+            cancel_replace_allowed=bool(doc.get("cancelReplaceAllowed", False)),
         )
 
     def find(self, filter_type: str) -> Filter | None:
