@@ -26,6 +26,7 @@ from ctrader.core.records import (
     Side,
     TimeInForce,
 )
+from ctrader.market.books import BookCache
 from ctrader.market.universe import Universe
 from ctrader.model.registry import PACKAGED_DIR
 from ctrader.model.scoring import FeatureMismatch, OnnxModel
@@ -333,10 +334,13 @@ class OneLegEveryBook:
     strategy_id = 9
     features = ("spread_bps",)
     n_legs = 1
+    fused = False                 # scan + evaluation only: the engine decides in Python
 
     def __init__(self, cfg, universe, books) -> None:
         self.uni, self.books = universe, books
         self.last = None
+        self.n_keys = len(universe.symbols)      # keys are symbol ids
+        self.max_rows = 1
 
     def scan(self, records, start, n):
         from ctrader.market.books import apply_md
@@ -362,8 +366,27 @@ class OneLegEveryBook:
                           leg_px=one(ask), leg_qty=one(steps * info.step), leg_limit=one(ask),
                           leg_ticks=one(round(ask / info.tick), np.int64), leg_steps=one(steps, np.int64))
 
-    def warmup(self) -> None:
+    def warmup(self, full: bool = False) -> None:
         pass
+
+
+def test_both_strategies_have_every_member_of_the_strategy_protocol(cfg, dislocated):
+    """The contract the engine relies on (``ctrader.strategy.protocol.Strategy``), member by
+    member; the fused members only where ``fused`` says so."""
+    from ctrader.strategy.protocol import Strategy
+    from ctrader.strategy.triangular import TriangularArbitrage
+
+    uni, _ = dislocated
+    fused_only = {"scan_decide", "complete_event", "event_features"}
+    members = (set(Strategy.__annotations__) | {k for k, v in vars(Strategy).items()
+                                                if callable(v) or isinstance(v, property)}) - {"__init__"}
+    members = {m for m in members if not m.startswith("_")}
+    assert {"name", "fused", "n_keys", "max_rows", "scan", "evaluation", "warmup"} <= members
+    for cls in (TriangularArbitrage, OneLegEveryBook):
+        strat = cls(cfg, uni, BookCache(len(uni.symbols)))
+        for m in members - (set() if strat.fused else fused_only):
+            assert hasattr(strat, m), (cls.__name__, m)
+        assert strat.n_keys > 0 and strat.max_rows >= 1
 
 
 def one(value, dtype=np.float64) -> np.ndarray:

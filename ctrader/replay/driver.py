@@ -56,6 +56,7 @@ from ctrader.market.books import BookCache
 from ctrader.core.arrays import as_layout, concat
 from ctrader.replay.stepping import step
 from ctrader.replay.summary import FILL, ReplaySummary
+from ctrader.strategy.protocol import DecisionSource
 from ctrader.venue.decimals import ONE
 
 log = logging.getLogger(__name__)
@@ -87,17 +88,18 @@ class ReplayOptions:
 
 
 class NullStrategy:
-    """Does nothing: measures the replay machinery alone (books, batching, fill side)."""
+    """A ``DecisionSource`` that decides nothing: measures the replay machinery alone (books,
+    batching, fill side)."""
 
-    def on_md(self, records: np.ndarray):
-        return None, None
+    def on_md_until(self, records: np.ndarray, start: int, end: int) -> tuple[int, np.ndarray, np.ndarray]:
+        return max(start, end), np.zeros(0, CANDIDATE), np.zeros(0, ORDER_INTENT)
 
     def on_exec(self, records: np.ndarray) -> None:
         pass
 
 
 class ReplayEngine:
-    def __init__(self, universe, strategy, options: ReplayOptions | None = None,
+    def __init__(self, universe, strategy: DecisionSource, options: ReplayOptions | None = None,
                  on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> None:
         self.universe = universe
         self.strategy = strategy

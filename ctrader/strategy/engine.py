@@ -57,6 +57,7 @@ from ctrader.market.books import BookCache
 from ctrader.model.scoring import check_features
 from ctrader.core.arrays import as_layout
 from ctrader.strategy import decide as D
+from ctrader.strategy.protocol import Strategy
 from ctrader.strategy.registry import strategy_class
 from ctrader.strategy.state import DecisionState, EventOutput, EventRows
 
@@ -102,7 +103,11 @@ def run_tag_of(run_id: str, limit: int = 12) -> str:
 
 
 class StrategyEngine:
-    def __init__(self, cfg, universe, model=None, run_tag: str = "", strategy=None, first_group: int = 1) -> None:
+    """The ``DecisionSource`` of a live or paper session and of replay, over one ``Strategy``
+    (``ctrader.strategy.protocol``)."""
+
+    def __init__(self, cfg, universe, model=None, run_tag: str = "", strategy: Strategy | None = None,
+                 first_group: int = 1) -> None:
         sc = cfg.strategy
         self.cfg = cfg
         self.universe = universe
@@ -111,18 +116,18 @@ class StrategyEngine:
             strategy = strategy_class(sc.name)(cfg, universe, self.books)
         else:                                   # a ready strategy brings its own book cache
             self.books = strategy.books
-        self.strategy = strategy
+        self.strategy: Strategy = strategy
         if model is not None:
             check_features(model.meta, self.strategy.features)
         self.model = model
         self.run_tag = run_tag_of(run_tag)
         self.min_score = sc.min_score
         self.tif = int(TimeInForce[sc.tif])
-        n_keys = int(getattr(strategy, "n_triangles", 0) or getattr(strategy, "n_keys", 0))
+        n_keys = int(strategy.n_keys)
         self.dec = DecisionState(sc, n_keys, first_group, strategy.strategy_id, strategy.n_legs, self.tif,
                                    int(OrderType.LIMIT))
-        self._fused = hasattr(strategy, "scan_decide")
-        rows = int(getattr(strategy, "max_rows", n_keys + 1))
+        self._fused = bool(strategy.fused)
+        rows = int(strategy.max_rows)
         # per-row work arrays of one market event: decision, journal flag, group id, score
         self._work = EventRows.zeros(rows)
         # journal rows accumulate here between returns to Python; intents of one event at a time

@@ -60,7 +60,7 @@ def build_engine(cfg, run_tag: str = "", universe=None, first_group: int | None 
     t0 = time.perf_counter()
     engine.warmup()
     log.info("strategy %s: %d symbols, %d triangles, model %s, warm-up %.1f s", cfg.strategy.name,
-             len(universe.symbols), getattr(engine.strategy, "n_triangles", 0),
+             len(universe.symbols), engine.strategy.n_keys,
              f"{model.meta.name} v{model.version}" if model else "none", time.perf_counter() - t0)
     return engine
 

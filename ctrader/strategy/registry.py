@@ -1,7 +1,6 @@
 """Strategy name -> implementation (``[strategy] name``).
 
-A strategy is a module with a class exposing ``name``, ``strategy_id``, ``features``,
-``n_legs``, ``scan(records, start, n)``, ``evaluation(n)`` and ``warmup()`` (see
+A strategy is a module with a class implementing ``ctrader.strategy.protocol.Strategy`` (see
 ``ctrader.strategy.triangular``). Adding one is a new module and one line here, never a fork::
 
     cls = strategy_class("triangular")

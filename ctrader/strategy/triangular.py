@@ -304,6 +304,7 @@ class TriangularArbitrage:
     strategy_id = STRATEGY_ID
     features = FEATURES
     n_legs = N_LEGS
+    fused = True                     # scan_decide / complete_event / event_features: the hot path
 
     def __init__(self, cfg, universe, books: BookCache | None = None) -> None:
         sc = cfg.strategy
@@ -313,7 +314,7 @@ class TriangularArbitrage:
         self.symbols = SymbolTable.from_universe(universe)
         self.max_start = parse_amounts(sc.max_start, universe)
         self.params = K.make_params(universe.taker_fee, sc.min_marginal_edge_bps * 1e-4,
-                                    sc.max_book_age_ms * 1e6, getattr(sc, "limit_slippage_bps", 0.0) * 1e-4)
+                                    sc.max_book_age_ms * 1e6, sc.limit_slippage_bps * 1e-4)
         self.tri = K.tri_arrays(self.table)
         self.sym = K.sym_arrays(self.symbols, self.max_start)
         self.edge_since = np.zeros(self.table.n_triangles, dtype=np.int64)
