@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctrader.core.records import EXEC_EVENT, ORDER_INTENT, ExecKind, IntentAction, Side, TimeInForce
+from ctrader.core.records import EXEC_EVENT, ORDER_INTENT, ExecKind, IntentAction, RefusalReason, Side, TimeInForce
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
@@ -183,3 +183,56 @@ def test_a_resting_order_and_its_expiry_survive_a_restart_of_the_executor(tmp_pa
     second.poll()
     assert second.orders.get("keeps").status == CANCELED and second.expired == 1
     second.journal.close()
+
+
+def test_a_replace_is_gated_with_the_old_orders_slot_and_notional_released():
+    """One open order allowed and a group notional that holds one order: a second order is
+    refused, a replace of the first fits (the venue cancels the old order before placing)."""
+    import dataclasses
+
+    events, clock = [], Clock()
+    cache = BookCache(len(UNI.symbols))
+    limits = dataclasses.replace(LIMITS, max_open_orders=1, max_group_notional=700.0)
+    ex = Executor(UNI, PaperVenue(PaperFillModel(BookView(cache.books), UNI)), None, events.append, limits,
+                  clock=clock, wall_clock=clock, books=cache)
+    ex.on_md(depth_record(UNI.symbol_id("BTCUSDT"), [(60000.0, 10.0)], [(60001.0, 10.0)], clock.ns), 1)
+    ex.on_intents(resting_bid("r1"), 1)                         # ~600 USDT, rests
+    ex.on_intents(resting_bid("other", group_id=2), 1)
+    assert ex.orders.get("other").reject_code == RefusalReason.MAX_OPEN_ORDERS
+    ex.on_intents(replace_intent("r1", "r2", 59995.0), 1)
+    ex.poll()
+    assert ex.orders.get("r1").status == CANCELED
+    r2 = ex.orders.get("r2")
+    assert r2.is_open and r2.reject_code == 0
+    assert ex.groups[1].legs[0] is r2 and ex.groups[1].replaced == [ex.orders.get("r1")]
+
+
+def test_a_refused_replace_leaves_the_old_order_resting_and_the_leg_to_it():
+    events, clock = [], Clock()
+    ex = paper_executor(events, clock)
+    ex.on_intents(resting_bid("k1"), 1)
+    ex.on_intents(replace_intent("k1", "k2", 70000.0), 1)        # beyond the price band: refused
+    k1, k2 = ex.orders.get("k1"), ex.orders.get("k2")
+    assert k2.reject_code == RefusalReason.PRICE_BAND and k1.is_open
+    assert ex.groups[1].legs[0] is k1 and ex.groups[1].replaced == []
+    assert 1 not in ex.gate.refused_groups          # the group may still trade
+
+
+def test_fills_of_a_replaced_leg_count_when_its_group_ends():
+    """A leg partly filled, then replaced by an order that never fills and is cancelled: the
+    group traded (the old order's fill), so it is broken and unwound, not settled as untouched."""
+    events, clock = [], Clock()
+    ex = paper_executor(events, clock)
+    btc = UNI.symbol_id("BTCUSDT")
+    ex.on_md(depth_record(btc, [(60000.0, 10.0)], [(60001.0, 0.01), (60010.0, 10.0)], clock.ns), 1)
+    bid = intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.02, tif=TimeInForce.GTC, client_order_id="p1")
+    ex.on_intents(bid, 1)                   # takes the 0.01 at 60001, rests 0.01
+    p1 = ex.orders.get("p1")
+    assert p1.cum_qty == 10**6 and p1.is_open
+    ex.on_intents(replace_intent("p1", "p2", 59990.0), 1)
+    ex.on_intents(cancel_intent("p2"), 1)
+    ex.poll()
+    group = ex.groups[1]
+    assert not p1.is_open and not ex.orders.get("p2").is_open
+    assert group.broken and ex.accounting.unwinds == 1
+    assert [o.side for o in group.unwind_orders] == [Side.SELL]     # the 0.01 BTC bought goes back

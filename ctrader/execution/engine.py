@@ -77,6 +77,7 @@ class Group:
     start_asset: str
     legs: dict[int, Order] = field(default_factory=dict)
     unwind_orders: list[Order] = field(default_factory=list)
+    replaced: list[Order] = field(default_factory=list)    # legs a cancel-replace put another order in place of
     settled: bool = False
     broken: bool = False
     submitting: bool = False       # unwind orders being sent: their fills must not settle it early
@@ -85,7 +86,11 @@ class Group:
 
     def all_terminal(self) -> bool:
         return (len(self.legs) >= self.n_legs and all(not o.is_open for o in self.legs.values())
-                and all(not o.is_open for o in self.unwind_orders))
+                and all(not o.is_open for o in self.unwind_orders) and all(not o.is_open for o in self.replaced))
+
+    def traded(self) -> bool:
+        """Whether any of its legs traded, a replaced one included."""
+        return any(o.cum_qty for o in self.legs.values()) or any(o.cum_qty for o in self.replaced)
 
 
 class Executor:
@@ -231,8 +236,10 @@ class Executor:
     def replace_order(self, target: str, rec) -> bool:
         """Cancel the open order ``target`` and place the order ``rec`` describes, in one venue
         request (cancelReplace, STOP_ON_FAILURE). The new order passes the gate like any NEW
-        one, with the old order still counted (conservative: it may refuse a replace that only
-        fits once the old order's exposure is released). A target not open is left alone, the
+        one, with the old order's unfilled exposure, open-order slot and group notional released
+        (the venue cancels it first); refused, it leaves the old order resting and the leg to it;
+        placed, the leg is the new order's and the old one's fills stay in the group's maths
+        (``Group.replaced``). A target not open is left alone, the
         new order is not placed, and ``cancels_of_unknown`` counts it; False then."""
         old = self.orders.get(target)
         if old is None or not old.is_open or (old.status == PENDING and not old.sent_mono_ns):
@@ -241,7 +248,7 @@ class Executor:
             return False
         new = self._order_from_intent(rec)
         new.seen_mono_ns = self.clock()
-        verdict = self._admit(new)
+        verdict = self._admit(new, replacing=old)
         self._commit()
         if verdict is not True:
             if verdict is False:
@@ -421,7 +428,8 @@ class Executor:
             self._check_group(self.groups[order.group_id])
         return False
 
-    def _admit(self, order: Order, unwind: bool = False, reason: int | None = None) -> bool | None:
+    def _admit(self, order: Order, unwind: bool = False, reason: int | None = None,
+               replacing: Order | None = None) -> bool | None:
         """Gate (unless ``reason`` is the gate's verdict already) and journal (not yet synced)
         one order: True to send, False refused, None duplicate."""
         if self.orders.get(order.client_order_id) is not None:
@@ -433,7 +441,7 @@ class Executor:
         if reason is None:
             recorded = self.gated_at(order.group_id, order.leg) if self.gated_at is not None else None
             order.gated_mono_ns = self.clock() if recorded is None else recorded
-            reason = self.gate.check(order, order.gated_mono_ns, unwind=unwind)
+            reason = self.gate.check(order, order.gated_mono_ns, unwind=unwind, replacing=replacing)
         else:
             order.gated_mono_ns = order.seen_mono_ns      # the batch's gate time
             if reason == RefusalReason.FILTER:
@@ -441,8 +449,12 @@ class Executor:
         self.orders.add(order)
         if unwind:
             group.unwind_orders.append(order)
-        else:
+        elif replacing is None:
             group.legs[order.leg] = order
+        elif not reason:                  # the replacement takes the leg; the old one's fills stay counted
+            group.replaced.append(replacing)
+            group.legs[order.leg] = order
+        # (a refused replacement leaves the leg to the old order, which still rests)
         if reason:
             self.orders.settle(order, REFUSED)
             order.reject_code = int(reason)
@@ -568,7 +580,7 @@ class Executor:
         group.retry_at_ns = 0
         if not group.broken:
             legs_ok = all(o.status == FILLED for o in group.legs.values())
-            if legs_ok or not any(o.cum_qty for o in group.legs.values()):
+            if legs_ok or not group.traded():
                 self._settle(group)       # complete, or nothing traded: nothing to unwind
                 return
             group.broken = True

@@ -202,6 +202,7 @@ class RiskGate:
         self.unwind_reserve = limits.orders_per_10s // 5
         self.refused_groups: dict[int, RefusalReason] = {}
         self.group_notional: dict[int, float] = {}
+        self._replacing: Order | None = None     # set during check(): see its ``replacing``
         self.tables = RiskTables.build(universe, valuer.routes) if hasattr(valuer, "routes") else None
         self._limits_vec = np.array([limits.max_order_notional, limits.max_group_notional, limits.max_position,
                                      limits.price_band_pct, limits.max_book_age_ms * 1e6], np.float64)
@@ -213,19 +214,31 @@ class RiskGate:
 
     # --- the gate -------------------------------------------------------------------------------
 
-    def check(self, order: Order, now_mono_ns: int, unwind: bool = False) -> RefusalReason:
+    def check(self, order: Order, now_mono_ns: int, unwind: bool = False,
+              replacing: Order | None = None) -> RefusalReason:
         """The first limit ``order`` breaks, or NONE (then the rate budget is charged).
 
         ``unwind`` orders (closing inventory a failed group left) skip the notional, position and
         loss limits, which exist to stop new risk, but not the kill switch, book, filter and rate checks.
+        ``replacing``: the open order ``order`` takes the place of (a cancel-replace): its unfilled
+        part's exposure, its open-order slot and its share of the group's notional are released
+        for the check, as the venue cancels it before placing ``order``.
         """
-        reason = self._first_breach(order, now_mono_ns, unwind)
+        self._replacing = replacing
+        try:
+            reason = self._first_breach(order, now_mono_ns, unwind)
+        finally:
+            self._replacing = None
         if reason:
-            if order.leg == 0 and not unwind:
+            if order.leg == 0 and not unwind and replacing is None:
                 self.refused_groups[order.group_id] = reason
             return reason
         self.rate.charge(now_mono_ns)
         return RefusalReason.NONE
+
+    def _open_orders(self) -> list[Order]:
+        """The open orders that count against a check (all but the one being replaced)."""
+        return [o for o in self.order_book.open_orders() if o is not self._replacing]
 
     def check_batch(self, intents: np.ndarray, n: int, skip: list[bool], now_mono_ns: int,
                     record: bool = True, killed: bool | None = None) -> list[int] | None:
@@ -357,12 +370,12 @@ class RiskGate:
             notional = px * order.qty / ONE * quote_value
             if notional > lim.max_order_notional:
                 return RefusalReason.MAX_ORDER_NOTIONAL
-            group_total = self.group_notional.get(order.group_id, 0.0) + notional
+            group_total = self.group_notional.get(order.group_id, 0.0) + notional - self._replaced_notional()
             if group_total > lim.max_group_notional:
                 return RefusalReason.MAX_GROUP_NOTIONAL
             if self._position_breach(order, info, px):
                 return RefusalReason.MAX_POSITION
-        if self.order_book.open_count() >= lim.max_open_orders:
+        if len(self._open_orders()) >= lim.max_open_orders:
             return RefusalReason.MAX_OPEN_ORDERS
         if not self.rate.allows(now_ns, reserve=0 if unwind else self.unwind_reserve):
             return RefusalReason.RATE_BUDGET
@@ -371,6 +384,17 @@ class RiskGate:
         return RefusalReason.NONE
 
     # --- pieces -------------------------------------------------------------------------------------
+
+    def _replaced_notional(self) -> float:
+        """The unfilled part of the order being replaced, valued as its admission was."""
+        old = self._replacing
+        if old is None or old.order_type == _MARKET:
+            return 0.0
+        info = self.universe.symbols[old.symbol_id]
+        quote_value = self.valuer.price(info.quote_id)
+        if math.isnan(quote_value):
+            return 0.0
+        return old.price / ONE * (old.qty - old.cum_qty) / ONE * quote_value
 
     def _fresh_mid(self, symbol_id: int, now_ns: int) -> float | None:
         b = self.books
@@ -383,11 +407,12 @@ class RiskGate:
     def _passes_filters(self, order: Order, info: Any, mid: float) -> bool:
         rules = info.rules
         is_market = order.order_type == _MARKET
-        open_here = sum(1 for o in self.order_book.open_orders() if o.symbol_id == order.symbol_id)
+        open_now = self._open_orders()
+        open_here = sum(1 for o in open_now if o.symbol_id == order.symbol_id)
         check = OrderCheck(side=order.side_name, order_type=order.type_name,
                            price=None if is_market else order.price, quantity=order.qty,
                            reference_price=round(mid * ONE), open_orders=open_here,
-                           exchange_open_orders=self.order_book.open_count())
+                           exchange_open_orders=len(open_now))
         try:
             rules.check(check)
         except BinanceError as exc:
@@ -398,7 +423,7 @@ class RiskGate:
     def _position_breach(self, order: Order, info: Any, px: float) -> bool:
         """Would the base or quote holdings change, counting open orders, exceed the limit?"""
         exposure = {info.base_id: 0.0, info.quote_id: 0.0}
-        for o in self.order_book.open_orders() + [order]:
+        for o in self._open_orders() + [order]:
             other = self.universe.symbols[o.symbol_id]
             sign = 1.0 if o.side == _BUY else -1.0
             o_px = o.price / ONE if o.order_type != _MARKET else px
