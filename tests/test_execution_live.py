@@ -529,3 +529,33 @@ def test_a_cancel_replace_waits_for_the_old_orders_place_answer(live_factory, si
     else:
         assert old.status == FILLED and (new.status, new.reject_code) == (REJECTED, -2022)
         assert live.ex.accounting.fills == live.kinds().count("FILL") + live.kinds().count("PARTIAL_FILL")
+
+
+def test_intents_cancel_replace_and_expire_resting_orders_on_the_venue(live_factory, sim_account):
+    """The executor's resting-order actions in live mode, end to end: a CANCEL intent, a REPLACE
+    intent (order.cancelReplace) and a good-till expiry each leave the venue holding nothing."""
+    from ctrader.core.records import IntentAction
+    from ctrader.execution.testing import cancel_intent
+
+    live = live_factory(sim_account.hmac_signer())
+    bid, _ = live.best("BTCUSDT")
+    tick = live.uni.by_name["BTCUSDT"].tick_units
+    first = _resting_buy(live, "ct-act-1", bid - 100 * tick)
+    live.ex.on_intents(cancel_intent("ct-act-1"), 1)
+    assert live.wait(lambda: first.status == CANCELED), live.kinds()
+
+    old = _resting_buy(live, "ct-act-2", bid - 100 * tick)
+    rec = intent_record(live.uni, "BTCUSDT", Side.BUY, (bid - 200 * tick) / 1e8, 0.001, tif=TimeInForce.GTC,
+                        group_id=7, client_order_id="ct-act-3",
+                        good_till_mono_ns=time.monotonic_ns() + 300_000_000)
+    rec[0]["action"] = int(IntentAction.REPLACE)
+    rec[0]["target_client_order_id"] = b"ct-act-2"
+    live.ex.on_intents(rec, 1)
+    new = live.ex.orders.get("ct-act-3")
+    assert live.wait(lambda: old.status == CANCELED and new.status in (NEW, CANCELED)), live.kinds()
+    # the replacement rests until its good-till time, then the executor cancels it
+    assert live.wait(lambda: new.status == CANCELED), live.kinds()
+    assert live.ex.expired == 1
+    _settled(live)
+    assert live.client.call("openOrders.status", {"symbol": "BTCUSDT"})["result"] == []
+    assert live.ex.orders.open_count() == 0
