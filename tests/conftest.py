@@ -13,9 +13,24 @@ sign requests for it.
 """
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 
 from ctrader.sim.testing import TEST_ACCOUNT, SimCredentials, start_sim
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Sessions the tests start (in-process or as `ctrader start` subprocesses, which inherit this)
+# serve their monitor on a port of this test run's own, not on the default 8780 that a session
+# of the user's, or another test run on the same machine, may hold.
+os.environ.setdefault("CTRADER_MONITOR_PORT", str(_free_port()))
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ def env_for(tmp_path, **extra) -> dict[str, str]:
     """The environment of a session under test: none of the caller's CTRADER_ settings, its own
     data directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTRADER_")}
-    env.update(CTRADER_DATA_DIR=str(tmp_path / "data"), COLUMNS="250", **extra)
+    env.update(CTRADER_DATA_DIR=str(tmp_path / "data"), CTRADER_MONITOR_PORT=str(free_port()), COLUMNS="250")
+    env.update(extra)
     return env
 
 
@@ -159,7 +160,8 @@ class Detached(Terminal):
 
 def _env(tmp_path, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTRADER_")}
-    env.update(CTRADER_DATA_DIR=str(tmp_path / "data"), COLUMNS="250", **extra)
+    env.update(CTRADER_DATA_DIR=str(tmp_path / "data"), CTRADER_MONITOR_PORT=str(free_port()), COLUMNS="250")
+    env.update(extra)
     return env
 
 
