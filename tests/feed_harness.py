@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Self
 
 import numpy as np
 
@@ -140,3 +141,110 @@ def verify(sim, run: FeedRun) -> dict:
             out["depth_checked"] += 1
     out["updates"] = run.updates()
     return out
+
+
+class FeedThread:
+    """A ``FeedEngine`` against ``sim`` on a thread of its own, its records kept in arrival order;
+    the test's thread drives the simulator (``sim.control``, REST) and waits on what arrived.
+
+        with FeedThread(sim, ["BTCUSDT"], streams=["bookTicker", "depth@100ms", "trade"]) as feed:
+            feed.wait(lambda f: f.has(MdKind.SNAPSHOT))
+            sim.control.step(100)
+            feed.wait_caught_up(sim, "BTCUSDT")      # every frame of those steps is a record now
+            recs = feed.records()
+    """
+
+    def __init__(self, sim, symbols, streams=("bookTicker", "depth@100ms", "trade"), feed: dict | None = None) -> None:
+        import threading
+
+        self.sim = sim
+        self.cfg = feed_config(sim, {"streams": list(streams), **(feed or {})})
+        self.universe = Universe.from_exchange_info(fetch_exchange_info(sim.rest_url), symbols=list(symbols))
+        self.engine = FeedEngine(self.cfg, self.universe, self._sink)
+        self._chunks: list[np.ndarray] = []
+        self._cond = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="feed-thread", daemon=True)
+
+    def _sink(self, records: np.ndarray) -> None:
+        with self._cond:
+            self._chunks.append(records.copy())
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await self.engine.run(self._stop)
+        try:
+            self._loop.run_until_complete(main())
+        except Exception as exc:  # noqa: BLE001 -- re-raised by wait() on the test's thread
+            self._error = exc
+        finally:
+            self._loop.close()
+            with self._cond:
+                self._cond.notify_all()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(lambda: self._stop is not None and self._stop.set())
+            self._thread.join(30)
+
+    def count(self) -> int:
+        with self._cond:
+            return sum(len(c) for c in self._chunks)
+
+    def records(self) -> np.ndarray:
+        with self._cond:
+            if not self._chunks:
+                return np.zeros(0, self.engine.batch.records.dtype)
+            self._chunks = [np.concatenate(self._chunks)]
+            return self._chunks[0].copy()
+
+    def has(self, kind: MdKind) -> bool:
+        with self._cond:
+            return any((c["kind"] == kind).any() for c in self._chunks)
+
+    def last_book_update_id(self, symbol_id: int) -> int:
+        """The highest update id of a DEPTH/SNAPSHOT record of ``symbol_id`` so far (0: none)."""
+        with self._cond:
+            best = 0
+            for c in self._chunks:
+                books = c[((c["kind"] == MdKind.DEPTH) | (c["kind"] == MdKind.SNAPSHOT)) & (c["symbol_id"] == symbol_id)]
+                if len(books):
+                    best = max(best, int(books["last_update_id"].max()))
+            return best
+
+    def wait(self, predicate, timeout_s: float = 30.0) -> None:
+        """Block until ``predicate(self)`` holds (re-checked whenever records arrive)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                self._cond.release()
+                try:
+                    ok = predicate(self)
+                finally:
+                    self._cond.acquire()
+                if ok:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    raise TimeoutError("the feed did not publish what was waited for")
+                self._cond.wait(min(left, 1.0))
+
+    def wait_caught_up(self, symbol: str, timeout_s: float = 30.0) -> None:
+        """Until a book record carries the simulator's current update id of ``symbol``: with the
+        market paused, every trade and book frame sent before it has become a record."""
+        target = self.sim.control.book(symbol, 1)[0]
+        sid = self.universe.symbol_id(symbol)
+        self.wait(lambda f: f.last_book_update_id(sid) >= target, timeout_s)
