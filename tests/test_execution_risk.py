@@ -230,6 +230,50 @@ def test_a_credit_ahead_of_the_clock_counts_from_its_time():
     assert rb.usage(20 * S)["orders_10s"]["used"] == 0
 
 
+def test_the_day_window_forgets_charges_credited_long_ago():
+    """Orders that fill are limited by the request weight alone: a day of them must not pile
+    up in the day window; the unfilled ones among them still count."""
+    rb = RateBudget(orders_per_10s=10**6, orders_per_day=10**6, weight_per_minute=10**9)
+    for i in range(20_000):
+        t = i * 10_000_000                            # 100 orders a second
+        rb.charge(t, client_order_id=str(i))
+        if i % 100:
+            rb.credit(str(i), t + 1_000_000)          # 99 of 100 fill a millisecond later
+        assert rb.allows(t)
+    assert len(rb.events["orders_day"]) < 3 * RateBudget.COMPACT_MIN + 200 + 1_000
+    assert rb.usage(t + 2_000_000)["orders_day"]["used"] == 200
+    assert rb.usage(t + 2_000_000)["orders_10s"]["used"] == 10
+
+
+def test_the_budget_agrees_with_counting_every_charge_one_by_one(monkeypatch):
+    """Random charges and credits, some ahead of the time asked (as in a replay), against the
+    definition: charges at times <= now, in the window, not credited at or before now."""
+    monkeypatch.setattr(RateBudget, "COMPACT_MIN", 8)
+    rng = np.random.default_rng(7)
+    rb = RateBudget(orders_per_10s=10**6, orders_per_day=10**6, weight_per_minute=10**9)
+    charged: dict[str, int] = {}
+    credited: dict[str, int] = {}
+    now = 0
+    for i in range(3_000):
+        now += int(rng.integers(0, 50_000_000))
+        at = now + int(rng.integers(-1_000_000, 5_000_000))          # a little ahead or behind
+        op = rng.random()
+        if op < 0.5:
+            rb.charge(at, client_order_id=f"o{i}")
+            charged[f"o{i}"] = at
+        elif op < 0.8 and charged:
+            coid = list(charged)[int(rng.integers(0, len(charged)))]
+            if rb.credit(coid, at):
+                credited[coid] = max(at, charged[coid])
+            else:
+                assert coid in credited
+        use = rb.usage(now)
+        for key, window in (("orders_10s", 10 * S), ("orders_day", 86_400 * S)):
+            expect = sum(1 for c, t in charged.items()
+                         if now - window < t <= now and not credited.get(c, now + 1) <= now)
+            assert use[key]["used"] == expect, (i, key)
+
+
 def test_orders_that_fill_leave_the_order_budget_free_unfilled_ones_hold_it():
     """As on Binance (faqs/order_count_decrement): IOC takers that fill can be sent on and on;
     those that expire unfilled and resting GTC orders count for the whole window."""

@@ -134,6 +134,12 @@ class RateBudget:
 
     WINDOWS_NS: ClassVar[dict[str, int]] = {"orders_10s": 10 * 10**9, "orders_day": 86_400 * 10**9, "weight_min": 60 * 10**9}
     ORDER_WINDOWS: ClassVar[tuple[str, ...]] = ("orders_10s", "orders_day")
+    # How far before the latest time asked a later question may look (a replay asks at the
+    # session's gate times, a little ahead of or behind its market time): credits older than
+    # this are settled, and the day window forgets its credited charges after it, so that a day
+    # of orders that fill (only the request weight limits them) does not pile up in memory.
+    SETTLED_NS: ClassVar[int] = 10 * 10**9
+    COMPACT_MIN: ClassVar[int] = 1024
 
     def __init__(self, orders_per_10s: int, orders_per_day: int, weight_per_minute: int) -> None:
         self.limits = {"orders_10s": orders_per_10s, "orders_day": orders_per_day,
@@ -145,6 +151,8 @@ class RateBudget:
         # ORDERS windows: (credit time, charge) of the credited charges, in credit time order
         self._credits: dict[str, deque] = {k: deque() for k in self.ORDER_WINDOWS}
         self._by_id: dict[str, tuple[_Charge, ...]] = {}     # charges not yet credited
+        self._n_credited: dict[str, int] = dict.fromkeys(self.ORDER_WINDOWS, 0)   # credited, still in events
+        self._compact_at: dict[str, int] = dict.fromkeys(self.ORDER_WINDOWS, self.COMPACT_MIN)
         self.credited = 0                  # orders whose first fill freed their ORDERS slot
         self.closed_until_ns = 0           # the venue's retry time (monotonic), see back_off
 
@@ -176,14 +184,20 @@ class RateBudget:
             while events and events[0].t <= horizon:
                 c = events.popleft()
                 c.live = False
-                if c.credit_ns is None:
+                if c.credit_ns is not None:
+                    self._n_credited[key] -= 1
+                else:
                     used[key] -= c.amount
                     if key == "orders_day" and c.client_order_id is not None \
                             and self._by_id.get(c.client_order_id, (None,))[-1] is c:
                         del self._by_id[c.client_order_id]     # never filled: no credit to come
+            settled = now_ns - min(self.WINDOWS_NS[key], self.SETTLED_NS)
             credits = self._credits[key]
-            while credits and credits[0][0] <= horizon:
+            while credits and credits[0][0] <= settled:
                 credits.popleft()
+            n_credited = self._n_credited[key]
+            if n_credited > self._compact_at[key] and 2 * n_credited > len(events):
+                events = self._compact(key, settled)
             ahead = ahead or bool(events and events[-1].t > now_ns) or bool(credits and credits[-1][0] > now_ns)
         if not ahead:
             return used
@@ -205,6 +219,21 @@ class RateBudget:
                 if c.live:
                     used[key] += c.amount
         return used
+
+    def _compact(self, key: str, settled_ns: int) -> deque:
+        """Drop from ``key``'s window the charges credited by ``settled_ns``: they count at no
+        later time (their amount left ``used`` when they were credited). Returns the window."""
+        keep: deque = deque()
+        for c in self.events[key]:
+            if c.credit_ns is not None and c.credit_ns <= settled_ns:
+                c.live = False
+                self._n_credited[key] -= 1
+            else:
+                keep.append(c)
+        self.events[key] = keep
+        # amortised: the next pass once as many again were credited
+        self._compact_at[key] = 2 * self._n_credited[key] + self.COMPACT_MIN
+        return keep
 
     def allows(self, now_ns: int, orders: int = 1, weight: int = 1, reserve: int = 0) -> bool:
         """Room for ``orders`` more while keeping ``reserve`` orders of the 10 s window free."""
@@ -270,6 +299,7 @@ class RateBudget:
                 continue
             c.credit_ns = max(at_ns, c.t)
             self.used[key] -= c.amount
+            self._n_credited[key] += 1
             credits = self._credits[key]
             if credits and credits[-1][0] > c.credit_ns:
                 bisect.insort(credits, (c.credit_ns, c), key=_credit_time)
