@@ -206,8 +206,14 @@ def test_an_unwind_refused_by_the_rate_budget_is_retried_until_it_goes_through()
         for sym, (bid, ask) in BOOKS.items():
             ex.on_md(depth_record(UNI.symbol_id(sym), [(bid, 10.0)], [(ask, 10.0)], clock[0]), 1)
     show_books()
-    for rec in triangle(11, leg1_price=0.049):      # 3 orders: the budget is spent
-        ex.on_intents(rec, 1)
+    # The budget counts unfilled orders (Binance's ORDERS): legs 0 and 2 fill and free their
+    # place; two orders that expire unfilled and leg 1 (expires: the group breaks) spend it
+    leg0, leg1, leg2 = triangle(11, leg1_price=0.049)
+    ex.on_intents(leg0, 1)
+    ex.on_intents(leg2, 1)
+    for g in (21, 22):
+        ex.on_intents(intent_record(UNI, "BTCUSDT", Side.BUY, 59000.0, 0.01, group_id=g), 1)
+    ex.on_intents(leg1, 1)
     group = ex.groups[11]
     assert group.broken and not group.settled
     assert [RefusalReason(o.reject_code).name for o in group.unwind_orders] == ["RATE_BUDGET"] * 2

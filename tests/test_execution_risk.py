@@ -5,6 +5,7 @@ collected from its exec sink.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 
@@ -36,11 +37,11 @@ GENEROUS = {"max_order_notional": 1e9, "max_group_notional": 1e9, "max_position"
 
 
 class Harness:
-    def __init__(self, kill_path=None, **limits):
+    def __init__(self, kill_path=None, latency_ns=0, venue_cls=PaperVenue, **limits):
         self.now = 100 * S
         self.events: list[np.ndarray] = []
         cache = BookCache(len(UNI.symbols))
-        venue = PaperVenue(PaperFillModel(BookView(cache.books), UNI))
+        venue = venue_cls(PaperFillModel(BookView(cache.books), UNI, latency_ns=latency_ns))
         self.ex = Executor(UNI, venue, None, self.events.append, RiskLimits(**dict(GENEROUS, **limits)),
                            KillSwitch(kill_path), clock=lambda: self.now, books=cache)
         self.books(self.now)
@@ -108,14 +109,17 @@ def test_open_orders():
     assert h.refusals() == ["MAX_OPEN_ORDERS"]
 
 
+UNFILLED = {"price": 59000.0}     # an IOC buy under the ask: expires unfilled, keeps its ORDERS slot
+
+
 def test_rate_budget_refuses_the_burst_and_recovers_after_the_window():
     h = Harness(orders_per_10s=2)
     for g in range(3):
-        h.send(group_id=g + 1)
+        h.send(group_id=g + 1, **UNFILLED)
     assert h.refusals() == ["RATE_BUDGET"]
     h.now += 10 * S + 1
     h.books(h.now)
-    h.send(group_id=10)
+    h.send(group_id=10, **UNFILLED)
     assert h.refusals() == ["RATE_BUDGET"]                  # no new refusal
 
 
@@ -152,9 +156,215 @@ def test_rate_budget_counts_what_was_sent_by_then_whatever_order_it_was_charged_
     rb.charge(1 * S)
     assert rb.room(1 * S) == 1             # the 5 s order does not count yet
     assert rb.room(5 * S) == 0
-    assert [t for t, _ in rb.events["orders_10s"]] == [1 * S, 5 * S]
+    assert [c.t for c in rb.events["orders_10s"]] == [1 * S, 5 * S]
     assert rb.room(11 * S) == 1            # the 1 s order slid out first
     assert rb.usage(15 * S)["orders_10s"]["used"] == 0
+
+
+def test_a_credited_order_frees_its_orders_slot_from_its_credit_time_on():
+    """Binance's unfilled order count: an order's first fill takes it off every ORDERS window
+    from then on; the request weight it cost stays."""
+    rb = RateBudget(orders_per_10s=2, orders_per_day=100, weight_per_minute=100)
+    rb.charge(0, client_order_id="a")
+    rb.charge(1 * S, client_order_id="b")
+    assert rb.room(2 * S) == 0
+    assert rb.credit("a", 3 * S)
+    assert rb.room(2 * S) == 0 and not rb.allows(2.9 * S)      # before its first fill it counted
+    assert rb.room(3 * S) == 1 and rb.allows(3 * S)
+    use = rb.usage(3 * S)
+    assert use["orders_10s"]["used"] == 1 and use["orders_day"]["used"] == 1
+    assert use["weight_min"]["used"] == 2                         # weight is not credited
+    assert rb.usage(11 * S)["orders_10s"]["used"] == 0            # b slid out; a does not count twice
+    assert rb.usage(11 * S)["orders_day"]["used"] == 1            # b: a day long
+    assert rb.usage(61 * S)["weight_min"]["used"] == 0
+    assert rb.credited == 1
+
+
+def test_a_credit_frees_the_day_window_too():
+    rb = RateBudget(orders_per_10s=100, orders_per_day=2, weight_per_minute=100)
+    rb.charge(0, client_order_id="a")
+    rb.charge(1 * S, client_order_id="b")
+    assert not rb.allows(20 * S)                      # two orders today
+    rb.credit("a", 15 * S)                            # left the 10 s window, still in the day's
+    assert rb.allows(20 * S) and not rb.allows(14 * S)
+    use = rb.usage(20 * S)
+    assert use["orders_day"]["used"] == 1 and use["orders_10s"]["used"] == 0
+    assert rb.usage(86_401 * S)["orders_day"]["used"] == 0        # both out of the day: none negative
+    assert not rb._by_id                              # b never filled: forgotten with its day
+
+
+def test_harmless_credits():
+    """A credit twice, of an unknown order, of one charged without an id, before the charge or
+    once the day window dropped it changes nothing it should not; no window goes negative."""
+    rb = RateBudget(orders_per_10s=3, orders_per_day=100, weight_per_minute=100)
+    assert not rb.credit("nobody", 1 * S) and rb.credited == 0
+    rb.charge(1 * S)                                  # no id: never credited
+    rb.charge(2 * S, client_order_id="a")
+    assert rb.credit("a", 4 * S)
+    assert not rb.credit("a", 3 * S)                  # twice: the first credit stands
+    assert rb.room(3.5 * S) == 1 and rb.room(4 * S) == 2
+    assert rb.usage(4 * S)["orders_10s"]["used"] == 1 and rb.credited == 1
+    rb.charge(6 * S, client_order_id="early")         # a fill said to precede its own charge:
+    assert rb.credit("early", 5 * S)                  # it counts at no time, and nothing less
+    assert rb.room(5.5 * S) == 2 and rb.room(6 * S) == 2
+    assert not rb.credit("late", 7 * S)               # credited before it was charged: unknown then
+    rb.charge(7 * S, client_order_id="late")
+    assert rb.room(8 * S) == 1
+    for t in (12, 13, 17, 30, 86_500):
+        use = rb.usage(t * S)
+        assert all(use[k]["used"] >= 0 for k in use)
+    assert rb.usage(30 * S)["orders_10s"]["used"] == 0
+    assert not rb.credit("late", 86_500 * S)          # left the day window: nothing to credit
+
+
+def test_a_credit_ahead_of_the_clock_counts_from_its_time():
+    """A replay charges and credits at the session's times, which can be ahead of its market
+    clock: the budget at a time counts the orders sent and not yet filled by then."""
+    rb = RateBudget(orders_per_10s=2, orders_per_day=100, weight_per_minute=100)
+    rb.charge(5 * S, client_order_id="a")
+    rb.credit("a", 6 * S)
+    rb.charge(1 * S, client_order_id="b")
+    assert rb.room(1 * S) == 1 and rb.room(5 * S) == 0 and rb.room(6 * S) == 1
+    rb.credit("b", 2 * S)
+    assert rb.room(1.5 * S) == 1 and rb.room(2 * S) == 2 and rb.room(5 * S) == 1 and rb.room(6 * S) == 2
+    assert rb.usage(20 * S)["orders_10s"]["used"] == 0
+
+
+def test_the_day_window_forgets_charges_credited_long_ago():
+    """Orders that fill are limited by the request weight alone: a day of them must not pile
+    up in the day window; the unfilled ones among them still count."""
+    rb = RateBudget(orders_per_10s=10**6, orders_per_day=10**6, weight_per_minute=10**9)
+    for i in range(20_000):
+        t = i * 10_000_000                            # 100 orders a second
+        rb.charge(t, client_order_id=str(i))
+        if i % 100:
+            rb.credit(str(i), t + 1_000_000)          # 99 of 100 fill a millisecond later
+        assert rb.allows(t)
+    assert len(rb.events["orders_day"]) < 3 * RateBudget.COMPACT_MIN + 200 + 1_000
+    assert rb.usage(t + 2_000_000)["orders_day"]["used"] == 200
+    assert rb.usage(t + 2_000_000)["orders_10s"]["used"] == 10
+
+
+def test_the_budget_agrees_with_counting_every_charge_one_by_one(monkeypatch):
+    """Random charges and credits, some ahead of the time asked (as in a replay), against the
+    definition: charges at times <= now, in the window, not credited at or before now."""
+    monkeypatch.setattr(RateBudget, "COMPACT_MIN", 8)
+    rng = np.random.default_rng(7)
+    rb = RateBudget(orders_per_10s=10**6, orders_per_day=10**6, weight_per_minute=10**9)
+    charged: dict[str, int] = {}
+    credited: dict[str, int] = {}
+    now = 0
+    for i in range(3_000):
+        now += int(rng.integers(0, 50_000_000))
+        at = now + int(rng.integers(-1_000_000, 5_000_000))          # a little ahead or behind
+        op = rng.random()
+        if op < 0.5:
+            rb.charge(at, client_order_id=f"o{i}")
+            charged[f"o{i}"] = at
+        elif op < 0.8 and charged:
+            coid = list(charged)[int(rng.integers(0, len(charged)))]
+            if rb.credit(coid, at):
+                credited[coid] = max(at, charged[coid])
+            else:
+                assert coid in credited
+        use = rb.usage(now)
+        for key, window in (("orders_10s", 10 * S), ("orders_day", 86_400 * S)):
+            expect = sum(1 for c, t in charged.items()
+                         if now - window < t <= now and not credited.get(c, now + 1) <= now)
+            assert use[key]["used"] == expect, (i, key)
+
+
+def test_orders_that_fill_leave_the_order_budget_free_unfilled_ones_hold_it():
+    """As on Binance (faqs/order_count_decrement): IOC takers that fill can be sent on and on;
+    those that expire unfilled and resting GTC orders count for the whole window."""
+    h = Harness(orders_per_10s=2)
+    for g in range(3):
+        h.send(group_id=g + 1)                        # fill against the ask
+    assert h.refusals() == [] and [k for k, _ in h.kinds()].count("FILL") == 3
+    st = h.ex.stats()
+    assert st["rate_budget"]["orders_10s"]["used"] == 0 and st["rate_budget"]["weight_min"]["used"] == 3
+    assert st["rate_credits"] == 3
+
+    h = Harness(orders_per_10s=2)
+    for g in range(3):
+        h.send(group_id=g + 1, **UNFILLED)            # IOC, nothing at its price: expires unfilled
+    assert h.refusals() == ["RATE_BUDGET"] and h.ex.stats()["rate_credits"] == 0
+
+    h = Harness(orders_per_10s=2)
+    for g in range(2):
+        h.send(group_id=g + 1, price=59000.0, tif=TimeInForce.GTC)      # rest
+    h.send(group_id=3)                                # would fill, but the resting two hold the budget
+    assert h.refusals() == ["RATE_BUDGET"] and h.ex.orders.open_count() == 2
+    h.now += S
+    h.books(h.now, btc=(58990.0, 58999.0))            # the ask falls through their price: both fill
+    assert h.ex.orders.open_count() == 0
+    assert h.ex.gate.rate.usage(h.now - 1)["orders_10s"]["used"] == 2
+    assert h.ex.gate.rate.usage(h.now)["orders_10s"]["used"] == 0       # from the fill on
+    h.send(group_id=4, price=59000.0)
+    assert h.refusals() == ["RATE_BUDGET"] and h.kinds()[-1] == ("FILL", 0)
+
+
+def test_an_order_is_credited_once_on_its_first_fill():
+    h = Harness(orders_per_10s=5)
+    h.send(group_id=1, price=60001.0, qty=12.0, tif=TimeInForce.GTC)   # 10 at the ask, 2 rest
+    assert [k for k, _ in h.kinds()] == ["ACK", "PARTIAL_FILL"] and h.ex.gate.rate.credited == 1
+    h.now += S
+    h.books(h.now, btc=(60000.0, 60000.5))            # the ask falls through: the rest fills
+    assert h.kinds()[-1] == ("FILL", 0) and h.ex.gate.rate.credited == 1
+    assert h.ex.gate.rate.usage(h.now)["orders_10s"]["used"] == 0
+
+
+def test_a_paper_order_is_credited_at_its_due_time_whenever_it_is_matched():
+    """Paper and replay: the first fill frees the slot at the time the venue matched the order
+    (its due time, on the books as of then), not when a later record or poll got to it: the
+    same time in a session and its replay."""
+    latency = 2_000_000
+    h = Harness(orders_per_10s=5, latency_ns=latency)
+    sent = h.now
+    h.send(group_id=1)
+    assert h.kinds() == [] and h.ex.gate.rate.usage(sent)["orders_10s"]["used"] == 1
+    h.now += S
+    h.books(h.now)                                    # before_md: matched on the books before this record
+    assert [k for k, _ in h.kinds()] == ["ACK", "FILL"]
+    rate = h.ex.gate.rate
+    assert rate.usage(sent + latency - 1)["orders_10s"]["used"] == 1
+    assert rate.usage(sent + latency)["orders_10s"]["used"] == 0
+    fill = h.ex.venue.model                           # the update itself carries that time
+    h.send(group_id=2)
+    (u,) = [u for u in fill.advance(h.now + latency) if u.last_qty]
+    assert u.venue_mono_ns == h.now + latency
+
+
+class ClockOnlyVenue(PaperVenue):
+    """A venue that does not say when it matched (as live: its clock is not ours)."""
+
+    def _strip(self, updates):
+        return [dataclasses.replace(u, venue_mono_ns=0) for u in updates]
+
+    def place(self, order, now_ns):
+        return self._strip(super().place(order, now_ns))
+
+    def before_md(self, recv_ns):
+        return self._strip(super().before_md(recv_ns))
+
+    def on_book(self, symbol_id, now_ns):
+        return self._strip(super().on_book(symbol_id, now_ns))
+
+    def poll(self, now_ns):
+        return self._strip(super().poll(now_ns))
+
+
+def test_a_fill_with_no_venue_time_is_credited_when_the_executor_applies_it():
+    latency = 2_000_000
+    h = Harness(orders_per_10s=5, latency_ns=latency, venue_cls=ClockOnlyVenue)
+    sent = h.now
+    h.send(group_id=1)
+    h.now += S
+    h.books(h.now)
+    assert [k for k, _ in h.kinds()] == ["ACK", "FILL"]
+    rate = h.ex.gate.rate
+    assert rate.usage(sent + latency)["orders_10s"]["used"] == 1
+    assert rate.usage(h.now)["orders_10s"]["used"] == 0
 
 
 def test_the_replay_of_a_session_gates_its_orders_when_and_as_the_session_did():
@@ -167,7 +377,7 @@ def test_the_replay_of_a_session_gates_its_orders_when_and_as_the_session_did():
                             for leg in (2, 0, 1)])
     assert h.ex._recorded_batches(batch, 3) == [(0, 1, 100 * S + 10), (1, 3, 100 * S + 70)]
     h.ex.on_intents(batch, 3)
-    assert [t for t, _ in h.ex.gate.rate.events["orders_10s"]] == [100 * S + 10, 100 * S + 70, 100 * S + 70]
+    assert [c.t for c in h.ex.gate.rate.events["orders_10s"]] == [100 * S + 10, 100 * S + 70, 100 * S + 70]
     gated = {(int(r["leg"]), int(r["gated_mono_ns"])) for r in h.records() if r["kind"] == ExecKind.ACK}
     assert gated == {(2, 100 * S + 10), (0, 100 * S + 70), (1, 100 * S + 70)}
 
@@ -252,7 +462,7 @@ def test_sigusr1_engages_the_kill_switch():
 def test_new_orders_leave_a_fifth_of_the_order_budget_to_unwinds():
     h = Harness(orders_per_10s=10)
     for g in range(9):
-        h.send(group_id=g + 1)
+        h.send(group_id=g + 1, **UNFILLED)
     assert h.refusals() == ["RATE_BUDGET"]              # 8 sent: 2 of 10 kept for unwinds
     from ctrader.execution.orders import Order
     info = UNI.by_name["BTCUSDT"]

@@ -311,7 +311,7 @@ class Executor:
         # each order object is built just before it is admitted: leg 0 leaves without waiting
         # for the others'
         coids = client_order_ids(recs, n)
-        verdicts = self.gate.check_batch(recs, n, self._seen_before(coids), seen, killed=killed)
+        verdicts = self.gate.check_batch(recs, n, self._seen_before(coids), seen, killed=killed, client_ids=coids)
         for i in range(n):
             order = self._order_from_intent(recs[i])
             order.seen_mono_ns = seen
@@ -534,6 +534,11 @@ class Executor:
                     self.journal.fill(order, tr.fill, durable=False)
                 self.journal.state(order, durable=False)
             if tr.fill is not None:
+                if order.cum_qty == tr.fill.last_qty:
+                    # its first fill: Binance's unfilled order count (ORDERS) drops it from then
+                    # on; at the venue's match time when it says (paper and replay: the same
+                    # time in both), else when we learn of it (live)
+                    self.gate.rate.credit(order.client_order_id, tr.fill.venue_mono_ns or self.clock())
                 self.accounting.on_fill(order, tr.fill)
                 if self.on_fill is not None:
                     self.on_fill(order, tr.fill)
@@ -751,6 +756,7 @@ class Executor:
                      "daily_pnl": self.accounting.daily_pnl_so_far(self.valuer, int(time.time() // 86_400)),
                      "daily_loss_limit": self.gate.limits.daily_loss_limit,
                      "rate_budget": rate.usage(now),
+                     "rate_credits": rate.credited,
                      "backoff_s": max(0.0, (rate.closed_until_ns - now) / 1e9),
                      "journal_records": self.journal.records if self.journal is not None else 0,
                      "journal_syncs": self.journal.syncs if self.journal is not None else 0})

@@ -136,6 +136,9 @@ class VenueUpdate:
     is_maker: bool = False
     reject_code: int = 0         # Binance error code for REJECTED
     exch_ts_ms: int = 0
+    # when the venue matched it, on our CLOCK_MONOTONIC (ns): the paper venue's due time of the
+    # order (the same in a session and its replay); 0 when unknown (live: the venue's clock)
+    venue_mono_ns: int = 0
 
 
 @dataclass(frozen=True)

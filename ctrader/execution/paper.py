@@ -281,9 +281,12 @@ class PaperFillModel:
             else:
                 self.account.fill(o.client_order_id, spent=(info.base, qty), received=(info.quote, quote - fee))
         status = FILLED if work.cum_qty == o.qty else PARTIALLY_FILLED
+        # matched when: an arriving order at its due time (whenever ``advance`` got to it: a
+        # record's receive time less 1, a poll), a resting one at the market event that reached it
+        venue_ns = now_ns if work.resting else work.due_ns
         update = VenueUpdate(o.client_order_id, status, work.order_id, last_qty=qty, last_px=px, last_quote=quote,
                              fee=fee, fee_asset=info.base if buy else info.quote, trade_id=self._next_trade_id,
-                             is_maker=as_maker, exch_ts_ms=now_ns // 1_000_000)
+                             is_maker=as_maker, exch_ts_ms=now_ns // 1_000_000, venue_mono_ns=venue_ns)
         self._next_trade_id += 1
         if work.cum_qty == o.qty:
             self.resting.pop(o.client_order_id, None)

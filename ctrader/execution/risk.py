@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ctrader.core.records import MdFlag, OrderType, RefusalReason, Side
-from ctrader.execution.orders import Order
+from ctrader.execution.orders import Order, client_order_ids
 from ctrader.execution.risk_kernel import _EXACT, OPEN_COLS, SURE, RiskTables, gate_batch
 from ctrader.venue.decimals import ONE
 from ctrader.venue.errors import BinanceError
@@ -104,21 +104,56 @@ class KillSwitch:
         return f"file {self.path}" if self.engaged else ""
 
 
+class _Charge:
+    """One order's charge in one ORDERS window: counted from ``t`` until it leaves the window
+    or, once the order filled for the first time, from ``credit_ns`` on (``RateBudget.credit``)."""
+    __slots__ = ("t", "amount", "credit_ns", "live", "client_order_id")
+
+    def __init__(self, t: int, amount: int, client_order_id: str | None) -> None:
+        self.t = t
+        self.amount = amount
+        self.credit_ns: int | None = None     # set once: counts no more from then on
+        self.live = True                      # still in its window's deque
+        self.client_order_id = client_order_id
+
+
 class RateBudget:
     """Sliding-window counts of orders (10 s, 1 day) and request weight (1 min), kept below the
     venue's limits so that a burst is refused here instead of banned there.
+
+    The ORDERS windows count *unfilled* orders, as Binance does: every new order adds 1, and
+    "when an order fills for the first time (partially or fully), the unfilled count is
+    decremented by 1 for all ORDERS intervals" (faqs/order_count_decrement). ``charge`` records
+    an order under its client order id; ``credit(client_order_id, at_ns)`` (its first fill)
+    makes that charge stop counting from ``at_ns`` on. Orders that fill keep only the request
+    weight busy; resting and expired-unfilled orders hold their ORDERS slot for the window.
 
     When the venue says back off all the same (429 / 418 with a retry time: another client on
     the same IP or account, limits lower than configured), ``back_off`` closes the budget until
     then: Binance bans an IP that keeps sending after a 429."""
 
     WINDOWS_NS: ClassVar[dict[str, int]] = {"orders_10s": 10 * 10**9, "orders_day": 86_400 * 10**9, "weight_min": 60 * 10**9}
+    ORDER_WINDOWS: ClassVar[tuple[str, ...]] = ("orders_10s", "orders_day")
+    # How far before the latest time asked a later question may look (a replay asks at the
+    # session's gate times, a little ahead of or behind its market time): credits older than
+    # this are settled, and the day window forgets its credited charges after it, so that a day
+    # of orders that fill (only the request weight limits them) does not pile up in memory.
+    SETTLED_NS: ClassVar[int] = 10 * 10**9
+    COMPACT_MIN: ClassVar[int] = 1024
 
     def __init__(self, orders_per_10s: int, orders_per_day: int, weight_per_minute: int) -> None:
         self.limits = {"orders_10s": orders_per_10s, "orders_day": orders_per_day,
                        "weight_min": weight_per_minute}
-        self.events: dict[str, deque] = {k: deque() for k in self.limits}   # (time, amount)
+        # in time order: (time, amount) for the weight, a _Charge for each order in an ORDERS window
+        self.events: dict[str, deque] = {k: deque() for k in self.limits}
+        # what each window's events hold, less the credited charges (whatever their credit time)
         self.used: dict[str, int] = dict.fromkeys(self.limits, 0)
+        # ORDERS windows: (credit time, charge) of the credited charges, in credit time order
+        self._credits: dict[str, deque] = {k: deque() for k in self.ORDER_WINDOWS}
+        self._by_id: dict[str, tuple[_Charge, ...]] = {}     # charges not yet credited
+        self._n_credited: dict[str, int] = dict.fromkeys(self.ORDER_WINDOWS, 0)   # credited, still in events
+        self._compact_at: dict[str, int] = dict.fromkeys(self.ORDER_WINDOWS, self.COMPACT_MIN)
+        self.credited = 0                  # orders whose first fill freed their ORDERS slot
         self.closed_until_ns = 0           # the venue's retry time (monotonic), see back_off
 
     def back_off(self, until_ns: int) -> None:
@@ -127,27 +162,78 @@ class RateBudget:
         self.closed_until_ns = max(self.closed_until_ns, until_ns)
 
     def _expire(self, now_ns: int) -> dict[str, int]:
-        """Drop what left the windows by ``now_ns``; returns each window's use at ``now_ns``.
+        """Drop what left the windows by ``now_ns``; returns each window's use at ``now_ns``:
+        the charges at times <= ``now_ns`` still in the window and not credited at or before
+        ``now_ns``.
 
         An order charged at a time after ``now_ns`` does not count yet. A live or paper
         executor's clock never goes back, so that never happens there; a replay of a recorded
         session charges each order when the session sent it, which can be after the replay's
         market time (an unwind the session's loop sent late): a budget at ``now_ns`` holds
-        what was sent by then, as the session's did."""
+        what was sent by then, as the session's did. Likewise a credit at a time after
+        ``now_ns`` does not free the slot yet."""
         used = self.used
+        ahead = False
         for key, events in self.events.items():
             horizon = now_ns - self.WINDOWS_NS[key]
-            while events and events[0][0] <= horizon:
-                used[key] -= events.popleft()[1]
-        if not any(events and events[-1][0] > now_ns for events in self.events.values()):
+            if key == "weight_min":
+                while events and events[0][0] <= horizon:
+                    used[key] -= events.popleft()[1]
+                ahead = ahead or bool(events and events[-1][0] > now_ns)
+                continue
+            while events and events[0].t <= horizon:
+                c = events.popleft()
+                c.live = False
+                if c.credit_ns is not None:
+                    self._n_credited[key] -= 1
+                else:
+                    used[key] -= c.amount
+                    if key == "orders_day" and c.client_order_id is not None \
+                            and self._by_id.get(c.client_order_id, (None,))[-1] is c:
+                        del self._by_id[c.client_order_id]     # never filled: no credit to come
+            settled = now_ns - min(self.WINDOWS_NS[key], self.SETTLED_NS)
+            credits = self._credits[key]
+            while credits and credits[0][0] <= settled:
+                credits.popleft()
+            n_credited = self._n_credited[key]
+            if n_credited > self._compact_at[key] and 2 * n_credited > len(events):
+                events = self._compact(key, settled)
+            ahead = ahead or bool(events and events[-1].t > now_ns) or bool(credits and credits[-1][0] > now_ns)
+        if not ahead:
             return used
         used = dict(used)
         for key, events in self.events.items():
-            for t, amount in reversed(events):
+            if key == "weight_min":
+                for t, amount in reversed(events):
+                    if t <= now_ns:
+                        break
+                    used[key] -= amount
+                continue
+            for c in reversed(events):           # charged after now_ns: not yet counted
+                if c.t <= now_ns:
+                    break
+                used[key] -= c.amount
+            for t, c in reversed(self._credits[key]):    # credited after now_ns: counted still
                 if t <= now_ns:
                     break
-                used[key] -= amount
+                if c.live:
+                    used[key] += c.amount
         return used
+
+    def _compact(self, key: str, settled_ns: int) -> deque:
+        """Drop from ``key``'s window the charges credited by ``settled_ns``: they count at no
+        later time (their amount left ``used`` when they were credited). Returns the window."""
+        keep: deque = deque()
+        for c in self.events[key]:
+            if c.credit_ns is not None and c.credit_ns <= settled_ns:
+                c.live = False
+                self._n_credited[key] -= 1
+            else:
+                keep.append(c)
+        self.events[key] = keep
+        # amortised: the next pass once as many again were credited
+        self._compact_at[key] = 2 * self._n_credited[key] + self.COMPACT_MIN
+        return keep
 
     def allows(self, now_ns: int, orders: int = 1, weight: int = 1, reserve: int = 0) -> bool:
         """Room for ``orders`` more while keeping ``reserve`` orders of the 10 s window free."""
@@ -173,17 +259,62 @@ class RateBudget:
         used = self._expire(now_ns)
         return {k: {"used": used[k], "limit": self.limits[k]} for k in self.limits}
 
-    def charge(self, now_ns: int, orders: int = 1, weight: int = 1) -> None:
+    def charge(self, now_ns: int, orders: int = 1, weight: int = 1, client_order_id: str | None = None) -> None:
         """Count what was sent at ``now_ns``; the windows stay in time order (a replay may
-        charge a time earlier than the last one: see ``_expire``)."""
-        for key, amount in (("orders_10s", orders), ("orders_day", orders), ("weight_min", weight)):
-            if amount:
-                events = self.events[key]
-                if events and events[-1][0] > now_ns:
-                    bisect.insort(events, (now_ns, amount))
-                else:
-                    events.append((now_ns, amount))
-                self.used[key] += amount
+        charge a time earlier than the last one: see ``_expire``). ``client_order_id`` names
+        the order, for ``credit`` when it first fills (an order charged without one is never
+        credited)."""
+        if weight:
+            events = self.events["weight_min"]
+            if events and events[-1][0] > now_ns:
+                bisect.insort(events, (now_ns, weight))
+            else:
+                events.append((now_ns, weight))
+            self.used["weight_min"] += weight
+        if not orders:
+            return
+        charges = []
+        for key in self.ORDER_WINDOWS:
+            c = _Charge(now_ns, orders, client_order_id)
+            events = self.events[key]
+            if events and events[-1].t > now_ns:
+                bisect.insort(events, c, key=_charge_time)
+            else:
+                events.append(c)
+            self.used[key] += orders
+            charges.append(c)
+        if client_order_id is not None:
+            self._by_id[client_order_id] = tuple(charges)
+
+    def credit(self, client_order_id: str, at_ns: int) -> bool:
+        """The order ``client_order_id`` filled for the first time at ``at_ns``: its ORDERS
+        charge counts no more at times >= ``at_ns`` (never before its own charge time); the
+        request weight it cost stays. An order unknown (not charged here, charged before a
+        restart, or gone from the day window) or credited already changes nothing: False."""
+        charges = self._by_id.pop(client_order_id, None)
+        if charges is None:
+            return False
+        for key, c in zip(self.ORDER_WINDOWS, charges):
+            if not c.live or c.credit_ns is not None:
+                continue
+            c.credit_ns = max(at_ns, c.t)
+            self.used[key] -= c.amount
+            self._n_credited[key] += 1
+            credits = self._credits[key]
+            if credits and credits[-1][0] > c.credit_ns:
+                bisect.insort(credits, (c.credit_ns, c), key=_credit_time)
+            else:
+                credits.append((c.credit_ns, c))
+        self.credited += 1
+        return True
+
+
+def _charge_time(c: _Charge) -> int:
+    return c.t
+
+
+def _credit_time(entry: tuple[int, _Charge]) -> int:
+    return entry[0]
 
 
 class RiskGate:
@@ -233,7 +364,7 @@ class RiskGate:
             if order.leg == 0 and not unwind and replacing is None:
                 self.refused_groups[order.group_id] = reason
             return reason
-        self.rate.charge(now_mono_ns)
+        self.rate.charge(now_mono_ns, client_order_id=order.client_order_id)
         return RefusalReason.NONE
 
     def _open_orders(self) -> list[Order]:
@@ -241,13 +372,16 @@ class RiskGate:
         return [o for o in self.order_book.open_orders() if o is not self._replacing]
 
     def check_batch(self, intents: np.ndarray, n: int, skip: list[bool], now_mono_ns: int,
-                    record: bool = True, killed: bool | None = None) -> list[int] | None:
+                    record: bool = True, killed: bool | None = None,
+                    client_ids: list[str] | None = None) -> list[int] | None:
         """``check`` for each of ``intents[:n]`` (ORDER_INTENT records, none an unwind) as if
         called one after the other at ``now_mono_ns``, each passing intent counted as an open
         order for the ones after it, in one compiled call (``risk_kernel``). ``skip[i]``: not
         gated (a duplicate), -1 in the answer. With ``record`` the state changes ``check``
         makes (rate budget, group notional, refused groups) are made. ``killed``: the kill
         switch as the caller just read it (the file check is a system call: once per batch).
+        ``client_ids``: the intents' client order ids, if the caller has them (the rate budget
+        charges each passing order under its id, to credit it on its first fill).
 
         None when the kernel cannot decide the batch exactly (an amount too large for float64,
         a comparison too close to call, a symbol whose filters are not in the tables): then
@@ -312,9 +446,12 @@ class RiskGate:
         self.batches["compiled"] += 1
         out = reasons[:n].tolist()
         if record:
+            coids = None
             for i, reason in enumerate(out):
                 if reason == 0:
-                    self.rate.charge(now_mono_ns)
+                    if coids is None:
+                        coids = client_ids if client_ids is not None else client_order_ids(intents, n)
+                    self.rate.charge(now_mono_ns, client_order_id=coids[i])
                     self.group_notional[gids[i]] = float(totals[i])
                 elif reason > 0 and intents[i]["leg"] == 0:
                     self.refused_groups[gids[i]] = RefusalReason(reason)
