@@ -151,3 +151,22 @@ def test_a_background_journal_syncs_on_its_own_thread_and_close_waits_for_it(tmp
     j.commit()
     j.close()                          # stops the thread once what was asked is synced
     assert synced_by and set(synced_by) == {"journal-sync"} and j.syncs >= 1
+
+
+def test_a_journal_written_by_a_newer_version_is_read_without_the_fields_it_adds(tmp_path):
+    """Rolling back after an upgrade: lines carrying a field this version does not know (a
+    newer Order or VenueUpdate) are read with the fields it does know."""
+    import orjson
+
+    from ctrader.execution.journal import Journal
+
+    path = tmp_path / "j.jsonl"
+    intent = {"k": "intent", "client_order_id": "n1", "group_id": 1, "leg": 0, "n_legs": 1, "symbol_id": 0,
+              "symbol": "BTCUSDT", "side": 1, "order_type": 1, "tif": 2, "price": 6000000000000,
+              "qty": 1000000, "a_field_from_the_future": 7}
+    fill = {"k": "fill", "client_order_id": "n1", "status": "FILLED", "last_qty": 1000000, "trade_id": 5,
+            "venue_mono_ns": 123, "another_new_field": "x"}
+    path.write_bytes(orjson.dumps(intent) + b"\n" + orjson.dumps(fill) + b"\n")
+    orders, fills = Journal.load(path)
+    assert orders["n1"].qty == 1000000 and orders["n1"].trade_ids == {5}
+    assert [u.trade_id for _, u in fills] == [5]

@@ -25,6 +25,7 @@ line (``load`` skips it with a warning).
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import mmap
@@ -350,7 +351,7 @@ class Journal:
             if kind == "run":
                 run_id = doc.get("run_id", "")
             elif kind == "intent":
-                orders[doc["client_order_id"]] = Order(**doc)
+                orders[doc["client_order_id"]] = Order(**_known(Order, doc))
             elif kind == "state" and doc["coid"] in orders:
                 o = orders[doc["coid"]]
                 o.status, o.exchange_order_id = doc["status"], doc["oid"]
@@ -359,7 +360,7 @@ class Journal:
             elif kind == "pub" and doc["coid"] in orders:
                 orders[doc["coid"]].published = (doc["status"], doc["cum_qty"])
             elif kind == "fill":
-                u = VenueUpdate(**doc)
+                u = VenueUpdate(**_known(VenueUpdate, doc))
                 fills.append((run_id, u))
                 o = orders.get(u.client_order_id)
                 if o is not None:
@@ -367,6 +368,13 @@ class Journal:
                     if u.fee:
                         o.fees[u.fee_asset] = o.fees.get(u.fee_asset, 0) + u.fee
         return orders, fills
+
+
+def _known(cls: type, doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``doc`` that ``cls`` (a dataclass) has: a journal written by a newer
+    version (a field added since) is still read, without the fields this one does not know."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return doc if names.issuperset(doc) else {k: v for k, v in doc.items() if k in names}
 
 
 def check_room(directory: str | os.PathLike) -> None:
