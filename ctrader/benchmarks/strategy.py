@@ -128,7 +128,7 @@ def bench_evaluation(n_alts: int = 166, updates: int = 50_000, rescans: int = 20
 
     uni, prices = synthetic_universe(n_alts)
     cfg = SimpleNamespace(strategy=SimpleNamespace(max_start=("USDT=1000", "BTC=0.02"), min_marginal_edge_bps=0.5,
-                                                   max_book_age_ms=1e12))
+                                                   max_book_age_ms=1e12, limit_slippage_bps=0.0))
     now = 10**12
     strat = TriangularArbitrage(cfg, uni, BookCache(len(uni.symbols)))
     fill_books(uni, prices, strat.books, now)

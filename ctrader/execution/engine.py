@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 
 from ctrader.core.records import (
@@ -91,6 +92,15 @@ class Group:
     def traded(self) -> bool:
         """Whether any of its legs traded, a replaced one included."""
         return any(o.cum_qty for o in self.legs.values()) or any(o.cum_qty for o in self.replaced)
+
+
+@numba.njit(cache=True)
+def has_actions(recs: np.ndarray, n: int) -> bool:
+    """Whether any of ``recs[:n]`` (ORDER_INTENT) is a CANCEL or REPLACE rather than a NEW order."""
+    for i in range(n):
+        if recs[i].action != 0:
+            return True
+    return False
 
 
 class Executor:
@@ -163,16 +173,23 @@ class Executor:
             self.events += n
             return
         books = self.cache.books
-        # Records before the next paper order falls due only refresh consumed liquidity: one
-        # compiled call for them too (a batch took 83 µs p50, 600 µs at worst, one by one)
-        quiet = self.venue.quiet_prefix(recs, n)
-        if quiet:
-            apply_all(books, recs, quiet)
         updates: list[VenueUpdate] = []
-        for i in range(quiet, n):
+        i = 0
+        while i < n:
+            # Records before the next paper order falls due only refresh consumed liquidity: one
+            # compiled call for them (a batch took 83 µs p50, 600 µs at worst, one by one); the
+            # record an order falls due at goes one by one, then the rest is looked at again
+            rest = recs[i:] if i else recs
+            quiet = self.venue.quiet_prefix(rest, n - i)
+            if quiet:
+                apply_all(books, rest, quiet)
+                i += quiet
+                if i == n:
+                    break
             r = recs[i]
             updates += self.venue.before_md(int(r["recv_mono_ns"]))
             sid = apply_md(books, recs, i)
+            i += 1
             if sid < 0:
                 continue
             if r["kind"] != MdKind.TRADE:
@@ -190,18 +207,20 @@ class Executor:
         """Act on ``recs[:n]``: NEW intents are gated, journaled and sent (``_on_new_intents``),
         CANCEL intents cancel the open order they name, REPLACE intents cancel it and place
         theirs in its stead (``cancel_order``, ``replace_order``). A batch of NEW intents only (every
-        strategy until resting orders) costs one vectorised test more."""
-        actions = recs["action"][:n]
-        if not actions.any():
-            self._on_new_intents(recs, n)
+        strategy until resting orders) costs one compiled test more (~0.2 µs; a numpy test of the
+        action column cost 1.2 µs warm, several cold, on the order path)."""
+        seen = self.clock()          # the executor has the batch: the intent hop ends here
+        if not has_actions(recs, n):
+            self._on_new_intents(recs, n, seen)
             return
+        actions = recs["action"][:n]
         i = 0
         while i < n:
             j = i
             while j < n and actions[j] == IntentAction.NEW:
                 j += 1
             if j > i:
-                self._on_new_intents(recs[i:j], j - i)
+                self._on_new_intents(recs[i:j], j - i, seen if i == 0 else self.clock())
             if j < n:
                 self._on_action(recs[j])
             i = j + 1
@@ -274,7 +293,7 @@ class Executor:
                 self.expired += 1
                 self.cancel_order(coid, why="expired")
 
-    def _on_new_intents(self, recs: np.ndarray, n: int) -> None:
+    def _on_new_intents(self, recs: np.ndarray, n: int, seen: int) -> None:
         """Gate, journal and send ``recs[:n]``; on return every intent is journaled, so the
         caller may commit them on the ring.
 
@@ -284,7 +303,7 @@ class Executor:
         ``sync_before_send``, before the first leaves (group commit: a sync on the order path).
         Venue answers are handled once every order of the batch is out."""
         if self.gated_at is None:
-            self._on_intent_batch(recs, n, self.clock())
+            self._on_intent_batch(recs, n, seen)
             return
         for lo, hi, at in self._recorded_batches(recs, n):
             self._on_intent_batch(recs[lo:hi], hi - lo, at)
@@ -359,6 +378,7 @@ class Executor:
         r["price_ticks"] = max(round(ask * ONE / info.tick_units), 1) if ask > 0 else 1
         r["qty_steps"] = 1
         r["client_order_id"] = b"rehearsal"
+        has_actions(rec, 1)
         order = self._order_from_intent(r)
         self.gate.check_batch(rec, 1, [False], self.clock(), record=False)
         Journal.intent_doc(order)

@@ -430,7 +430,7 @@ class ReplayVenue(PaperVenue):
             latency = self.send_latency_ns if self.recorded is not None else self.order_latency.sample_ns()
             sent = self.recorded_unwind_sent(order.group_id, order.leg) if self.recorded_unwind_sent else None
             due = max(sent or 0, now_ns) + latency
-            venue_ns = latency
+            venue_latency_ns = latency
             self.latencies[order.client_order_id] = (0, latency)
         else:
             live = self.recorded(order.group_id, order.leg) if self.recorded is not None else None
@@ -439,10 +439,10 @@ class ReplayVenue(PaperVenue):
             else:
                 feed_ns, order_ns = self.feed_latency.sample_ns(), self.order_latency.sample_ns()
             due = cause + feed_ns + order_ns
-            venue_ns = self.send_latency_ns
+            venue_latency_ns = self.send_latency_ns
             self.latencies[order.client_order_id] = (feed_ns, order_ns)
         # sent when the session sent it: what the venue's own latency leaves of the order latency
-        order.sent_mono_ns = max(now_ns, due - venue_ns)
+        order.sent_mono_ns = max(now_ns, due - venue_latency_ns)
         return self.model.submit_at(order, max(due, now_ns), now_ns)
 
     def next_due(self) -> int | None:

@@ -369,7 +369,8 @@ class RiskGate:
 
     def _open_orders(self) -> list[Order]:
         """The open orders that count against a check (all but the one being replaced)."""
-        return [o for o in self.order_book.open_orders() if o is not self._replacing]
+        orders = self.order_book.open_orders()
+        return orders if self._replacing is None else [o for o in orders if o is not self._replacing]
 
     def check_batch(self, intents: np.ndarray, n: int, skip: list[bool], now_mono_ns: int,
                     record: bool = True, killed: bool | None = None,
@@ -512,7 +513,8 @@ class RiskGate:
                 return RefusalReason.MAX_GROUP_NOTIONAL
             if self._position_breach(order, info, px):
                 return RefusalReason.MAX_POSITION
-        if len(self._open_orders()) >= lim.max_open_orders:
+        open_count = self.order_book.open_count() if self._replacing is None else len(self._open_orders())
+        if open_count >= lim.max_open_orders:
             return RefusalReason.MAX_OPEN_ORDERS
         if not self.rate.allows(now_ns, reserve=0 if unwind else self.unwind_reserve):
             return RefusalReason.RATE_BUDGET
