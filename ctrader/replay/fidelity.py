@@ -131,7 +131,7 @@ def compare_with_session(store, run_id: str, result) -> dict:
     recorded = store.read_candidates(run_id)
     matched, cdiffs = compare_candidates(recorded, result.candidates)
     execs = store.read_executions(run_id)
-    fmatched, fn, fdiffs = compare_fills(execs, result.fills, getattr(result, "execs", None))
+    fmatched, fn, fdiffs = compare_fills(execs, result.fills, result.execs)
     identical = not cdiffs and len(recorded) == len(result.candidates)
     return {"run_id": run_id, "recorded_candidates": len(recorded),
             "replayed_candidates": len(result.candidates), "candidates_matched": matched,
