@@ -146,6 +146,45 @@ def test_dislocation_rate_is_a_parameter(sim_factory):
     assert busy.control.status()["dislocations"] >= 50
 
 
+def _model(overrides: dict) -> MarketModel:
+    cfg = sim_config({"seed": 5, "market.epoch_ms": EPOCH, "market.dislocations_per_min": 0, **overrides})
+    clock = SimClock(cfg.market.epoch_ms)
+    engine = MatchingEngine(build_universe(cfg), AccountRegistry(cfg.accounts), clock, cfg.seed)
+    return MarketModel(engine.universe, engine, clock, cfg.market, cfg.seed)
+
+
+def test_cross_rate_residuals_wander_with_their_stdev_and_revert_with_their_half_life():
+    import numpy as np
+
+    model = _model({"market.residual_bps": 4.0, "market.residual_half_life_s": 2.0})
+    quiet = _model({"market.residual_bps": 0.0})
+    path = []
+    for _ in range(3000):                               # 30 s of market time, 15 half-lives
+        model.step()
+        quiet.step()
+        path.append(model.residual.copy())
+    path = np.array(path) * 1e4                         # bps, one column per symbol
+    # the assets' fair values walk as they would without residuals (a generator of their own) ...
+    assert np.array_equal(model.log_price, quiet.log_price)
+    assert not quiet.residual.any()
+    # ... and each pair's cross rate is its implied rate times its residual
+    implied = np.exp(model.log_price[model.base] - model.log_price[model.quote])
+    assert np.allclose(np.array(list(model.fair_prices().values())) / implied, np.exp(model.residual))
+    # stationary stdev over every symbol, from the start: 4 bps (sampling error a few percent)
+    assert 3.4 < path[:300].std() < 4.6 and 3.4 < path[300:].std() < 4.6
+    # the one-second autocorrelation is 0.5 ** (1 s / half-life) = 0.71
+    x, y = path[300:-100].ravel(), path[400:].ravel()
+    assert 0.6 < np.corrcoef(x, y)[0, 1] < 0.8
+
+
+def test_the_residuals_are_in_the_simulators_log_line(sim_factory, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="ctrader.sim"):
+        sim_factory({"market.residual_bps": 3.5, "market.residual_half_life_s": 12})
+    assert any("cross-rate residuals 3.5 bps stdev, half-life 12 s" in r.getMessage() for r in caplog.records)
+
+
 def test_a_saved_exchange_info_is_served_with_inferred_prices(sim_factory, tmp_path):
     source = sim_factory()
     info = requests.get(f"{source.rest_url}/api/v3/exchangeInfo",

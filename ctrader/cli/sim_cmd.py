@@ -69,7 +69,15 @@ def register(app: typer.Typer) -> None:
                                                     help="serve a saved exchangeInfo JSON instead of the "
                                                          "built-in universe"),
     ) -> None:
-        """Run the Binance Spot simulator (REST, market streams, WS API) on 127.0.0.1 until Ctrl-C."""
+        """Run the Binance Spot simulator (REST, market streams, WS API) on 127.0.0.1 until Ctrl-C.
+
+        Its market is seeded and set in [sim.market]: correlated random walks of the assets' fair
+        values; books re-quoted around each pair's cross rate, with liquidity events and market
+        trades that consume resting levels (resting orders fill in queue order); each pair's
+        cross-rate residual wandering off the implied rate and reverting (residual_bps,
+        residual_half_life_s); and now and then a dislocation that opens a triangular arbitrage
+        (dislocations_per_min, dislocation_bps, dislocation_ms). Set any key with the global --set:
+        ctrader --set sim.market.residual_bps=5 sim."""
         st = state(ctx)
         if config is not None:
             st.config_path = config

@@ -77,6 +77,10 @@ class SimMarketConfig:
                               min=1, max=86_400_000)
     asset_prices: list[str] = opt("starting fair values in USDT as ASSET=PRICE, over the built-in table",
                                   amounts="positive")
+    residual_bps: float = opt("stdev of each symbol's cross-rate residual (its price against the rate its "
+                              "assets' fair values imply), basis points; 0 = none", min=0, max=1000)
+    residual_half_life_s: float = opt("how fast a cross-rate residual reverts: half-life, market seconds",
+                                      min=0.01, max=86_400)
 
 
 @dataclass(frozen=True)

@@ -5,22 +5,28 @@ Each step advances the market clock by ``step_ms`` and:
 1. moves every asset's fair value (in USDT) by a correlated Gaussian random walk: one common
    factor with weight ``correlation`` plus an idiosyncratic part, scaled by the asset's own
    volatility (stablecoins barely move, USDT is the numeraire);
-2. gives every symbol a fair cross rate ``base/quote`` (times the symbol's dislocation offset)
-   and a target best bid/ask around it, ``spread/2`` away, on the symbol's tick;
-3. re-centres the books whose target moved or whose top was traded away: market makers pull
+2. moves every symbol's cross-rate *residual*: an Ornstein-Uhlenbeck process in log price with
+   stationary stdev ``residual_bps`` and half-life ``residual_half_life_s`` (the small, slowly
+   reverting gap between a pair's price and the rate its assets' fair values imply, as when
+   ETHBTC lags ETHUSDT / BTCUSDT: what cross-rate statistical arbitrage trades);
+3. gives every symbol a fair cross rate ``base/quote`` (times its residual and its dislocation
+   offset) and a target best bid/ask around it, ``spread/2`` away, on the symbol's tick;
+4. re-centres the books whose target moved or whose top was traded away: market makers pull
    the levels the fair value went through (users' orders left there get filled: the fair value
    moved through them) and quote at the new target; the depth is kept between ``book_levels``
    and ``book_levels + 10`` levels a side;
-4. draws Poisson numbers of liquidity events (size added or canceled at a level near the top,
+5. draws Poisson numbers of liquidity events (size added or canceled at a level near the top,
    a new level in a gap) and anonymous market orders that consume liquidity;
-5. now and then opens a dislocation: one leg of a random triangle is shifted by
+6. now and then opens a dislocation: one leg of a random triangle is shifted by
    ``dislocation_bps`` for ``dislocation_ms``, which opens a triangular arbitrage that closes
    when the leg snaps back (as competing arbitrageurs would make it). ``schedule`` replaces the
    random ones by a given list (the race benchmark's seeded schedule); ``dislocation_listeners``
    hear each one open (before the step's book updates) and close.
 
 Randomness comes from a numpy Generator (vector draws) and a ``random.Random`` (scalar draws),
-both derived from the seed; nothing depends on wall time, so one seed gives one stream.
+both derived from the seed, and the residuals from a generator of their own (so that turning
+them off leaves every other draw as it was); nothing depends on wall time, so one seed gives
+one stream.
 Each event on a book ends with ``engine.commit`` and so becomes one book update.
 """
 from __future__ import annotations
@@ -74,9 +80,10 @@ class MarketModel:
         self.engine = engine
         self.clock = clock
         self.cfg = cfg
-        seeds = np.random.SeedSequence(seed).spawn(2)
+        seeds = np.random.SeedSequence(seed).spawn(3)
         self.rng = np.random.default_rng(seeds[0])
         self.rand = random.Random(int(seeds[1].generate_state(1)[0]))
+        self.residual_rng = np.random.default_rng(seeds[2])
         self.step_ms = cfg.step_ms
         self.books: list[Book] = [engine.books[s.symbol] for s in universe.symbols]
         self.index = {s.symbol: i for i, s in enumerate(universe.symbols)}
@@ -101,6 +108,13 @@ class MarketModel:
         self.lam_liquidity = share * cfg.book_events_per_s * dt
         self.lam_trades = share * cfg.trades_per_s * dt
         self.offset = np.zeros(n)
+        # Cross-rate residuals (log price), an exact OU discretisation: each step keeps ``decay``
+        # of the residual and adds the noise that holds its stdev at ``residual_bps``. They start
+        # drawn from that stationary spread, not at zero (a short session would otherwise spend
+        # its first half-lives with a calmer market than asked for).
+        self.residual = cfg.residual_bps * 1e-4 * self.residual_rng.standard_normal(n)
+        self.residual_decay = 0.5 ** (dt / cfg.residual_half_life_s)
+        self.residual_noise = cfg.residual_bps * 1e-4 * math.sqrt(1.0 - self.residual_decay ** 2)
         self.dislocations: list[Dislocation] = []
         self.dirty = np.zeros(n, dtype=bool)      # top traded away: re-centre even if the target held
         fair = self._fair()
@@ -125,7 +139,7 @@ class MarketModel:
     # --- state --------------------------------------------------------------------------------
 
     def _fair(self) -> np.ndarray:
-        return np.exp(self.log_price[self.base] - self.log_price[self.quote] + self.offset)
+        return np.exp(self.log_price[self.base] - self.log_price[self.quote] + self.residual + self.offset)
 
     def _targets(self, fair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = fair * self.ticks_per_unit
@@ -133,9 +147,13 @@ class MarketModel:
                 np.ceil(x * (1.0 + self.half_spread)).astype(np.int64))
 
     def fair_prices(self) -> dict[str, float]:
-        """Current fair cross rates, dislocations included (for tests and the control API)."""
+        """Current fair cross rates, residuals and dislocations included (for tests and the control API)."""
         fair = self._fair()
         return {s.symbol: float(fair[i]) for i, s in enumerate(self.universe.symbols)}
+
+    def residuals_bps(self) -> dict[str, float]:
+        """Each symbol's cross-rate residual now, in bps of its implied rate (dislocations apart)."""
+        return {s.symbol: float(np.expm1(self.residual[i]) * 1e4) for i, s in enumerate(self.universe.symbols)}
 
     def _size(self, i: int, scale: float = 1.0) -> int:
         qty = self.level_qty[i] * scale * self.rand.lognormvariate(0.0, 0.5)
@@ -161,6 +179,9 @@ class MarketModel:
         self.clock.elapsed_ms += self.step_ms
         z = self.rng.standard_normal(len(self.log_price) + 1)
         self.log_price += self.sigma * (self.rho * z[0] + math.sqrt(1.0 - self.rho ** 2) * z[1:])
+        if self.residual_noise > 0.0:
+            self.residual *= self.residual_decay
+            self.residual += self.residual_noise * self.residual_rng.standard_normal(len(self.residual))
         self._update_dislocations()
         bid_t, ask_t = self._targets(self._fair())
         moved = (bid_t != self.bid_target) | (ask_t != self.ask_target) | self.dirty

@@ -155,10 +155,11 @@ class SimServer:
         log.info("Binance Spot simulator on %s:%d  REST %s  streams %s/ws/<stream> | %s/stream?streams=...  "
                  "WS API %s", self.cfg.host, self.port, self.rest_url, self.ws_url, self.ws_url, self.ws_api_url)
         log.info("market: %d symbols, %d assets, %d triangles; seed %d, speed %s, step %d ms, "
-                 "dislocations %.1f/min of %.0f bps for %d ms", len(self.universe.symbols),
+                 "dislocations %.1f/min of %.0f bps for %d ms; cross-rate residuals %.1f bps stdev, "
+                 "half-life %g s", len(self.universe.symbols),
                  len(self.universe.assets), len(self.model.triangles), self.cfg.seed,
                  m.speed if m.speed > 0 else "max", m.step_ms, m.dislocations_per_min, m.dislocation_bps,
-                 m.dislocation_ms)
+                 m.dislocation_ms, m.residual_bps, m.residual_half_life_s)
         for acc in self.cfg.accounts:
             keys = [k for k in (acc.api_key and f"HMAC {acc.api_key}",
                                 acc.ed25519_api_key and f"Ed25519 {acc.ed25519_api_key}") if k]
