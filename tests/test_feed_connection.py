@@ -30,10 +30,12 @@ def test_subscribes_are_paced_below_the_venue_limit(sim_factory):
             conn.on_control(doc)
 
     async def main():
-        conn = StreamConnection(sim.ws_url, streams, on_frame, messages_per_s=4, url_streams=1,
+        # 2 a second against the venue's 5: the simulator counts messages when its loop reads
+        # them, and on a loaded machine a stalled loop reads a second's worth or more at once
+        conn = StreamConnection(sim.ws_url, streams, on_frame, messages_per_s=2, url_streams=1,
                                 subscribe_batch=1)
         t0 = time.monotonic()
-        await conn.open()                              # 11 SUBSCRIBE messages, at most 4 a second
+        await conn.open()                              # 11 SUBSCRIBE messages, at most 2 a second
         took = time.monotonic() - t0
         deadline = time.monotonic() + 20
         while len(seen) < len(streams) and time.monotonic() < deadline and not conn.closed.is_set():
@@ -45,7 +47,7 @@ def test_subscribes_are_paced_below_the_venue_limit(sim_factory):
 
     conn, took, alive = asyncio.run(main())
     assert conn.subscribe_messages == 11 and conn.subscribe_errors == 0
-    assert took >= 2.0                                 # 11 messages at 4/s need more than 2 s
+    assert took >= 4.0                                 # 11 messages at 2/s need 5 s
     assert alive, "the simulator dropped the socket: too many messages per second"
     assert seen == set(streams)
 

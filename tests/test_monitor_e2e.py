@@ -167,7 +167,13 @@ def test_prometheus_scrapes_a_session_and_its_series_are_the_summarys_figures(tm
         except AssertionError as exc:
             raise AssertionError(f"{exc}; prometheus targets: {query.targets()}") from None
         _until(lambda: query("ctrader_executor_fills_total").get((), 0) > first, 120, "a later scrape with more fills")
-        seen["up"] = query("ctrader_component_up")
+        # every component up in one scrape; on a loaded machine one scrape may catch a component
+        # whose heartbeat or stats file is late, so wait for the scrape that shows them all
+        all_up = {(("component", c),): 1.0 for c in ALL}
+        try:
+            _until(lambda: query("ctrader_component_up") == all_up, 60, "every component up in a scrape")
+        finally:
+            seen["up"] = query("ctrader_component_up")
         # stop trading, then wait for the figures to settle in a scrape
         assert _post(d.base + "/api/kill", load_token(cfg, create=False)) == 200
 

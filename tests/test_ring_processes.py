@@ -54,8 +54,8 @@ def test_broadcast_slow_consumer_gap_equals_its_overrun_count():
     with Ring.create(_name("bcast"), TEST_RECORD, capacity=1 << 10, kind="broadcast", consumers=4) as ring:
         results = CTX.Queue()
         fast_ready, slow_ready = CTX.Event(), CTX.Event()
-        fast = _start(run_consumer, ring.name, None, n, 256, 5.0, 0, fast_ready, results)
-        slow = _start(run_consumer, ring.name, None, n, 64, 5.0, 50, slow_ready, results)
+        fast = _start(run_consumer, ring.name, None, n, 256, 30.0, 0, fast_ready, results)
+        slow = _start(run_consumer, ring.name, None, n, 64, 30.0, 50, slow_ready, results)
         assert fast_ready.wait(60) and slow_ready.wait(60)
         producer = _start(run_producer, ring.name, n, 64, 5.0, results)
         got = _results(results, 3)
@@ -76,7 +76,9 @@ def test_torn_reads_are_detected_under_a_flat_out_producer():
     n = 2_000_000
     with Ring.create(_name("torn"), TEST_RECORD, capacity=16, kind="broadcast", consumers=2) as ring:
         results, ready = CTX.Queue(), CTX.Event()
-        consumer = _start(run_consumer, ring.name, None, n, 4, 2.0, 0, ready, results)
+        # the consumer's wait for the first record covers the producer's start-up (a spawned
+        # process loading numba's cache): 2 s was too short on a loaded machine (0 records seen)
+        consumer = _start(run_consumer, ring.name, None, n, 4, 30.0, 0, ready, results)
         assert ready.wait(60)
         producer = _start(run_producer, ring.name, n, 1, 2.0, results)
         got = _results(results, 2)
