@@ -33,6 +33,42 @@ def _free_port() -> int:
 os.environ.setdefault("CTRADER_MONITOR_PORT", str(_free_port()))
 
 
+# The default run is the lean one CI runs (under 20 minutes on a 2-vCPU machine); the tests
+# marked ``slow`` (whole multi-process sessions, long fault-injection runs) are deselected unless
+# asked for: ``tools/test --slow`` runs everything, ``tools/test -m slow`` only them. Naming a slow
+# test's node id (``tools/test tests/test_stop_session.py::test_x``) also runs it.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="also run the tests marked slow (deselected by default)")
+
+
+def _runs_slow_tests(config: pytest.Config) -> bool:
+    if config.getoption("--slow") or os.environ.get("CTRADER_SLOW_TESTS") == "1":
+        return True
+    if "slow" in (config.getoption("markexpr") or ""):
+        return True      # the -m expression decides
+    return any("::" in arg for arg in config.args)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _runs_slow_tests(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+        config.stash[_SLOW_DESELECTED] = len(slow)
+
+
+_SLOW_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    count = config.stash.get(_SLOW_DESELECTED, 0)
+    if count:
+        terminalreporter.write_line(f"{count} slow tests deselected: `tools/test --slow` runs them too")
+
+
 @pytest.fixture
 def sim_factory():
     started = []

@@ -19,6 +19,9 @@ from ctrader.market.universe import Universe, fetch_exchange_info
 from ctrader.sim.control import top_hash
 
 
+STOP_TIMEOUT_S = 30.0
+
+
 def feed_config(sim, feed: dict | None = None):
     port = sim.rest_url.rsplit(":", 1)[1]
     sets = {"venue.kind": "sim", "sim.port": port}
@@ -76,7 +79,12 @@ class FeedRun:
                         await asyncio.get_running_loop().run_in_executor(None, inject, step)
             finally:
                 stop.set()
-                await task
+                # the feed stops within seconds of being told; one that does not is the failure
+                try:
+                    await asyncio.wait_for(task, STOP_TIMEOUT_S)
+                except TimeoutError:
+                    raise AssertionError(f"the feed engine did not stop within {STOP_TIMEOUT_S} s "
+                                         f"of its stop event") from None
         asyncio.run(main())
         return self.records()
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.feed_harness import FeedRun, verify
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 
 SYMBOLS = ("BTCUSDT", "ETHBTC", "ETHUSDT", "SOLBNB", "DOGEUSDT", "BNBUSDT")
 
@@ -37,6 +37,7 @@ def test_clean_stream_books_equal_the_simulators(sim_factory):
     assert run.engine.stats()["gaps"] == 0
 
 
+@pytest.mark.slow   # a long fault-injection run: `tools/test --slow`
 def test_gaps_duplicates_and_reordering_are_flagged_and_rebuilt(sim_factory):
     sim = _start(sim_factory)
     run = FeedRun(sim, SYMBOLS, feed={"streams": ["bookTicker", "depth@100ms", "trade"]})
@@ -63,6 +64,7 @@ def test_gaps_duplicates_and_reordering_are_flagged_and_rebuilt(sim_factory):
     assert report["updates"] >= 40000
 
 
+@pytest.mark.slow   # a long fault-injection run: `tools/test --slow`
 def test_disconnects_server_shutdown_and_planned_reconnects(sim_factory):
     sim = _start(sim_factory)
     run = FeedRun(sim, SYMBOLS, feed={"planned_reconnect_h": 0.001, "reconnect_min_s": 0.05})
@@ -121,6 +123,7 @@ def test_snapshot_rate_limit_answers_pause_the_snapshots(sim_factory):
     assert min(stats["stale_s"].values()) >= 3.0
 
 
+@pytest.mark.slow   # a long fault-injection run: `tools/test --slow`
 def test_pings_are_answered_and_a_stall_that_drops_diffs_is_caught(sim_factory):
     # the simulator pings every 0.3 s and drops a socket that has not answered within 2 s
     sim = _start(sim_factory, **{"limits.ping_interval_s": 0.3, "limits.pong_timeout_s": 2.0})
@@ -139,6 +142,7 @@ def test_pings_are_answered_and_a_stall_that_drops_diffs_is_caught(sim_factory):
     assert stats["gaps"] >= 1 and stats["resyncs"] >= len(SYMBOLS) + 1
 
 
+@pytest.mark.slow   # a long fault-injection run: `tools/test --slow`
 def test_make_before_break_keeps_books_fresh_through_shutdowns_and_planned_reconnects(sim_factory):
     # serverShutdown (the old sockets close after 1 s, sockets opened meanwhile stay up) and the
     # planned reconnect (every 3.6 s here) both switch to a fresh socket before dropping the old
@@ -205,6 +209,7 @@ def test_quiet_books_are_rebuilt_from_a_snapshot_alone(sim_factory):
     assert report["depth_checked"] >= 1000
 
 
+@pytest.mark.slow   # a long fault-injection run: `tools/test --slow`
 def test_everything_at_once_over_three_sockets(sim_factory):
     # 3 sockets (2 symbols each) with trades; diffs dropped, reordered and duplicated; sockets
     # closed, aborted, told to shut down and replaced on schedule -- all in one run.
