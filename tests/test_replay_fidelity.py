@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctrader.core.records import EXEC_EVENT, ExecKind, RefusalReason
-from ctrader.replay.fidelity import compare_fills
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, Decision, ExecKind, RefusalReason
+from ctrader.replay.fidelity import compare_candidates, compare_fills
 from ctrader.replay.summary import FILL
 
 
@@ -37,3 +37,24 @@ def test_a_fill_the_replay_gate_refused_and_one_the_session_gate_refused_are_tol
         "(the session's risk gate refused it (RATE_BUDGET))",
         "fill group 3 leg 0: qty 1 @ 10 in the session, 1 @ 10.5 in the replay: matched against different book states",
     ]
+
+
+def _candidates(rows: list[tuple[int, int, int, float]]) -> np.ndarray:
+    out = np.zeros(len(rows), CANDIDATE)
+    for r, (ts, triangle, decision, edge) in zip(out, rows):
+        r["event_recv_ts_ns"], r["triangle_id"], r["decision"], r["edge"] = ts, triangle, decision, edge
+    return out
+
+
+def test_candidates_of_two_events_with_one_receive_time_are_each_matched():
+    # two frames of one socket read share their receive stamp: triangle 7 is a candidate of both
+    taken, skipped = int(Decision.TAKEN), int(Decision.SKIP_RISK)
+    session = _candidates([(100, 7, taken, 0.003), (100, 7, skipped, 0.002), (100, 9, taken, 0.001)])
+    assert compare_candidates(session, session.copy()) == (3, [])
+    replay = _candidates([(100, 7, taken, 0.003), (100, 7, taken, 0.002), (100, 9, taken, 0.001)])
+    matched, diffs = compare_candidates(session, replay)
+    assert matched == 2 and len(diffs) == 1 and "session SKIP_RISK, replay TAKEN" in diffs[0]
+    matched, diffs = compare_candidates(session, replay[:2])
+    assert matched == 1 and len(diffs) == 2
+    assert "triangle 7: session SKIP_RISK, replay TAKEN" in diffs[0]
+    assert diffs[1] == "candidate t=100 triangle 9: only in the session"

@@ -94,8 +94,10 @@ def test_replay_of_a_processes_session_goes_through_its_executor_and_reproduces_
     c = s["session_comparison"]
     assert c["recorded_fills"] >= 20, "the session must have traded"
     assert c["decisions_identical"], c["differences"][:10]
-    assert c["fills_matched"] >= 0.99 * c["recorded_fills"], (c["fills_matched"], c["recorded_fills"],
-                                                               c["differences"][:10])
     # the paper account never held less than zero, in the session and in its replay
     for balances in (live["executor"]["balances"], s["balances"]):
         assert balances and all(b["free"] >= 0 and b["locked"] >= 0 for b in balances.values())
+    # every order was matched where the session's paper venue logged it met the market
+    # (execution.match_points): after the md record its executor had applied, before the next
+    assert s["matched_at_recorded_points"] >= c["recorded_fills"] // 2
+    assert c["fills_matched"] >= 0.99 * c["recorded_fills"], c["differences"][:10]

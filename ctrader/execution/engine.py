@@ -159,6 +159,11 @@ class Executor:
         self._expiries: list[tuple[int, str]] = []
         self.expired = 0                # resting orders cancelled because their time passed
         self.cancels_of_unknown = 0     # CANCEL intents naming no open order: ignored, counted
+        # The last md record applied to the books, as (recv_mono_ns, seq): kept only while
+        # ``track_md_position`` (a paper session logs where each order met the market; see
+        # ``match_points``), as reading it costs a little on every batch
+        self.track_md_position = False
+        self.md_position = (0, 0)
 
     # --- market data --------------------------------------------------------------------------
 
@@ -168,9 +173,12 @@ class Executor:
         While the venue has nothing to match (``wants_books`` false: always in live mode, and in
         paper mode with no order in flight) the batch goes through one compiled call; the
         per-record loop below costs microseconds a record, during which an intent would wait."""
+        track = self.track_md_position
         if not self.venue.wants_books():
             apply_all(self.cache.books, recs, n)
             self.events += n
+            if track:
+                self.md_position = (int(recs["recv_mono_ns"][n - 1]), int(recs["seq"][n - 1]))
             return
         books = self.cache.books
         updates: list[VenueUpdate] = []
@@ -184,12 +192,16 @@ class Executor:
             if quiet:
                 apply_all(books, rest, quiet)
                 i += quiet
+                if track:
+                    self.md_position = (int(recs["recv_mono_ns"][i - 1]), int(recs["seq"][i - 1]))
                 if i == n:
                     break
             r = recs[i]
             updates += self.venue.before_md(int(r["recv_mono_ns"]))
             sid = apply_md(books, recs, i)
             i += 1
+            if track:
+                self.md_position = (int(r["recv_mono_ns"]), int(r["seq"]))
             if sid < 0:
                 continue
             if r["kind"] != MdKind.TRADE:

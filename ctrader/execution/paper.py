@@ -38,6 +38,9 @@ from typing import Any
 import numpy as np
 
 from ctrader.core.records import MdKind, OrderType, Side, TimeInForce
+from ctrader.execution.fee_model import FeeModel, FlatFees
+from ctrader.execution.latency import LatencyModel
+from ctrader.execution.match_points import RecordedMatch
 from ctrader.execution.orders import (
     CANCELED,
     EXPIRED,
@@ -48,8 +51,6 @@ from ctrader.execution.orders import (
     Order,
     VenueUpdate,
 )
-from ctrader.execution.fee_model import FeeModel, FlatFees
-from ctrader.execution.latency import LatencyModel
 from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.queue import QueueModel, QueuePos, RiskAverseQueue
 from ctrader.venue.balances import reserve
@@ -88,6 +89,9 @@ class PaperFillModel:
         self._consumed: dict[int, dict[tuple[int, int], int]] = {}   # symbol -> (side, px) -> taken
         self._next_order_id = 1
         self._next_trade_id = 1
+        # called with each order as it reaches the matching (a session logs where that was in
+        # the market data: ``match_points``); None: nobody asks
+        self.on_arrive: Callable[[Order], None] | None = None
 
     # --- orders in ------------------------------------------------------------------------------
 
@@ -194,6 +198,8 @@ class PaperFillModel:
 
     def _arrive(self, work: _Working, now_ns: int) -> list[VenueUpdate]:
         o = work.order
+        if self.on_arrive is not None:
+            self.on_arrive(o)
         if o.order_type == OrderType.LIMIT_MAKER and self._available(work):
             return [VenueUpdate(o.client_order_id, REJECTED, reject_code=WOULD_TAKE,
                                 exch_ts_ms=now_ns // 1_000_000)]
@@ -409,13 +415,23 @@ class ReplayVenue(PaperVenue):
     (``recorded_unwind_sent``; the replay's executor sends it a little earlier in market time,
     as it is never late reading the market data).
 
+    A session that logged where each order met the market (``execution.match_points``) is
+    followed exactly instead: ``recorded_match(group, leg, nth)`` gives, for the ``nth`` order
+    placed with that group and leg (a cancel-replace keeps them), the md record its executor
+    had applied last, as (recv_mono_ns, seq), and when the order got there. The order reaches
+    the matching at that time, and until it has, the replay's executor applies no md record
+    after that one (``md_cap``: the driver holds the rest back). In the session those records
+    were received but still on their way to the executor (it matched a due order after its quiet
+    wait, or was busy); time alone cannot tell a replay that.
+
     ``latencies`` keeps each order's (feed, order) latency for the replay's report."""
 
     mode = "replay"
 
     def __init__(self, model: PaperFillModel, order_latency: LatencyModel, feed_latency: LatencyModel,
                  recorded: Callable[[int, int], int | None] | None = None, send_latency_ns: int = 0,
-                 recorded_unwind_sent: Callable[[int, int], int | None] | None = None) -> None:
+                 recorded_unwind_sent: Callable[[int, int], int | None] | None = None,
+                 recorded_match: Callable[[int, int, int], RecordedMatch | None] | None = None) -> None:
         super().__init__(model)
         self.recorded_unwind_sent = recorded_unwind_sent
         self.order_latency = order_latency
@@ -423,6 +439,11 @@ class ReplayVenue(PaperVenue):
         self.recorded = recorded
         self.send_latency_ns = send_latency_ns      # an unwind: sent -> matched (the paper latency)
         self.latencies: dict[str, tuple[int, int]] = {}
+        self.recorded_match = recorded_match
+        self._caps: dict[str, tuple[int, int]] = {}   # in flight: client order id -> its md point
+        self._placed_of: dict[tuple[int, int], int] = {}    # (group, leg) -> orders placed so far
+        self.matched_at_points = 0                  # orders that reached the matching as recorded
+        model.on_arrive = self._arrived
 
     def place(self, order: Order, now_ns: int) -> list[VenueUpdate]:
         cause = order.cause_recv_mono_ns
@@ -443,7 +464,35 @@ class ReplayVenue(PaperVenue):
             self.latencies[order.client_order_id] = (feed_ns, order_ns)
         # sent when the session sent it: what the venue's own latency leaves of the order latency
         order.sent_mono_ns = max(now_ns, due - venue_latency_ns)
+        match = self._recorded_match(order)
+        if match is not None:
+            self.matched_at_points += 1
+            due = match.arrived_mono_ns
+            # no record after the point until then; a point already behind the executor (it read
+            # on before it placed the order) holds it where it is: the nearest book it can give
+            self._caps[order.client_order_id] = match.point
         return self.model.submit_at(order, max(due, now_ns), now_ns)
+
+    def _recorded_match(self, order: Order) -> RecordedMatch | None:
+        if self.recorded_match is None:
+            return None
+        key = (order.group_id, order.leg)
+        nth = self._placed_of.get(key, 0)
+        self._placed_of[key] = nth + 1
+        return self.recorded_match(order.group_id, order.leg, nth)
+
+    def _arrived(self, order: Order) -> None:
+        self._caps.pop(order.client_order_id, None)
+
+    def md_cap(self) -> tuple[int, int] | None:
+        """The last md record, (recv_mono_ns, seq), the executor may apply before the orders in
+        flight reach the matching (None: any)."""
+        if not self._caps:
+            return None
+        # an order that left the flight without arriving (cancelled, replaced) caps nothing
+        flying = {w.order.client_order_id for w in self.model.in_flight}
+        self._caps = {cid: point for cid, point in self._caps.items() if cid in flying}
+        return min(self._caps.values()) if self._caps else None
 
     def next_due(self) -> int | None:
         return self.model.next_due()
@@ -454,4 +503,5 @@ class ReplayVenue(PaperVenue):
         return self.model.advance(now_ns)
 
     def stats(self) -> dict:
-        return {**super().stats(), "replay": True}
+        return {**super().stats(), "replay": True, "matched_at_points": self.matched_at_points}
+

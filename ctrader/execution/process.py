@@ -20,20 +20,21 @@ from collections.abc import Callable
 import numpy as np
 
 from ctrader.config import Config, expand_path
+from ctrader.core.idle_gc import IdleGC, own_process
 from ctrader.core.records import EXEC_EVENT, MD_EVENT, ORDER_INTENT
 from ctrader.core.ring import Consumer, Ring
+from ctrader.core.stats import StatsFile
+from ctrader.core.topology import consumer_id
 from ctrader.core.wait import wait_strategy
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
+from ctrader.execution.match_points import MatchPoints
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.risk import KillSwitch, RiskLimits
 from ctrader.execution.signer import live_signer
 from ctrader.market.books import BookCache
-from ctrader.core.idle_gc import IdleGC, own_process
-from ctrader.core.topology import consumer_id
-from ctrader.core.stats import StatsFile
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,10 @@ def check_balances_cover(cfg: Config, balances: dict[str, int]) -> None:
 
 
 def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], run_id: str = "",
-                   recover: bool = True) -> Executor:
-    """The executor ``cfg`` describes (paper or live), recovered from its journal."""
+                   recover: bool = True, match_points: MatchPoints | None = None) -> Executor:
+    """The executor ``cfg`` describes (paper or live), recovered from its journal. In paper
+    mode, ``match_points`` logs where in the market data each order was matched (a replay of
+    the session matches it there)."""
     books = BookCache(len(universe.symbols))
     if cfg.run.mode == "paper":
         model = PaperFillModel(BookView(books.books), universe, taker_rate=universe.taker_fee,
@@ -128,10 +131,23 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
                         RiskLimits.from_config(cfg.risk), KillSwitch(expand_path(cfg, cfg.risk.kill_file)),
                         valuation_asset=cfg.risk.valuation_asset, unwind=cfg.execution.unwind, books=books,
                         sync_before_send=sync_before_send(cfg))
+    if match_points is not None and cfg.run.mode == "paper":
+        log_match_points(executor, model, match_points)
     if recover:
         executor.recover()
     executor.warm_up()
     return executor
+
+
+def log_match_points(executor: Executor, model: PaperFillModel, points: MatchPoints) -> None:
+    """Each order reaching ``model`` is logged with the md record ``executor`` had applied last."""
+    executor.track_md_position = True
+
+    def arrived(order) -> None:
+        recv_ns, seq = executor.md_position
+        points.note(order.group_id, order.leg, order.client_order_id, seq, recv_ns, time.monotonic_ns())
+
+    model.on_arrive = arrived
 
 
 class ExecutorLoop:
@@ -199,12 +215,15 @@ def run_executor(ctx) -> None:
     executor = None
     loop = None
     md = None
+    points = None
     stats = StatsFile(ctx.run_dir, "executor", counters=COUNTERS)     # once: it reads what an earlier incarnation counted
     try:
         wait = wait_strategy(cfg.rings.wait, owns_core=ctx.owns_core)     # in this thread: it is the one that waits
         producer = rings["exec"].producer(wait, cfg.rings.lossless_timeout_s)
         universe = load_universe(cfg)
-        executor = build_executor(cfg, universe, producer.write, run_id=ctx.run_id)
+        if cfg.run.mode == "paper":
+            points = MatchPoints(ctx.run_dir)
+        executor = build_executor(cfg, universe, producer.write, run_id=ctx.run_id, match_points=points)
         if threading.current_thread() is threading.main_thread():
             executor.kill.install_signal_handler()
         md = rings["md"].consumer(wait=wait)
@@ -221,6 +240,8 @@ def run_executor(ctx) -> None:
             if time.monotonic() >= next_beat:
                 ctx.health.beat(executor.events)
                 stats.maybe_write(loop.stats())
+                if points is not None:
+                    points.flush()
                 next_beat = time.monotonic() + 0.5
     finally:
         if loop is not None:
@@ -233,6 +254,8 @@ def run_executor(ctx) -> None:
             log.info("executor stopped: %d sent, %d fills, refusals %s, pnl %.6f %s, tick-to-order p50 %s us "
                      "p99 %s us", final["orders_sent"], final["fills"], final["refusals"] or "none", final["pnl"],
                      final["valuation_asset"], final["tick_to_order"]["p50_us"], final["tick_to_order"]["p99_us"])
+        if points is not None:
+            points.close()
         if md is not None:
             md.release()
         for ring in rings.values():

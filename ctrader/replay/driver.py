@@ -18,9 +18,13 @@ executor did (``Executor.on_md``: books, and matching of orders that fell due); 
 the matching its latency after the event that caused it (the recorded session's own latency
 for that order with ``session_timing``, a draw of the latency model otherwise) and, when no
 market event comes by then, is matched at its due time on the books as they are (as the paper
-executor's loop does in a quiet market). Executions reach the strategy (``on_exec``) after the
-exec latency, or when the session's strategy learned of them; the strategy runs until an event
-produces intents or an order falls due, never past it (``stepping.step``).
+executor's loop does in a quiet market). A session that logged where each order met the market
+(``execution.match_points``) has each order matched when it got there, on the books as of the
+md record its executor had applied last: the replay's executor applies no later record until
+then (``ReplayVenue.md_cap``), while the strategy reads on. Executions reach the strategy
+(``on_exec``) after the exec latency, or when the session's strategy learned of them; the
+strategy runs until an event produces intents or an order falls due, never past it
+(``stepping.step``).
 
 Determinism. Latencies are drawn from seeded generators in intent order, and every stop of the
 strategy is set by the data (an intent, a due time), not by the size of the chunks the store
@@ -41,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ctrader.core.arrays import as_layout, concat
 from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
@@ -53,7 +58,6 @@ from ctrader.execution.paper_account import PaperAccount
 from ctrader.execution.queue import QueueModel
 from ctrader.execution.risk import KillSwitch, RiskLimits
 from ctrader.market.books import BookCache
-from ctrader.core.arrays import as_layout, concat
 from ctrader.replay.stepping import step
 from ctrader.replay.summary import FILL, ReplaySummary
 from ctrader.strategy.protocol import DecisionSource
@@ -98,6 +102,15 @@ class NullStrategy:
         pass
 
 
+def _index_after(mono: np.ndarray, seq: np.ndarray, point: tuple[int, int]) -> int:
+    """Index of the first record of a batch (in (receive time, seq) order) after ``point``."""
+    recv_ns, point_seq = point
+    lo = int(np.searchsorted(mono, recv_ns, "left"))
+    hi = int(np.searchsorted(mono, recv_ns, "right"))
+    at_or_before = np.flatnonzero(seq[lo:hi] <= point_seq)
+    return lo + int(at_or_before[-1]) + 1 if len(at_or_before) else lo
+
+
 class ReplayEngine:
     def __init__(self, universe, strategy: DecisionSource, options: ReplayOptions | None = None,
                  on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> None:
@@ -115,7 +128,8 @@ class ReplayEngine:
         self.venue = ReplayVenue(model, opt.order_latency, opt.feed_latency,
                                  recorded=timing.order_latency if timing is not None else None,
                                  send_latency_ns=timing.paper_latency_ns if timing is not None else opt.paper_latency_ns,
-                                 recorded_unwind_sent=timing.sent_at if timing is not None else None)
+                                 recorded_unwind_sent=timing.sent_at if timing is not None else None,
+                                 recorded_match=timing.match_point if timing is not None else None)
         journal = Journal(opt.journal_path, sync=False) if opt.journal_path else None
         self._now_mono = 0                # the history's clocks at the event at hand
         self._now_wall = 0
@@ -131,7 +145,8 @@ class ReplayEngine:
         self._seq = 0
         self._carry = np.zeros(0, MD_EVENT)
         self._exec_out: list[np.ndarray] = []
-        self._applied = 0                 # records of the batch at hand the executor has seen
+        self._applied = 0                 # records of the batch at hand given to the executor
+        self._held_back: list[np.ndarray] = []    # ... of which it may not apply yet (md_cap)
         self._next_pnl_ns = 0
         self._wall0 = None
         self._mkt0 = None
@@ -184,6 +199,8 @@ class ReplayEngine:
                 break
             self._at(max(due, self._now_mono), self._now_wall + max(0, due - self._now_mono))
             self.executor.poll()
+            self._show_executor(np.zeros(0, MD_EVENT), 0)     # what it held back (md_cap)
+        self._show_executor(np.zeros(0, MD_EVENT), 0)
         execs = self._flush_exec()
         if self.on_batch is not None and len(execs):
             self.on_batch(np.zeros(0, CANDIDATE), np.zeros(0, ORDER_INTENT), execs)
@@ -208,9 +225,9 @@ class ReplayEngine:
             self._at(int(mono[0]), int(ts[0]))
         if self.opt.speed > 0:
             self._pace(int(ts[0]))
-        # the data fingerprint: which events, in which order (16 bytes an event, not the levels)
-        self._md_hash.update(ts.tobytes())
-        self._md_hash.update(recs["last_update_id"].tobytes())
+        # the data fingerprint: which events, in which order (16 bytes an event, not the levels),
+        # row by row: the same whatever the batch size
+        self._md_hash.update(np.stack([ts, recs["last_update_id"]], axis=1).tobytes())
         self._applied = 0
         all_c, all_i, all_e = [], [], []
         i = 0
@@ -263,12 +280,33 @@ class ReplayEngine:
 
     def _show_executor(self, recs: np.ndarray, upto: int) -> None:
         """The executor sees the batch's events before ``upto`` (as its md ring would show them):
-        books, and matching of what fell due by then. Its clock is the last one's."""
+        books, and matching of what fell due by then. Its clock is the last one's. Records after
+        the venue's ``md_cap`` wait (in ``_held_back`` across batches) until the order in flight
+        that caps them has reached the matching: the recorded session's executor had not read
+        them by then."""
         if upto > self._applied:
-            last = recs[upto - 1]
-            self._at(int(last["recv_mono_ns"]), int(last["recv_ts_ns"]))
-            self.executor.on_md(recs[self._applied:upto], upto - self._applied)
+            if not self._held_back and self.venue.md_cap() is None:      # the usual case
+                last = recs[upto - 1]
+                self._at(int(last["recv_mono_ns"]), int(last["recv_ts_ns"]))
+                self.executor.on_md(recs[self._applied:upto], upto - self._applied)
+                self._applied = upto
+                return
+            self._held_back.append(recs[self._applied:upto].copy())    # may outlive the store's chunk
             self._applied = upto
+        while self._held_back:
+            recs = self._held_back[0]
+            cap = self.venue.md_cap()
+            n = len(recs) if cap is None else _index_after(recs["recv_mono_ns"], recs["seq"], cap)
+            if n == 0:
+                return
+            last = recs[n - 1]
+            # never back in time: held-back records were received before the clock's due time
+            self._at(max(self._now_mono, int(last["recv_mono_ns"])), max(self._now_wall, int(last["recv_ts_ns"])))
+            self.executor.on_md(recs[:n], n)
+            if n < len(recs):
+                self._held_back[0] = recs[n:]
+            else:
+                self._held_back.pop(0)
 
     def _at(self, mono_ns: int, wall_ns: int) -> None:
         self._now_mono, self._now_wall = mono_ns, wall_ns
@@ -354,6 +392,8 @@ class ReplayResult:
         group_pnl = {g: eng.acct.group_pnl(g, eng.valuer) for g in eng.acct.group_flows}
         summary = s.finish(eng, group_pnl)
         summary["balances"] = eng.venue.balances()          # the paper account at the end (None: not modelled)
+        # orders matched where the recorded session's venue matched them (execution.match_points)
+        summary["matched_at_recorded_points"] = eng.venue.matched_at_points
         summary["refusals"] = dict(eng.acct.refusals)
         digests = dict(s.digests(), md=eng._md_hash.hexdigest())
         summary["digests"] = digests

@@ -3,7 +3,8 @@
     c = compare_with_session(store, "r20260101-...", replay_result)
     c["decisions_identical"], c["fills_matched"], c["differences"]   # readable reasons
 
-Candidates are matched on (event receive time, triangle) and compared on decision and edge.
+Candidates are matched on (event receive time, triangle, occurrence) and compared on decision
+and edge.
 Fills are matched per (group, leg) on filled quantity and average price. A fill that differs is
 explained from what both sides know: the order's latency in the session (sent - cause event, from
 the executions) against the replay's latency model, and whether the leg filled at all.
@@ -15,6 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 from ctrader.core.records import Decision, ExecKind, RefusalReason
+from ctrader.execution.match_points import RecordedMatch, read_match_points
 
 MAX_DIFFERENCES = 50
 
@@ -26,12 +28,21 @@ def _decision(d: int) -> str:
         return str(d)
 
 
-def compare_candidates(recorded: np.ndarray, replayed: np.ndarray) -> tuple[int, list[str]]:
-    def key(r):
-        return int(r["event_recv_ts_ns"]), int(r["triangle_id"])
+def _keyed(rows: np.ndarray) -> dict[tuple[int, int, int], np.void]:
+    """Rows by (event receive time, triangle, occurrence). The occurrence tells apart the rows of
+    different md records with one receive time: the frames of one socket read share their stamp,
+    so one triangle can be a candidate of two events with the same time (both sides list them in
+    the order of their events)."""
+    out, seen = {}, defaultdict(int)
+    for r in rows:
+        k = (int(r["event_recv_ts_ns"]), int(r["triangle_id"]))
+        out[(*k, seen[k])] = r
+        seen[k] += 1
+    return out
 
-    rec = {key(r): r for r in recorded}
-    rep = {key(r): r for r in replayed}
+
+def compare_candidates(recorded: np.ndarray, replayed: np.ndarray) -> tuple[int, list[str]]:
+    rec, rep = _keyed(recorded), _keyed(replayed)
     matched, diffs = 0, []
     for k in sorted(set(rec) | set(rep)):
         a, b = rec.get(k), rep.get(k)
@@ -229,9 +240,18 @@ class SessionTiming:
         timing = cls(send, report, paper_latency_ns, sent, gated)
         if run_dir is not None:
             timing.exact_arrivals = timing.use_arrivals(store, run_id, run_dir)
+            timing.match_points = read_match_points(run_dir)
         return timing
 
     exact_arrivals = 0
+    match_points: dict[tuple[int, int], list[RecordedMatch]] = {}    # noqa: RUF012 - replaced, never mutated
+
+    def match_point(self, group: int, leg: int, nth: int) -> RecordedMatch | None:
+        """Where the ``nth`` order of this group and leg reached the session's paper venue (the
+        md record its executor had applied last, and when: ``execution.match_points``); None:
+        not logged (an older session, or the replay placed an order the session did not)."""
+        points = self.match_points.get((group, leg))
+        return points[nth] if points is not None and nth < len(points) else None
 
     def use_arrivals(self, store, run_id: str, run_dir) -> int:
         """Replace report times by the receive time of the md record after which the session's

@@ -16,9 +16,10 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+from numpy.lib.recfunctions import repack_fields
 
-from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind, Side
 from ctrader.core.arrays import concat
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind, Side
 from ctrader.venue.decimals import ONE
 
 # edge histogram bins, basis points (edges outside land in the first/last bin)
@@ -47,12 +48,12 @@ FILL = np.dtype([
 
 
 def _hash_records(h, recs: np.ndarray, skip: tuple[str, ...] = ()) -> None:
-    """Fingerprint records field by field: padding bytes between fields are not data (a copy
-    of a padded structured array leaves them undefined), and ``skip`` fields are compute-time
-    clocks, not decisions."""
-    for name in recs.dtype.names:
-        if name not in skip:
-            h.update(np.ascontiguousarray(recs[name]).tobytes())
+    """Fingerprint records row by row, their fields packed: padding bytes between fields are not
+    data (a copy of a padded structured array leaves them undefined), and ``skip`` fields are
+    compute-time clocks, not decisions. Row-major, so the fingerprint of the records is the same
+    however they were split into calls (the replay's batch size)."""
+    names = [name for name in recs.dtype.names if name not in skip]
+    h.update(repack_fields(recs[names]).tobytes())
 
 
 def _pct(values: np.ndarray, qs=(50, 90, 99)) -> dict[str, float | None]:

@@ -1,0 +1,81 @@
+"""Where each paper order met the market, relative to the md records the executor had applied.
+
+The paper venue matches an order on the executor's books as they are when the order reaches it.
+Which md records those books hold depends on how far the executor had read its md ring, and a
+record received before the order's due time can still be on its way there (``poll`` matches a
+due order once ``paper_quiet_match_ms`` passed with no later record; a busy loop reads late).
+A replay has every record and cannot know that, so the session logs, for every order that
+reached its paper venue, the md record the executor had applied last and when it got there::
+
+    points = MatchPoints(run_dir)               # {run_dir}/executor.match_points.csv
+    points.note(group_id, leg, client_order_id, after_md_seq, after_md_recv_ns, arrived_mono_ns)
+    points.flush()                              # every 0.5 s and at stop
+    read_match_points(run_dir)                  # {(group_id, leg): [RecordedMatch, ...]}
+
+Replay (``ctrader.execution.paper.ReplayVenue`` with ``ctrader.replay.fidelity.SessionTiming``)
+matches each such order at that time with the books as of that record: its executor applies no
+later record until the order has reached the matching. The point (receive time, then the feed's
+seq) orders records as replay reads them, and stays unambiguous when a restarted feed process
+numbers its records from the start again. All times are CLOCK_MONOTONIC, the clock of the md
+records' ``recv_mono_ns`` and of the executor.
+"""
+from __future__ import annotations
+
+import csv
+import pathlib
+from dataclasses import dataclass
+
+FILE = "executor.match_points.csv"
+HEADER = ("group_id", "leg", "client_order_id", "after_md_seq", "after_md_recv_ns", "arrived_mono_ns")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedMatch:
+    """Where a recorded session's order reached its paper venue: after the md record ``point``
+    (recv_mono_ns, seq) its executor had applied, at ``arrived_mono_ns``."""
+
+    point: tuple[int, int]
+    arrived_mono_ns: int
+
+
+class MatchPoints:
+    def __init__(self, run_dir: str | pathlib.Path) -> None:
+        self.path = pathlib.Path(run_dir) / FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        self._fh = open(self.path, "a", newline="")  # noqa: SIM115 - open for the process lifetime
+        self._csv = csv.writer(self._fh)
+        if new:
+            self._csv.writerow(HEADER)
+        self.rows = 0
+
+    def note(self, group_id: int, leg: int, client_order_id: str, after_md_seq: int, after_md_recv_ns: int,
+             arrived_mono_ns: int) -> None:
+        self._csv.writerow((group_id, leg, client_order_id, after_md_seq, after_md_recv_ns, arrived_mono_ns))
+        self.rows += 1
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_match_points(run_dir: str | pathlib.Path) -> dict[tuple[int, int], list[RecordedMatch]]:
+    """{(group_id, leg): [RecordedMatch, ...]}: where each order of that group and leg reached
+    the paper venue, in arrival order (a cancel-replace keeps the group and leg of the order it
+    replaces); {} without a log (a session recorded before it was kept, or not a paper session)."""
+    path = pathlib.Path(run_dir) / FILE
+    out: dict[tuple[int, int], list[RecordedMatch]] = {}
+    if not path.is_file():
+        return out
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                key = (int(row["group_id"]), int(row["leg"]))
+                match = RecordedMatch((int(row["after_md_recv_ns"]), int(row["after_md_seq"])),
+                                      int(row["arrived_mono_ns"]))
+            except (KeyError, TypeError, ValueError):
+                continue                   # a line cut short by a crash
+            out.setdefault(key, []).append(match)
+    return out
