@@ -21,9 +21,10 @@ records' ``recv_mono_ns`` and of the executor.
 """
 from __future__ import annotations
 
-import csv
 import pathlib
 from dataclasses import dataclass
+
+from ctrader.core.csvlog import CsvLog, read_csv_log
 
 FILE = "executor.match_points.csv"
 HEADER = ("group_id", "leg", "client_order_id", "after_md_seq", "after_md_recv_ns", "arrived_mono_ns")
@@ -38,44 +39,25 @@ class RecordedMatch:
     arrived_mono_ns: int
 
 
-class MatchPoints:
+class MatchPoints(CsvLog):
     def __init__(self, run_dir: str | pathlib.Path) -> None:
-        self.path = pathlib.Path(run_dir) / FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        self._fh = open(self.path, "a", newline="")  # noqa: SIM115 - open for the process lifetime
-        self._csv = csv.writer(self._fh)
-        if new:
-            self._csv.writerow(HEADER)
-        self.rows = 0
+        super().__init__(pathlib.Path(run_dir) / FILE, HEADER)
 
     def note(self, group_id: int, leg: int, client_order_id: str, after_md_seq: int, after_md_recv_ns: int,
              arrived_mono_ns: int) -> None:
-        self._csv.writerow((group_id, leg, client_order_id, after_md_seq, after_md_recv_ns, arrived_mono_ns))
-        self.rows += 1
+        self.write((group_id, leg, client_order_id, after_md_seq, after_md_recv_ns, arrived_mono_ns))
 
-    def flush(self) -> None:
-        self._fh.flush()
 
-    def close(self) -> None:
-        self._fh.close()
+def _parse(row: dict[str, str]) -> tuple[tuple[int, int], RecordedMatch]:
+    return ((int(row["group_id"]), int(row["leg"])),
+            RecordedMatch((int(row["after_md_recv_ns"]), int(row["after_md_seq"])), int(row["arrived_mono_ns"])))
 
 
 def read_match_points(run_dir: str | pathlib.Path) -> dict[tuple[int, int], list[RecordedMatch]]:
     """{(group_id, leg): [RecordedMatch, ...]}: where each order of that group and leg reached
     the paper venue, in arrival order (a cancel-replace keeps the group and leg of the order it
     replaces); {} without a log (a session recorded before it was kept, or not a paper session)."""
-    path = pathlib.Path(run_dir) / FILE
     out: dict[tuple[int, int], list[RecordedMatch]] = {}
-    if not path.is_file():
-        return out
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                key = (int(row["group_id"]), int(row["leg"]))
-                match = RecordedMatch((int(row["after_md_recv_ns"]), int(row["after_md_seq"])),
-                                      int(row["arrived_mono_ns"]))
-            except (KeyError, TypeError, ValueError):
-                continue                   # a line cut short by a crash
-            out.setdefault(key, []).append(match)
+    for key, match in read_csv_log(pathlib.Path(run_dir) / FILE, _parse):
+        out.setdefault(key, []).append(match)
     return out

@@ -15,49 +15,32 @@ of that md record and delivers the execution right after it.
 """
 from __future__ import annotations
 
-import csv
 import pathlib
 
 import numpy as np
+
+from ctrader.core.csvlog import CsvLog, read_csv_log
 
 FILE = "strategy.exec_arrivals.csv"
 HEADER = ("group_id", "leg", "kind", "after_md_seq", "recv_mono_ns")
 
 
-class ExecArrivals:
+class ExecArrivals(CsvLog):
     def __init__(self, run_dir: str | pathlib.Path) -> None:
-        self.path = pathlib.Path(run_dir) / FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        self._fh = open(self.path, "a", newline="")  # noqa: SIM115 - open for the process lifetime
-        self._csv = csv.writer(self._fh)
-        if new:
-            self._csv.writerow(HEADER)
-        self.rows = 0
+        super().__init__(pathlib.Path(run_dir) / FILE, HEADER)
 
     def note(self, records: np.ndarray, after_md_seq: int, mono_ns: int) -> None:
         for g, leg, kind in zip(records["group_id"].tolist(), records["leg"].tolist(), records["kind"].tolist()):
-            self._csv.writerow((g, leg, kind, after_md_seq, mono_ns))
-        self.rows += len(records)
+            self.write((g, leg, kind, after_md_seq, mono_ns))
 
-    def flush(self) -> None:
-        self._fh.flush()
 
-    def close(self) -> None:
-        self._fh.close()
+def _parse(row: dict[str, str]) -> tuple[tuple[int, int, int], int]:
+    return (int(row["group_id"]), int(row["leg"]), int(row["kind"])), int(row["after_md_seq"])
 
 
 def read_exec_arrivals(run_dir: str | pathlib.Path) -> dict[tuple[int, int, int], int]:
     """{(group_id, leg, kind): after_md_seq} of the first arrival of each; {} without a log."""
-    path = pathlib.Path(run_dir) / FILE
     out: dict[tuple[int, int, int], int] = {}
-    if not path.is_file():
-        return out
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                key = (int(row["group_id"]), int(row["leg"]), int(row["kind"]))
-                out.setdefault(key, int(row["after_md_seq"]))
-            except (KeyError, TypeError, ValueError):
-                continue                   # a line cut short by a crash
+    for key, after_md_seq in read_csv_log(pathlib.Path(run_dir) / FILE, _parse):
+        out.setdefault(key, after_md_seq)
     return out
