@@ -100,4 +100,6 @@ def test_replay_of_a_processes_session_goes_through_its_executor_and_reproduces_
     # every order was matched where the session's paper venue logged it met the market
     # (execution.match_points): after the md record its executor had applied, before the next
     assert s["matched_at_recorded_points"] >= c["recorded_fills"] // 2
+    # and every new intent judged on the books the session's gate had (its gate points)
+    assert s["gated_at_recorded_points"] >= c["recorded_fills"] // 2
     assert c["fills_matched"] >= 0.99 * c["recorded_fills"], c["differences"][:10]

@@ -164,6 +164,9 @@ class Executor:
         # ``match_points``), as reading it costs a little on every batch
         self.track_md_position = False
         self.md_position = (0, 0)
+        # Called after each batch of NEW intents has been gated and sent, with (intents, n, gate
+        # time): a paper session logs the md position its gate judged them at (``match_points``)
+        self.on_gated: Callable[[np.ndarray, int, int], None] | None = None
 
     # --- market data --------------------------------------------------------------------------
 
@@ -370,6 +373,8 @@ class Executor:
                 if order is not None and order.is_open:
                     heapq.heappush(self._expiries, (int(good_till[i]), coids[i]))
         self.events += n
+        if self.on_gated is not None:
+            self.on_gated(recs, n, seen)
 
     def rehearse(self) -> None:
         """A dry run of ``on_intents``' path for a made-up order, changing nothing: the intent is

@@ -140,14 +140,21 @@ def build_executor(cfg: Config, universe, sink: Callable[[np.ndarray], None], ru
 
 
 def log_match_points(executor: Executor, model: PaperFillModel, points: MatchPoints) -> None:
-    """Each order reaching ``model`` is logged with the md record ``executor`` had applied last."""
+    """Each order reaching ``model``, and each new intent ``executor``'s gate judged, is logged
+    with the md record ``executor`` had applied last."""
     executor.track_md_position = True
 
     def arrived(order) -> None:
         recv_ns, seq = executor.md_position
         points.note(order.group_id, order.leg, order.client_order_id, seq, recv_ns, time.monotonic_ns())
 
+    def gated(recs: np.ndarray, n: int, gated_ns: int) -> None:
+        recv_ns, seq = executor.md_position
+        for group_id, leg in zip(recs["group_id"][:n].tolist(), recs["leg"][:n].tolist(), strict=True):
+            points.note_gate(group_id, leg, seq, recv_ns, gated_ns)
+
     model.on_arrive = arrived
+    executor.on_gated = gated
 
 
 class ExecutorLoop:

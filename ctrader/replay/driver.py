@@ -21,7 +21,9 @@ market event comes by then, is matched at its due time on the books as they are 
 executor's loop does in a quiet market). A session that logged where each order met the market
 (``execution.match_points``) has each order matched when it got there, on the books as of the
 md record its executor had applied last: the replay's executor applies no later record until
-then (``ReplayVenue.md_cap``), while the strategy reads on. Executions reach the strategy
+then (``ReplayVenue.md_cap``), while the strategy reads on; and has its risk gate judge each
+intent on the books as of the md record the session's gate had (``_send_intents``: records
+after it wait, records up to it are applied first). Executions reach the strategy
 (``on_exec``) after the exec latency, or when the session's strategy learned of them; the
 strategy runs until an event produces intents or an order falls due, never past it
 (``stepping.step``).
@@ -46,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ctrader.core.arrays import as_layout, concat
-from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
+from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT, IntentAction
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
 from ctrader.execution.fee_model import FlatFees
@@ -111,6 +113,21 @@ def _index_after(mono: np.ndarray, seq: np.ndarray, point: tuple[int, int]) -> i
     return lo + int(at_or_before[-1]) + 1 if len(at_or_before) else lo
 
 
+def _runs_by_gate_point(batch: np.ndarray, gate_point: Callable[[int, int], tuple[int, int] | None]
+                        ) -> list[tuple[int, int, tuple[int, int] | None]]:
+    """(first, end, point) of the runs of ``batch`` sharing one recorded gate point (None: not
+    recorded, or not a NEW intent: cancels and replacements are not logged)."""
+    runs: list[tuple[int, int, tuple[int, int] | None]] = []
+    for k in range(len(batch)):
+        rec = batch[k]
+        point = gate_point(int(rec["group_id"]), int(rec["leg"])) if rec["action"] == IntentAction.NEW else None
+        if runs and runs[-1][2] == point:
+            runs[-1] = (runs[-1][0], k + 1, point)
+        else:
+            runs.append((k, k + 1, point))
+    return runs
+
+
 class ReplayEngine:
     def __init__(self, universe, strategy: DecisionSource, options: ReplayOptions | None = None,
                  on_batch: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> None:
@@ -147,6 +164,10 @@ class ReplayEngine:
         self._exec_out: list[np.ndarray] = []
         self._applied = 0                 # records of the batch at hand given to the executor
         self._held_back: list[np.ndarray] = []    # ... of which it may not apply yet (md_cap)
+        self._gate_cap: tuple[int, int] | None = None   # while the intents at hand are judged
+        self._gates = timing.gate_schedule() if timing is not None else None   # ... and until then
+        self._strategy_mono = 0           # the receive time of the last record the strategy applied
+        self.gated_at_points = 0          # intents judged at the recorded session's gate points
         self._next_pnl_ns = 0
         self._wall0 = None
         self._mkt0 = None
@@ -193,6 +214,7 @@ class ReplayEngine:
         if len(self._carry):
             self._batch(self._carry)
             self._carry = np.zeros(0, MD_EVENT)
+        self._gates = None                       # no intent comes any more: nothing to wait for
         while True:                              # due after the last event: matched on the last books
             due = self.venue.next_due()
             if due is None:
@@ -252,14 +274,17 @@ class ReplayEngine:
                     continue
                 end = min(end, stop)
             i, cands, intents = step(self.strategy, recs, i, end)
+            if i:
+                self._strategy_mono = int(mono[i - 1])
             all_c += cands
-            self._show_executor(recs, i)
             if intents:
                 for c in cands:
                     self.summary.on_taken(c)          # before any fill: fills look up their candidate
                 batch = concat(intents, ORDER_INTENT)
                 all_i.append(batch)
-                self.executor.on_intents(batch, len(batch))
+                self._send_intents(recs, i, batch)
+            else:
+                self._show_executor(recs, i)
             all_e.append(self._flush_exec())
         self._show_executor(recs, n)
         all_e.append(self._flush_exec())
@@ -278,6 +303,41 @@ class ReplayEngine:
             self.on_batch(cands, intents, execs)
         self._sample_pnl(self.last_ts_ns)
 
+    def _send_intents(self, recs: np.ndarray, i: int, batch: np.ndarray) -> None:
+        """The executor gets ``batch``, caused by ``recs[i - 1]``, once it has seen the events
+        before ``i``; with a recorded session's gate points (``execution.match_points``), each
+        run of intents its gate judged at one md position is judged on the books as of that
+        record instead: records after it wait (the session's executor had not read them yet),
+        records up to it past the cause are applied first (it had read on before the intents
+        came), then the executor catches up."""
+        timing = self.opt.session_timing
+        if timing is None or not timing.gate_points:
+            self._show_executor(recs, i)
+            self.executor.on_intents(batch, len(batch))
+            return
+        mono, seq = recs["recv_mono_ns"], recs["seq"]
+        for lo, hi, point in _runs_by_gate_point(batch, timing.gate_point):
+            if point is None:
+                self._show_executor(recs, i)
+            else:
+                self.gated_at_points += hi - lo
+                self._gate_cap = point
+                self._show_executor(recs, max(i, _index_after(mono, seq, point)))
+            self.executor.on_intents(batch[lo:hi], hi - lo)
+            self._gate_cap = None
+            if self._gates is not None:
+                self._gates.passed(int(batch["group_id"][lo:hi].max()))
+        self._show_executor(recs, i)          # what the gate points held back
+
+    def _md_cap(self) -> tuple[int, int] | None:
+        """The last md record the executor may apply now: before the orders in flight reach the
+        matching (``ReplayVenue.md_cap``), the intents at hand are judged, and the session's gate
+        judged the next group (``fidelity.GateSchedule``)."""
+        caps = [c for c in (self.venue.md_cap(), self._gate_cap,
+                            self._gates.cap(self._strategy_mono) if self._gates is not None else None)
+                if c is not None]
+        return min(caps) if caps else None
+
     def _show_executor(self, recs: np.ndarray, upto: int) -> None:
         """The executor sees the batch's events before ``upto`` (as its md ring would show them):
         books, and matching of what fell due by then. Its clock is the last one's. Records after
@@ -285,7 +345,7 @@ class ReplayEngine:
         that caps them has reached the matching: the recorded session's executor had not read
         them by then."""
         if upto > self._applied:
-            if not self._held_back and self.venue.md_cap() is None:      # the usual case
+            if not self._held_back and self._md_cap() is None:      # the usual case
                 last = recs[upto - 1]
                 self._at(int(last["recv_mono_ns"]), int(last["recv_ts_ns"]))
                 self.executor.on_md(recs[self._applied:upto], upto - self._applied)
@@ -295,7 +355,7 @@ class ReplayEngine:
             self._applied = upto
         while self._held_back:
             recs = self._held_back[0]
-            cap = self.venue.md_cap()
+            cap = self._md_cap()
             n = len(recs) if cap is None else _index_after(recs["recv_mono_ns"], recs["seq"], cap)
             if n == 0:
                 return
@@ -394,6 +454,7 @@ class ReplayResult:
         summary["balances"] = eng.venue.balances()          # the paper account at the end (None: not modelled)
         # orders matched where the recorded session's venue matched them (execution.match_points)
         summary["matched_at_recorded_points"] = eng.venue.matched_at_points
+        summary["gated_at_recorded_points"] = eng.gated_at_points
         summary["refusals"] = dict(eng.acct.refusals)
         digests = dict(s.digests(), md=eng._md_hash.hexdigest())
         summary["digests"] = digests

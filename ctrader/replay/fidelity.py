@@ -16,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 from ctrader.core.records import Decision, ExecKind, RefusalReason
-from ctrader.execution.match_points import RecordedMatch, read_match_points
+from ctrader.execution.match_points import RecordedGate, RecordedMatch, read_gate_points, read_match_points
 
 MAX_DIFFERENCES = 50
 
@@ -241,10 +241,21 @@ class SessionTiming:
         if run_dir is not None:
             timing.exact_arrivals = timing.use_arrivals(store, run_id, run_dir)
             timing.match_points = read_match_points(run_dir)
+            timing.gate_points = read_gate_points(run_dir)
         return timing
 
     exact_arrivals = 0
     match_points: dict[tuple[int, int], list[RecordedMatch]] = {}    # noqa: RUF012 - replaced, never mutated
+    gate_points: dict[tuple[int, int], RecordedGate] = {}            # noqa: RUF012 - replaced, never mutated
+
+    def gate_point(self, group: int, leg: int) -> tuple[int, int] | None:
+        """The md record, (recv_mono_ns, seq), the session's executor had applied last when its
+        gate judged this new intent (``execution.match_points``); None: not logged."""
+        gate = self.gate_points.get((group, leg))
+        return None if gate is None else gate.point
+
+    def gate_schedule(self) -> GateSchedule | None:
+        return GateSchedule(self.gate_points) if self.gate_points else None
 
     def match_point(self, group: int, leg: int, nth: int) -> RecordedMatch | None:
         """Where the ``nth`` order of this group and leg reached the session's paper venue (the
@@ -293,3 +304,41 @@ class SessionTiming:
 
     def report_at(self, group: int, leg: int, kind: int) -> int | None:
         return self.report_ts.get((group, leg, kind))
+
+
+class GateSchedule:
+    """A recorded session's gate points in group order, as a bound on its executor's reading.
+
+    The session's executor read its md ring in order, so until its gate judged group ``g`` it
+    had applied no md record after ``g``'s gate point. The replay's executor applies none either
+    (``cap``) until the replay has sent ``g``'s intents (``passed``): a group the session judged
+    on books a lagging executor had not brought up to date, even the session's first, is judged
+    on the same books. Once the strategy has read past the instant the session judged ``g``
+    without asking for it, the replay decided otherwise and the bound goes with it.
+
+        gates = timing.gate_schedule()
+        gates.cap(strategy_mono_ns)      # (recv_mono_ns, seq) or None
+        gates.passed(group_id)
+    """
+
+    def __init__(self, gate_points: dict[tuple[int, int], RecordedGate]) -> None:
+        by_group: dict[int, tuple[tuple[int, int], int]] = {}
+        for (group, _leg), gate in gate_points.items():
+            point, at = by_group.get(group, (gate.point, gate.gated_mono_ns))
+            by_group[group] = (min(point, gate.point), min(at, gate.gated_mono_ns))
+        self._groups = sorted(by_group.items())       # [(group, (first point, first gate time))]
+        self._next = 0
+        self._passed = 0
+
+    def passed(self, group: int) -> None:
+        """The replay has sent the intents of every group up to ``group``."""
+        self._passed = max(self._passed, group)
+
+    def cap(self, strategy_mono_ns: int) -> tuple[int, int] | None:
+        """The last md record the executor may apply before the next group's gate (None: no
+        group left to wait for)."""
+        groups = self._groups
+        while self._next < len(groups) and (groups[self._next][0] <= self._passed
+                                            or groups[self._next][1][1] < strategy_mono_ns):
+            self._next += 1
+        return groups[self._next][1][0] if self._next < len(groups) else None
