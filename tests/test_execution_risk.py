@@ -246,8 +246,10 @@ def test_the_day_window_forgets_charges_credited_long_ago():
 
 
 def test_the_budget_agrees_with_counting_every_charge_one_by_one(monkeypatch):
-    """Random charges and credits, some ahead of the time asked (as in a replay), against the
-    definition: charges at times <= now, in the window, not credited at or before now."""
+    """Random charges (recorded at once, or on the budget's next use as the gate does) and
+    credits, some ahead of the time asked (as in a replay), questions asked again at one time
+    (as a burst does), against the definition: charges at times <= now, in the window, not
+    credited at or before now; every charge's request weight for its minute."""
     monkeypatch.setattr(RateBudget, "COMPACT_MIN", 8)
     rng = np.random.default_rng(7)
     rb = RateBudget(orders_per_10s=10**6, orders_per_day=10**6, weight_per_minute=10**9)
@@ -255,11 +257,14 @@ def test_the_budget_agrees_with_counting_every_charge_one_by_one(monkeypatch):
     credited: dict[str, int] = {}
     now = 0
     for i in range(3_000):
-        now += int(rng.integers(0, 50_000_000))
+        now += int(rng.integers(0, 50_000_000)) if rng.random() < 0.7 else 0
         at = now + int(rng.integers(-1_000_000, 5_000_000))          # a little ahead or behind
         op = rng.random()
         if op < 0.5:
-            rb.charge(at, client_order_id=f"o{i}")
+            if op < 0.25:
+                rb.charge(at, client_order_id=f"o{i}")
+            else:
+                rb.charge_later(at, f"o{i}")
             charged[f"o{i}"] = at
         elif op < 0.8 and charged:
             coid = list(charged)[int(rng.integers(0, len(charged)))]
@@ -272,6 +277,7 @@ def test_the_budget_agrees_with_counting_every_charge_one_by_one(monkeypatch):
             expect = sum(1 for c, t in charged.items()
                          if now - window < t <= now and not credited.get(c, now + 1) <= now)
             assert use[key]["used"] == expect, (i, key)
+        assert use["weight_min"]["used"] == sum(1 for t in charged.values() if now - 60 * S < t <= now), i
 
 
 def test_orders_that_fill_leave_the_order_budget_free_unfilled_ones_hold_it():

@@ -75,7 +75,7 @@ class World:
             self.gate.rate.charge(NOW - 10**9)
 
     def state(self) -> tuple:
-        return (dict(self.gate.rate.used), dict(self.gate.group_notional),
+        return ({k: v["used"] for k, v in self.gate.rate.usage(NOW).items()}, dict(self.gate.group_notional),
                 {g: int(r) for g, r in self.gate.refused_groups.items()})
 
 
@@ -205,7 +205,7 @@ def test_most_batches_are_decided_by_the_kernel():
                          (UNI.symbol_id("ETHUSDT"), Side.SELL, OrderType.LIMIT, 0.9999, 600.0, 7, 2, 0)])
     assert batch_verdicts(world, legs) == [0, 0, 0]
     assert world.gate.batches == {"compiled": 1, "reference": 0}
-    assert world.gate.rate.used["orders_10s"] == 3
+    assert world.gate.rate.usage(NOW)["orders_10s"]["used"] == 3
 
 
 def test_exact_notional_edges():

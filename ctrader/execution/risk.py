@@ -155,6 +155,15 @@ class RateBudget:
         self._compact_at: dict[str, int] = dict.fromkeys(self.ORDER_WINDOWS, self.COMPACT_MIN)
         self.credited = 0                  # orders whose first fill freed their ORDERS slot
         self.closed_until_ns = 0           # the venue's retry time (monotonic), see back_off
+        # ``used`` is each window's use at any time from ``_latest_ns`` (the latest charge or
+        # credit) until ``_next_expiry_ns`` (when the oldest event leaves its window): in
+        # between, ``_expire`` has nothing to do. A burst of orders asks at one time, and each
+        # pass over the windows cost microseconds on the order path.
+        self._latest_ns = 0
+        self._next_expiry_ns = 0
+        # charges of orders admitted but not yet recorded (``charge_later``): recorded before the
+        # budget is next read or changed, which is after the batch's orders are out
+        self._later: list[tuple[int, str]] = []
 
     def back_off(self, until_ns: int) -> None:
         """Allow nothing before ``until_ns`` (monotonic ns): the venue's 429/418 retry time. An
@@ -172,6 +181,10 @@ class RateBudget:
         market time (an unwind the session's loop sent late): a budget at ``now_ns`` holds
         what was sent by then, as the session's did. Likewise a credit at a time after
         ``now_ns`` does not free the slot yet."""
+        if self._later:
+            self._charge_admitted()
+        if self._latest_ns <= now_ns < self._next_expiry_ns:
+            return self.used
         used = self.used
         ahead = False
         for key, events in self.events.items():
@@ -199,6 +212,8 @@ class RateBudget:
             if n_credited > self._compact_at[key] and 2 * n_credited > len(events):
                 events = self._compact(key, settled)
             ahead = ahead or bool(events and events[-1].t > now_ns) or bool(credits and credits[-1][0] > now_ns)
+        self._next_expiry_ns = min((self._first_ns(key) + w for key, w in self.WINDOWS_NS.items()
+                                    if self.events[key]), default=_NEVER)
         if not ahead:
             return used
         used = dict(used)
@@ -219,6 +234,10 @@ class RateBudget:
                 if c.live:
                     used[key] += c.amount
         return used
+
+    def _first_ns(self, key: str) -> int:
+        head = self.events[key][0]
+        return head[0] if key == "weight_min" else head.t
 
     def _compact(self, key: str, settled_ns: int) -> deque:
         """Drop from ``key``'s window the charges credited by ``settled_ns``: they count at no
@@ -264,6 +283,10 @@ class RateBudget:
         charge a time earlier than the last one: see ``_expire``). ``client_order_id`` names
         the order, for ``credit`` when it first fills (an order charged without one is never
         credited)."""
+        if self._later:
+            self._charge_admitted()
+        self._latest_ns = max(self._latest_ns, now_ns)
+        self._next_expiry_ns = min(self._next_expiry_ns, now_ns + self.WINDOWS_NS["orders_10s"])
         if weight:
             events = self.events["weight_min"]
             if events and events[-1][0] > now_ns:
@@ -286,11 +309,24 @@ class RateBudget:
         if client_order_id is not None:
             self._by_id[client_order_id] = tuple(charges)
 
+    def charge_later(self, now_ns: int, client_order_id: str) -> None:
+        """``charge(now_ns, client_order_id=...)`` for an order of weight 1 that leaves now:
+        recorded when the budget is next read or changed (the gate admits a batch, its orders
+        go out, then their answers credit them), not on the order path."""
+        self._later.append((now_ns, client_order_id))
+
+    def _charge_admitted(self) -> None:
+        later, self._later = self._later, []
+        for now_ns, client_order_id in later:
+            self.charge(now_ns, client_order_id=client_order_id)
+
     def credit(self, client_order_id: str, at_ns: int) -> bool:
         """The order ``client_order_id`` filled for the first time at ``at_ns``: its ORDERS
         charge counts no more at times >= ``at_ns`` (never before its own charge time); the
         request weight it cost stays. An order unknown (not charged here, charged before a
         restart, or gone from the day window) or credited already changes nothing: False."""
+        if self._later:
+            self._charge_admitted()
         charges = self._by_id.pop(client_order_id, None)
         if charges is None:
             return False
@@ -298,6 +334,7 @@ class RateBudget:
             if not c.live or c.credit_ns is not None:
                 continue
             c.credit_ns = max(at_ns, c.t)
+            self._latest_ns = max(self._latest_ns, c.credit_ns)
             self.used[key] -= c.amount
             self._n_credited[key] += 1
             credits = self._credits[key]
@@ -307,6 +344,9 @@ class RateBudget:
                 credits.append((c.credit_ns, c))
         self.credited += 1
         return True
+
+
+_NEVER = 1 << 62
 
 
 def _charge_time(c: _Charge) -> int:
@@ -452,7 +492,7 @@ class RiskGate:
                 if reason == 0:
                     if coids is None:
                         coids = client_ids if client_ids is not None else client_order_ids(intents, n)
-                    self.rate.charge(now_mono_ns, client_order_id=coids[i])
+                    self.rate.charge_later(now_mono_ns, coids[i])
                     self.group_notional[gids[i]] = float(totals[i])
                 elif reason > 0 and intents[i]["leg"] == 0:
                     self.refused_groups[gids[i]] = RefusalReason(reason)
