@@ -366,6 +366,12 @@ class OneLegEveryBook:
                           leg_px=one(ask), leg_qty=one(steps * info.step), leg_limit=one(ask),
                           leg_ticks=one(round(ask / info.tick), np.int64), leg_steps=one(steps, np.int64))
 
+    def on_taken(self, rows, group_ids) -> None:
+        pass                      # it holds nothing between groups
+
+    def on_exec(self, records) -> None:
+        pass
+
     def warmup(self, full: bool = False) -> None:
         pass
 
@@ -373,6 +379,7 @@ class OneLegEveryBook:
 def test_both_strategies_have_every_member_of_the_strategy_protocol(cfg, dislocated):
     """The contract the engine relies on (``ctrader.strategy.protocol.Strategy``), member by
     member; the fused members only where ``fused`` says so."""
+    from ctrader.strategy.cross_rate import CrossRateReversion
     from ctrader.strategy.protocol import Strategy
     from ctrader.strategy.triangular import TriangularArbitrage
 
@@ -381,8 +388,8 @@ def test_both_strategies_have_every_member_of_the_strategy_protocol(cfg, disloca
     members = (set(Strategy.__annotations__) | {k for k, v in vars(Strategy).items()
                                                 if callable(v) or isinstance(v, property)}) - {"__init__"}
     members = {m for m in members if not m.startswith("_")}
-    assert {"name", "fused", "n_keys", "max_rows", "scan", "evaluation", "warmup"} <= members
-    for cls in (TriangularArbitrage, OneLegEveryBook):
+    assert {"name", "fused", "n_keys", "max_rows", "scan", "evaluation", "warmup", "on_taken", "on_exec"} <= members
+    for cls in (TriangularArbitrage, CrossRateReversion, OneLegEveryBook):
         strat = cls(cfg, uni, BookCache(len(uni.symbols)))
         for m in members - (set() if strat.fused else fused_only):
             assert hasattr(strat, m), (cls.__name__, m)

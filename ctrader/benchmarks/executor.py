@@ -28,8 +28,8 @@ from ctrader.execution.orders import Order
 from ctrader.execution.paper import PaperFillModel, PaperVenue
 from ctrader.execution.risk import RiskLimits
 from ctrader.execution.testing import depth_record, intent_record
-from ctrader.sim.testing import sim_universe
 from ctrader.market.books import BookCache
+from ctrader.sim.testing import sim_universe
 
 LIMITS = RiskLimits(max_order_notional=1e12, max_group_notional=1e12, max_position=1e12, max_open_orders=10**6,
                     orders_per_10s=10**9, orders_per_day=10**12, weight_per_minute=10**12, daily_loss_limit=1e12)

@@ -212,8 +212,23 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class CrossRateReversionConfig:
+    """``[strategy.cross_rate_reversion]``: the cross-rate statistical arbitrage
+    (``ctrader.strategy.cross_rate``)."""
+    half_life_s: float = opt("half-life of the residual's running mean and variance, market seconds", min=0.001)
+    min_observations: int = opt("residual observations a relation needs before it trades", min=2)
+    entry_z: float = opt("enter when the residual is this many standard deviations off its mean", min=0)
+    exit_z: float = opt("exit when it is back within this many (toward the mean; may be negative)",
+                        min=-100, max=100)
+    max_hold_s: float = opt("exit a position held this long, whatever the residual", min=0.001)
+    stop_bps: float = opt("exit when the residual moved this far against the position since entry, bp",
+                          min=0)
+    limit_slippage_bps: float = opt("IOC limit beyond the touch, bp (0: the touch)", min=0, max=1000)
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
-    name: str = opt("strategy module to run", choices=("triangular",))
+    name: str = opt("strategy module to run", choices=("triangular", "cross_rate_reversion"))
     min_edge_bps: float = opt("net edge after taker fees a triangle needs to become a candidate, bp",
                               min=-10000, max=10000)
     min_score: float = opt("model score an edge needs to be traded (0 = trade every edge)", min=0, max=1)
@@ -234,6 +249,7 @@ class StrategyConfig:
                                     min=1)
     limit_slippage_bps: float = opt("IOC limit price beyond the worst level walked, bp (0: exactly that level)",
                                     min=0, max=1000)
+    cross_rate_reversion: CrossRateReversionConfig = opt("cross-rate statistical arbitrage")
 
 
 @dataclass(frozen=True)

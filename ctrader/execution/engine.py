@@ -622,7 +622,9 @@ class Executor:
         group.retry_at_ns = 0
         if not group.broken:
             legs_ok = all(o.status == FILLED for o in group.legs.values())
-            if legs_ok or not group.traded():
+            # a one-order group holds what it traded on purpose (a position the strategy keeps
+            # and closes itself): no legs to net against each other, nothing to unwind
+            if legs_ok or not group.traded() or group.n_legs == 1:
                 self._settle(group)       # complete, or nothing traded: nothing to unwind
                 return
             group.broken = True

@@ -107,7 +107,7 @@ class KillSwitch:
 class _Charge:
     """One order's charge in one ORDERS window: counted from ``t`` until it leaves the window
     or, once the order filled for the first time, from ``credit_ns`` on (``RateBudget.credit``)."""
-    __slots__ = ("t", "amount", "credit_ns", "live", "client_order_id")
+    __slots__ = ("amount", "client_order_id", "credit_ns", "live", "t")
 
     def __init__(self, t: int, amount: int, client_order_id: str | None) -> None:
         self.t = t

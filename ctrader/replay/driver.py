@@ -165,6 +165,7 @@ class ReplayEngine:
         self._applied = 0                 # records of the batch at hand given to the executor
         self._held_back: list[np.ndarray] = []    # ... of which it may not apply yet (md_cap)
         self._gate_cap: tuple[int, int] | None = None   # while the intents at hand are judged
+        self._last_clocks: tuple[int, int] | None = None    # (mono, wall) of the last batch's last record
         self._gates = timing.gate_schedule() if timing is not None else None   # ... and until then
         self._strategy_mono = 0           # the receive time of the last record the strategy applied
         self.gated_at_points = 0          # intents judged at the recorded session's gate points
@@ -261,7 +262,11 @@ class ReplayEngine:
                 end = int(np.searchsorted(mono, due, "right"))
                 if end <= i:
                     self._show_executor(recs, i)
-                    self._at(due, int(ts[i - 1]) + (due - int(mono[i - 1])) if i else int(ts[0]))
+                    # the wall clock at the due time, from the record before it (the previous
+                    # batch's last one when the due time falls between two batches)
+                    before_mono, before_wall = ((int(mono[i - 1]), int(ts[i - 1])) if i
+                                                else self._last_clocks or (int(mono[0]), int(ts[0])))
+                    self._at(due, before_wall + (due - before_mono))
                     self.executor.poll()
                     all_e.append(self._flush_exec())
                     continue
@@ -299,6 +304,7 @@ class ReplayEngine:
         self.events += n
         self.batches += 1
         self.last_ts_ns = int(ts[-1])
+        self._last_clocks = (int(mono[-1]), int(ts[-1]))
         if self.on_batch is not None and (len(cands) or len(intents) or len(execs)):
             self.on_batch(cands, intents, execs)
         self._sample_pnl(self.last_ts_ns)

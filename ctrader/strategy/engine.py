@@ -44,6 +44,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ctrader.core.arrays import as_layout
 from ctrader.core.records import (
     CANDIDATE,
     EXEC_EVENT,
@@ -55,7 +56,6 @@ from ctrader.core.records import (
 )
 from ctrader.market.books import BookCache
 from ctrader.model.scoring import check_features
-from ctrader.core.arrays import as_layout
 from ctrader.strategy import decide as D
 from ctrader.strategy.protocol import Strategy
 from ctrader.strategy.registry import strategy_class
@@ -300,13 +300,25 @@ class StrategyEngine:
         decision[:] = ev.verdict
         score[:] = np.nan
         a = self.dec.named
-        n_open = D.pre_decide(m, decision, key, np.ascontiguousarray(ev.edge), now, a, decision, journal)
+        edge, pnl = np.ascontiguousarray(ev.edge), np.ascontiguousarray(ev.pnl)
+        closing = ev.closing if ev.closing is not None and ev.closing.any() else None
+        if closing is not None:
+            # a row that closes a position the strategy holds is the end of an opportunity, not
+            # one: no edge or score threshold, and before any new one (in-flight, cooldown and
+            # the group budget still hold)
+            edge, pnl = np.where(closing, np.inf, edge), np.where(closing, np.inf, pnl)
+        n_open = D.pre_decide(m, decision, key, edge, now, a, decision, journal)
         has_score = self.model is not None and n_open > 0
         if has_score:
             self._score(decision, score, ev.features)
-        fired = D.finish_decide(m, key, np.ascontiguousarray(ev.pnl), score, has_score, now, a, decision, group_ids,
-                                journal)
-        intents = self._intents_of(ev, np.flatnonzero(decision == _TAKEN), score, group_ids, rec) if fired else _NO_INTENTS
+        scored = score
+        if closing is not None and has_score:
+            scored = np.where(closing, np.inf, score)
+        fired = D.finish_decide(m, key, pnl, scored, has_score, now, a, decision, group_ids, journal)
+        taken = np.flatnonzero(decision == _TAKEN)
+        intents = self._intents_of(ev, taken, score, group_ids, rec) if fired else _NO_INTENTS
+        if fired:
+            self.strategy.on_taken(taken, group_ids[taken])
         keep = journal.astype(bool)
         cands = self._candidates(ev, decision, score, group_ids, rec)[keep]
         D.note_decision_latency(self.dec.named.state[0], time.perf_counter_ns() - t0)
@@ -333,10 +345,11 @@ class StrategyEngine:
         out["size_start"] = ev.size
         out["expected_pnl"] = ev.pnl
         out["score"] = score
-        out["leg_symbol_id"] = ev.leg_symbol
-        out["leg_side"] = ev.leg_side
-        out["leg_px"] = ev.leg_px
-        out["leg_qty"] = ev.leg_qty
+        legs = self.strategy.n_legs
+        out["leg_symbol_id"][:, :legs] = ev.leg_symbol
+        out["leg_side"][:, :legs] = ev.leg_side
+        out["leg_px"][:, :legs] = ev.leg_px
+        out["leg_qty"][:, :legs] = ev.leg_qty
         out["features"][:, :k] = ev.features[:, :k]
         return out
 
@@ -378,6 +391,7 @@ class StrategyEngine:
         if records.dtype != EXEC_EVENT:
             records = as_layout(records, EXEC_EVENT)
         D.apply_execs(records, len(records), self.dec.arrays)
+        self.strategy.on_exec(records)
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Who implements what:
 
 | protocol | implementations | called by |
 | --- | --- | --- |
-| ``Strategy`` | ``triangular.TriangularArbitrage`` | ``engine.StrategyEngine``, training (``replay.training``), the ML loop |
+| ``Strategy`` | ``triangular.TriangularArbitrage``, ``cross_rate.CrossRateReversion`` | ``engine.StrategyEngine``, training (``replay.training``), the ML loop |
 | ``DecisionSource`` | ``engine.StrategyEngine``, ``replay.driver.NullStrategy`` | ``replay.driver.ReplayEngine``, ``strategy.process`` |
 
 A ``Strategy`` owns the market side of one kind of arbitrage: its books (a ``BookCache``), its
@@ -63,7 +63,18 @@ class Strategy(Protocol):
         ...
 
     def evaluation(self, n: int) -> Any:
-        """The last scan's rows 0..n-1 (key, verdict, edge, size, pnl, features, legs)."""
+        """The last scan's rows 0..n-1 (key, verdict, edge, size, pnl, features, legs, and
+        ``closing``: None, or per row True when it closes a position the strategy holds)."""
+        ...
+
+    def on_taken(self, rows: np.ndarray, group_ids: np.ndarray) -> None:
+        """The engine took ``rows`` of the last ``evaluation`` as groups ``group_ids``
+        (generic path: a strategy that holds positions between groups notes their terms)."""
+        ...
+
+    def on_exec(self, records: np.ndarray) -> None:
+        """EXEC_EVENT records of the executor (the engine has freed the keys of groups done):
+        a strategy that holds positions between groups keeps them from the fills."""
         ...
 
     # --- fused strategies only (``fused = True``) --------------------------------------------

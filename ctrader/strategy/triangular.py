@@ -66,6 +66,7 @@ class Evaluation:
     leg_limit: np.ndarray    # IOC limit price (on its tick)
     leg_ticks: np.ndarray    # int64 limit price / tick
     leg_steps: np.ndarray    # int64 quantity / step
+    closing = None           # no row closes a position: every group is flat when its legs are done
 
     def __len__(self) -> int:
         return len(self.key)
@@ -393,6 +394,12 @@ class TriangularArbitrage:
             leg_side=self.table.legs_side[tris], leg_px=f[:, K.F_PX:K.F_PX + 3], leg_qty=f[:, K.F_QTY:K.F_QTY + 3],
             leg_limit=f[:, K.F_LIMIT:K.F_LIMIT + 3], leg_ticks=i[:, K.I_TICKS:K.I_TICKS + 3],
             leg_steps=i[:, K.I_STEPS:K.I_STEPS + 3])
+
+    def on_taken(self, rows: np.ndarray, group_ids: np.ndarray) -> None:
+        """Nothing to keep: a triangle's group holds no position once its legs are done."""
+
+    def on_exec(self, records: np.ndarray) -> None:
+        """Nothing to keep (the engine frees the triangle when its legs are done)."""
 
     def warmup(self, full: bool = False) -> None:
         """Run every kernel the live path uses once on dummy data, so no JIT compile happens

@@ -1,0 +1,182 @@
+"""Cross-rate statistical arbitrage (``ctrader.strategy.cross_rate``): its kernel against a
+plain-Python reference on random books, its positions against its fills in a replay of the
+simulator's market where the cross rates wander and revert, and the engine's rule that a close
+is held to no edge threshold."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctrader.config import load_config
+from ctrader.core.records import CANDIDATE, Decision, Side
+from ctrader.execution.latency import SampledLatency
+from ctrader.execution.testing import depth_record
+from ctrader.market.books import BookCache
+from ctrader.replay.driver import ReplayEngine, ReplayOptions
+from ctrader.replay.history import simulated_md
+from ctrader.replay.runner import make_strategy, resolve_universe
+from ctrader.sim.testing import sim_universe
+from ctrader.strategy import cross_rate as X
+from ctrader.strategy.engine import StrategyEngine
+
+OVERRIDES = {"model.name": "none", "strategy.name": "cross_rate_reversion", "strategy.min_edge_bps": "0",
+             "strategy.cross_rate_reversion.min_observations": "50", "strategy.cross_rate_reversion.entry_z": "2.5"}
+
+
+def _cfg(**more):
+    return load_config(None, overrides={**OVERRIDES, **more})
+
+
+def test_each_pair_is_related_to_the_rate_its_assets_imply():
+    uni = sim_universe(symbols=("BTCUSDT", "ETHBTC", "ETHUSDT", "BNBUSDT"))
+    rel = X.relations(uni)
+    names = [tuple(uni.symbols[int(s)].name for s in row) for row in rel]
+    assert names == [("ETHBTC", "ETHUSDT", "BTCUSDT")]
+    ptr, flat = X.symbol_index(rel, len(uni.symbols))
+    assert [flat[ptr[s]:ptr[s + 1]].tolist() for s in range(len(uni.symbols))] == [
+        [0] if uni.symbols[s].name != "BNBUSDT" else [] for s in range(len(uni.symbols))]
+
+
+# --- the kernel against its definition ---------------------------------------------------------
+
+def _reference(updates, params, pos):
+    """Each book update of the relation's three symbols (sid, bid, ask, t) in plain Python: the
+    rows the kernel should emit (resid, dev, sd, z, why) and the final (mean, var, n)."""
+    mids, mean, var, n, last, rows = {}, 0.0, 0.0, 0, 0.0, []
+    for sid, bid, ask, t in updates:
+        mids[sid] = (bid, ask)
+        if len(mids) < 3:
+            continue
+        c, a, b = ((mids[s][0] + mids[s][1]) / 2 for s in (0, 1, 2))
+        resid = math.log(c) - math.log(a) + math.log(b)
+        dev, sd = resid - mean, math.sqrt(var)
+        if n == 0:
+            mean, var = resid, 0.0
+        else:
+            keep = math.exp(-max(t - last, 0) * math.log(2.0) / params[X.A_HALF_LIFE_NS])
+            d = resid - mean
+            mean += (1 - keep) * d
+            var = keep * (var + (1 - keep) * d * d)
+        seen, n, last = n, n + 1, t
+        if seen < params[X.A_MIN_OBS] or sd <= 0:
+            continue
+        z = dev / sd
+        spread = (mids[0][1] - mids[0][0]) / c
+        side, qty, entry_resid, entry_ns = pos
+        why = -1
+        if side == 0:
+            if abs(z) >= params[X.A_ENTRY_Z] and abs(dev) > spread + params[X.A_FEES]:
+                why = X.WHY_ENTRY
+        elif qty > 0:
+            if side * z >= -params[X.A_EXIT_Z]:
+                why = X.WHY_REVERTED
+            elif side * (entry_resid - resid) >= params[X.A_STOP]:
+                why = X.WHY_STOPPED
+            elif t - entry_ns >= params[X.A_MAX_HOLD_NS]:
+                why = X.WHY_HELD_TOO_LONG
+        if why >= 0:
+            rows.append((resid, dev, sd, z, why))
+    return rows, (mean, var, n)
+
+
+_update = st.tuples(st.integers(0, 2), st.floats(-0.003, 0.003), st.floats(0.00001, 0.002), st.integers(1, 400))
+
+
+@settings(max_examples=60, deadline=None)
+@given(updates=st.lists(_update, min_size=3, max_size=120), holding=st.sampled_from([-1.0, 0.0, 1.0]),
+       entry_z=st.floats(0.5, 3.0), exit_z=st.floats(-1.0, 1.0), stop_bps=st.floats(1.0, 30.0),
+       hold_ms=st.integers(50, 5000))
+def test_the_kernel_emits_what_its_definition_says(updates, holding, entry_z, exit_z, stop_bps, hold_ms):
+    uni = sim_universe()
+    c, a, b = (uni.symbol_id(s) for s in ("ETHBTC", "ETHUSDT", "BTCUSDT"))
+    rel = np.array([[c, a, b]], np.int64)
+    ptr, flat = X.symbol_index(rel, len(uni.symbols))
+    params = np.zeros(X.N_PARAMS)
+    params[[X.A_HALF_LIFE_NS, X.A_MIN_OBS, X.A_ENTRY_Z, X.A_EXIT_Z, X.A_MAX_HOLD_NS, X.A_STOP, X.A_MAX_AGE_NS,
+            X.A_FEES]] = (2e9, 5, entry_z, exit_z, hold_ms * 1e6, stop_bps * 1e-4, 1e12, 0.0002)
+    fair = {0: 0.05, 1: 3000.0, 2: 60000.0}
+    recs, plain, t = [], [], 1_000_000_000
+    for k, move, half_spread, dt_ms in updates:
+        t += dt_ms * 1_000_000
+        mid = fair[k] * math.exp(move)
+        bid, ask = mid * (1 - half_spread), mid * (1 + half_spread)
+        recs.append(depth_record((c, a, b)[k], [(bid, 1.0)], [(ask, 1.0)], t))
+        plain.append((k, bid, ask, t))
+    recs = np.concatenate(recs)
+    pos = np.array([[holding, 1.0 if holding else 0.0, 0.0, 1e9]])
+    expected, final = _reference(plain, params, pos[0])
+    books, stats, out = BookCache(len(uni.symbols)).books, np.zeros((1, X.N_STATS)), np.zeros((1, X.N_OUT))
+    got, i = [], 0
+    while i < len(recs):
+        i, m = X.scan_residuals(recs, i, len(recs), books, rel, ptr, flat, stats, pos, params, out)
+        got += [tuple(out[j, [X.O_RESID, X.O_DEV, X.O_SD, X.O_Z]]) + (int(out[j, X.O_WHY]),) for j in range(m)]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g[4] == e[4]
+        assert g[:4] == pytest.approx(e[:4], rel=1e-9, abs=1e-15)
+    assert (stats[0, X.S_MEAN], stats[0, X.S_VAR], stats[0, X.S_N]) == pytest.approx(final, rel=1e-9, abs=1e-18)
+
+
+# --- on the simulator's market -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def market():
+    cfg = _cfg(**{"sim.market.residual_bps": "25"})
+    uni = resolve_universe(cfg)
+    return cfg, uni, simulated_md(cfg, uni, seconds=90, seed=3)
+
+
+def _replay(cfg, uni, md, batch=1024):
+    engine = make_strategy(cfg, uni, None)
+    replay = ReplayEngine(uni, engine, ReplayOptions(order_latency=SampledLatency.parse("2"), batch_events=batch))
+    return engine.strategy, replay.run([md])
+
+
+def test_it_enters_and_closes_and_holds_what_it_was_filled(market):
+    cfg, uni, md = market
+    strategy, result = _replay(cfg, uni, md)
+    assert strategy.taken["entry"] >= 5 and strategy.taken["reverted"] + strategy.taken["stopped"] >= 5, strategy.taken
+    fills = result.fills
+    assert len(fills) > 0 and set(fills["leg"].tolist()) == {0}       # one order a group: nothing unwound
+    # the strategy's positions, per pair, are what its fills add up to
+    held = {}
+    for name, qty in strategy.positions().items():
+        pair = name.split("~")[0]
+        held[pair] = held.get(pair, 0.0) + qty
+    filled = {}
+    for f in fills:
+        pair = uni.symbols[int(f["symbol_id"])].name
+        filled[pair] = filled.get(pair, 0.0) + (f["qty"] if int(f["side"]) == Side.BUY else -f["qty"])
+    for pair in set(held) | set(filled):
+        assert held.get(pair, 0.0) == pytest.approx(filled.get(pair, 0.0), abs=1e-9), pair
+    # the journal: one-leg candidates, entries toward the implied rate
+    taken = result.candidates[result.candidates["decision"] == Decision.TAKEN]
+    assert len(taken) and (taken["strategy_id"] == X.STRATEGY_ID).all()
+    assert (taken["leg_symbol_id"][:, 1:] == 0).all()
+
+
+def test_the_replay_does_not_depend_on_the_batching(market):
+    cfg, uni, md = market
+    runs = [_replay(cfg, uni, md, batch)[1] for batch in (1024, 97)]
+    assert runs[0].digests == runs[1].digests
+    assert runs[0].summary["fills"] > 0
+
+
+def test_a_close_is_held_to_no_edge_threshold(market):
+    _, uni, md = market
+    strict = _cfg(**{"sim.market.residual_bps": "25", "strategy.min_edge_bps": "5000"})
+    engine = StrategyEngine(strict, uni, None)
+    strategy = engine.strategy
+    # hold every relation long from far below; the first observation past min_observations
+    # that finds a relation reverted closes it, whatever min_edge_bps says
+    strategy.pos[:, X.P_SIDE], strategy.pos[:, X.P_QTY] = 1.0, 1.0
+    strategy.pos[:, X.P_ENTRY_RESID], strategy.pos[:, X.P_ENTRY_NS] = -1.0, md["recv_mono_ns"][0]
+    cands, intents = engine.on_md(md[:60_000])
+    decided = cands[cands["strategy_id"] == X.STRATEGY_ID]
+    assert len(intents) > 0 and (decided["decision"] == Decision.TAKEN).any()
+    assert strategy.taken["entry"] == 0 and strategy.taken["reverted"] > 0
+    # an entry is a candidate only when a full reversion pays the round trip; 5000 bp it never is
+    assert not ((decided["decision"] == Decision.TAKEN) & (decided["features"][:, 4] == 0)).any()
+    assert cands.dtype == CANDIDATE
