@@ -11,6 +11,8 @@
   scikit-learn ``predict_proba`` of the same model (fitted here on synthetic rows).
 * End to end: ``StrategyEngine.on_md`` on offline simulator md (records/s), beside applying the
   same records to a book cache alone.
+* Per strategy: each registered strategy's time per md update through the engine (p50/p99),
+  beside the triangular strategy's on the same md in the same run.
 """
 from __future__ import annotations
 
@@ -231,12 +233,55 @@ def bench_engine(seconds: float = 20.0) -> dict:
             "decision_p50_us": stats["eval_p50_us"], "decision_p99_us": stats["eval_p99_us"]}
 
 
+def bench_strategies(seconds: float = 20.0) -> dict[str, dict[str, float]]:
+    """Every registered strategy through ``StrategyEngine`` on the same offline simulator md
+    (dislocations and cross-rate residuals, so that each finds something), unscored, one md
+    record per call: each update's time from the engine's entry to its return (ns), and how
+    many it took."""
+    from ctrader.config import load_config
+    from ctrader.market.universe import Universe
+    from ctrader.sim.offline import OfflineMarket, offline_sim_config
+    from ctrader.strategy.engine import StrategyEngine
+    from ctrader.strategy.registry import STRATEGIES
+
+    out = {}
+    for name in sorted(STRATEGIES):
+        cfg = load_config(overrides={"strategy.name": name, "model.name": "none"})
+        market = OfflineMarket(offline_sim_config(cfg.sim, dislocations_per_min=30.0, residual_bps=25.0), seed=5)
+        uni = Universe.from_exchange_info(market.exchange_info, start_assets=cfg.market.start_assets)
+        market.map_symbols(uni.by_name)
+        batches = [market.snapshots()] + list(market.run(seconds))
+        engine = StrategyEngine(cfg, uni, None)
+        engine.warmup()
+        engine.on_md(batches[0])
+        times = []
+        clock = time.perf_counter_ns
+        for b in batches[1:]:
+            for i in range(len(b)):
+                t0 = clock()
+                engine.on_md_until(b, i, i + 1)
+                times.append(clock() - t0)
+        arr = np.asarray(times, np.float64)
+        out[name] = {"p50_ns": float(np.percentile(arr, 50)), "p99_ns": float(np.percentile(arr, 99)),
+                     "updates": len(arr), "taken": engine.taken}
+    return out
+
+
 def run(quick: bool = False) -> list[dict]:
     ev = bench_evaluation(updates=20_000 if quick else 200_000, rescans=50 if quick else 500)
     sc = bench_scoring(rounds=500 if quick else 5000)
     en = bench_engine(seconds=8.0 if quick else 30.0)
+    per = bench_strategies(seconds=8.0 if quick else 30.0)
     tri = f"{ev['triangles']} triangles, {ev['symbols']} symbols"
-    return [
+    base = per["triangular"]
+    per_strategy = [
+        {"name": f"strategy {name} per update {q}", "value": fig[f"{q}_ns"] / 1e3, "unit": "us",
+         "baseline_name": f"strategy triangular per update {q}, same run", "baseline_value": base[f"{q}_ns"] / 1e3,
+         "ratio": fig[f"{q}_ns"] / base[f"{q}_ns"],
+         "note": f"StrategyEngine.on_md_until one md record at a time, unscored; {fig['updates']:,} updates "
+                 f"of the offline simulator (dislocations 30/min, residual 25 bp), {fig['taken']} groups taken"}
+        for name, fig in per.items() if name != "triangular" for q in ("p50", "p99")]
+    return per_strategy + [
         {"name": "triangle eval incremental p50", "value": ev["incremental_p50_ns"], "unit": "ns",
          "baseline_name": "full rescan p50", "baseline_value": ev["rescan_p50_ns"],
          "ratio": ev["incremental_p50_ns"] / ev["rescan_p50_ns"],
@@ -273,6 +318,8 @@ def check_regressions(results: list[dict]) -> list[str]:
                             "the symbol -> triangle index is not being used")
         if r["name"].startswith("onnx score") and r["ratio"] > 3:
             problems.append(f"OnnxModel.score costs {r['ratio']:.1f}x a bare onnxruntime run (limit 3x)")
+        if r["name"].startswith("strategy ") and r["name"].endswith("per update p50") and r["ratio"] > 20:
+            problems.append(f"{r['name']}: {r['ratio']:.1f}x the triangular strategy's (limit 20x)")
         if r["name"] == "strategy engine on_md" and r["ratio"] < 0.001:
             problems.append(f"engine on_md runs at {r['ratio']:.4f}x the book apply rate (limit 0.001x)")
     return problems
