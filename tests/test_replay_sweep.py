@@ -93,3 +93,29 @@ def test_strategies_rank_cli(env):
                                           "--workers", "1", "--no-save"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "walk-forward out-of-sample PnL" in res.output and "cooldown_ms=1000" in res.output
+
+
+def test_strategies_rank_selects_the_best_variant_into_a_config_that_start_reads(env, tmp_path):
+    """``--select FILE`` writes the best-ranked variant (and the command's --set overrides) as
+    what differs from the defaults; ``load_config(FILE)`` is that variant's configuration."""
+    from ctrader.config import config_to_dict
+
+    _, _, sets = env
+    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    chosen = tmp_path / "chosen.toml"
+    res = CliRunner().invoke(app, argv + ["strategies", "rank", "--variant", "never:strategy.min_edge_bps=41",
+                                          "--variant", "eager:strategy.min_edge_bps=1,strategy.cooldown_ms=250",
+                                          "--windows", "2", "--workers", "1", "--no-save", "--json",
+                                          "--select", str(chosen)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    best = out["ranking"][0]
+    assert out["selected"]["variant"] == best["variant"] and out["selected"]["path"] == str(chosen)
+    want = load_config(None, overrides={**sets, **{k: str(v) for k, v in best["params"].items()}})
+    assert config_to_dict(load_config(chosen)) == config_to_dict(want)
+    text = chosen.read_text()
+    assert text.startswith("# written by ctrader strategies rank --select") and "[strategy]" in text
+    # an existing file is kept unless --force
+    again = CliRunner().invoke(app, argv + ["strategies", "rank", "--variant", "never:strategy.min_edge_bps=41",
+                                            "--windows", "2", "--workers", "1", "--no-save", "--select", str(chosen)])
+    assert again.exit_code != 0 and "--force" in again.output and chosen.read_text() == text

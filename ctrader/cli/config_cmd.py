@@ -6,27 +6,9 @@ import typer
 
 from ctrader.cli.common import state
 from ctrader.config import ConfigError, config_to_dict, load_config, shipped_configs
+from ctrader.config.toml_out import to_toml
 
 config_app = typer.Typer(help="Show or check configuration.", no_args_is_help=True)
-
-
-def _to_toml(tree: dict, prefix: str = "") -> list[str]:
-    """TOML that ``config check`` reads back: scalars, then sub-tables, then arrays of tables
-    (``[[sim.accounts]]``)."""
-    lines, tables, arrays = [], [], []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
-            arrays.append((key, value))
-        else:
-            lines.append(f"{key} = {orjson.dumps(list(value) if isinstance(value, tuple) else value).decode()}")
-    for key, value in tables:
-        lines += ["", f"[{prefix}{key}]"] + _to_toml(value, f"{prefix}{key}.")
-    for key, items in arrays:
-        for item in items:
-            lines += ["", f"[[{prefix}{key}]]"] + _to_toml(item, f"{prefix}{key}.")
-    return lines
 
 
 @config_app.command("show")
@@ -37,7 +19,7 @@ def show(ctx: typer.Context,
     if as_json:
         typer.echo(orjson.dumps(tree, option=orjson.OPT_INDENT_2).decode())
     else:
-        typer.echo("\n".join(_to_toml(tree)).strip())
+        typer.echo("\n".join(to_toml(tree)).strip())
 
 
 @config_app.command("check")

@@ -2,11 +2,14 @@
 
     ctrader strategies rank --variant base: --variant "tight:strategy.min_edge_bps=3,strategy.cooldown_ms=100"
     ctrader strategies rank --all-strategies --windows 4 --json
+    ctrader strategies rank --all-strategies --select chosen.toml && ctrader start --config chosen.toml
 
 Every variant replays the same windows of recorded market data; the ranking is walk-forward:
 a variant is picked on one window and judged on the next (``ctrader.replay.sweep``).
 """
 from __future__ import annotations
+
+import pathlib
 
 import orjson
 import typer
@@ -38,6 +41,9 @@ def rank_cmd(
     model: str | None = typer.Option(None, "--model", help="model for every variant (default: [model] name)"),
     no_save: bool = typer.Option(False, "--no-save"),
     as_json: bool = typer.Option(False, "--json"),
+    select: str | None = typer.Option(None, "--select", help="write the best-ranked variant's configuration to "
+                                      "this TOML file, for ctrader start --config"),
+    force: bool = typer.Option(False, "--force", help="with --select: replace the file if it exists"),
 ) -> None:
     """Replay each variant over the same windows and rank them walk-forward."""
     from ctrader.cli.progress import ProgressBar
@@ -57,6 +63,8 @@ def rank_cmd(
         variants = [("base", {})]
     if len({n for n, _ in variants}) != len(variants):
         raise typer.BadParameter("two variants have the same name")
+    if select and pathlib.Path(select).exists() and not force:
+        raise typer.BadParameter(f"{select} exists; --force replaces it", param_hint="--select")
     source = ConfigSource(st.config_path, tuple(sorted((st.overrides or {}).items())))
     for name, params in variants:
         try:
@@ -71,10 +79,59 @@ def rank_cmd(
                               save=not no_save, kind="rank", progress=count_progress(bar, "rank"))
     finally:
         store.close()
+    chosen = write_selection(sw, source, select) if select else None
     if as_json:
-        typer.echo(orjson.dumps(sw.to_json(), option=orjson.OPT_INDENT_2, default=str).decode())
+        doc = sw.to_json()
+        if chosen is not None:
+            doc["selected"] = chosen
+        typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode())
     else:
         print_ranking(sw)
+        if chosen is not None:
+            typer.echo(f"selected {chosen['variant']} (rank {chosen['rank']}, out-of-sample mean PnL "
+                       f"{chosen['oos_mean_pnl']:.4f}): wrote {chosen['path']}; "
+                       f"run it with: ctrader start --config {chosen['path']}")
+
+
+# alert URLs carry tokens: never copied into a file a ranking writes
+_NOT_COPIED = (("alerts", "urls"),)
+
+
+def write_selection(sw, source, path: str) -> dict:
+    """Write the best-ranked variant that ran on every window as a TOML configuration: what it
+    sets that the defaults do not (the command's --config file and --set overrides, then the
+    variant's parameters), read back and checked to give the same configuration."""
+    from ctrader.config import config_to_dict, load_config
+    from ctrader.config.toml_out import changed, to_toml
+
+    failed = {r.variant for r in sw.results if r.error}
+    best = next((e for e in sw.ranking if e["variant"] not in failed), None)
+    if best is None:
+        raise typer.BadParameter("no variant ran on every window: nothing to select", param_hint="--select")
+    cfg = source.load(best["params"])
+    tree = config_to_dict(cfg)
+    diff = changed(tree, config_to_dict(load_config(None, env={})))
+    for section, key in _NOT_COPIED:
+        diff.get(section, {}).pop(key, None)
+        if section in diff and not diff[section]:
+            del diff[section]
+    header = [f"# written by ctrader strategies rank --select (sweep {sw.sweep_id}): variant {best['variant']},",
+              f"# rank {best['rank']} of {len(sw.ranking)}, out-of-sample mean PnL {best['oos_mean_pnl']:.6g} over "
+              f"{len(sw.windows)} walk-forward windows; parameters {dict(best['params'])}.",
+              "# What differs from the defaults; alert URLs are not copied (they carry tokens)."]
+    target = pathlib.Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text("\n".join(header + to_toml(diff)).strip() + "\n")
+    back = config_to_dict(load_config(tmp))
+    for section, key in _NOT_COPIED:
+        back[section][key] = tree[section][key]
+    if back != tree:
+        tmp.unlink()
+        raise typer.BadParameter("the written configuration does not read back the same; nothing was written",
+                                 param_hint="--select")
+    tmp.replace(target)
+    return {"variant": best["variant"], "rank": best["rank"], "oos_mean_pnl": best["oos_mean_pnl"],
+            "params": dict(best["params"]), "path": str(target)}
 
 
 def register(app: typer.Typer) -> None:
