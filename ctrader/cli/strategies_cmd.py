@@ -116,8 +116,8 @@ def write_selection(sw, source, path: str) -> dict:
         if section in diff and not diff[section]:
             del diff[section]
     header = [f"# written by ctrader strategies rank --select (sweep {sw.sweep_id}): variant {best['variant']},",
-              f"# rank {best['rank']} of {len(sw.ranking)}, out-of-sample mean PnL {best['oos_mean_pnl']:.6g} over "
-              f"{len(sw.windows)} walk-forward windows; parameters {dict(best['params'])}.",
+              (f"# rank {best['rank']} of {len(sw.ranking)}, out-of-sample mean PnL {best['oos_mean_pnl']:.6g} over "
+               f"{len(sw.windows)} walk-forward windows; parameters {dict(best['params'])}."),
               "# What differs from the defaults; alert URLs are not copied (they carry tokens)."]
     target = pathlib.Path(path)
     tmp = target.with_name(target.name + ".tmp")
