@@ -102,14 +102,24 @@ def test_strategies_rank_selects_the_best_variant_into_a_config_that_start_reads
 
     _, _, sets = env
     argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    chosen = tmp_path / "chosen.toml"
+    from ctrader.replay.rank_metrics import METRICS
+
+    chosen, page = tmp_path / "chosen.toml", tmp_path / "rank.html"
     res = CliRunner().invoke(app, argv + ["strategies", "rank", "--variant", "never:strategy.min_edge_bps=41",
                                           "--variant", "eager:strategy.min_edge_bps=1,strategy.cooldown_ms=250",
                                           "--windows", "2", "--workers", "1", "--no-save", "--json",
-                                          "--select", str(chosen)], catch_exceptions=False)
+                                          "--select", str(chosen), "--report", str(page)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     best = out["ranking"][0]
+    # every variant's metrics in every window, its rank in each, and one page comparing them
+    for e in out["ranking"]:
+        assert set(e["metrics_by_window"]) == set(METRICS)
+        assert all(len(v) == 2 for v in e["metrics_by_window"].values()) and len(e["rank_by_window"]) == 2
+    never = next(e for e in out["ranking"] if e["variant"] == "never")
+    assert never["metrics_by_window"]["fills"] == [0, 0] and never["metrics_by_window"]["max_drawdown"] == [0.0, 0.0]
+    text = page.read_text()
+    assert "PnL after fees" in text and "max drawdown" in text and "<script src=" not in text
     assert out["selected"]["variant"] == best["variant"] and out["selected"]["path"] == str(chosen)
     want = load_config(None, overrides={**sets, **{k: str(v) for k, v in best["params"].items()}})
     assert config_to_dict(load_config(chosen)) == config_to_dict(want)

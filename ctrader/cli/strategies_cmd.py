@@ -44,6 +44,8 @@ def rank_cmd(
     select: str | None = typer.Option(None, "--select", help="write the best-ranked variant's configuration to "
                                       "this TOML file, for ctrader start --config"),
     force: bool = typer.Option(False, "--force", help="with --select: replace the file if it exists"),
+    report: str | None = typer.Option(None, "--report", help="write an HTML page comparing the variants: the "
+                                      "ranking and a plot per metric across the windows"),
 ) -> None:
     """Replay each variant over the same windows and rank them walk-forward."""
     from ctrader.cli.progress import ProgressBar
@@ -80,6 +82,10 @@ def rank_cmd(
     finally:
         store.close()
     chosen = write_selection(sw, source, select) if select else None
+    if report:
+        from ctrader.replay.rank_report import write_rank_html
+
+        write_rank_html(sw, report)
     if as_json:
         doc = sw.to_json()
         if chosen is not None:
@@ -87,6 +93,8 @@ def rank_cmd(
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode())
     else:
         print_ranking(sw)
+        if report:
+            typer.echo(f"report: {report}")
         if chosen is not None:
             typer.echo(f"selected {chosen['variant']} (rank {chosen['rank']}, out-of-sample mean PnL "
                        f"{chosen['oos_mean_pnl']:.4f}): wrote {chosen['path']}; "

@@ -207,6 +207,8 @@ class ReplaySummary:
             "cancels": acct.cancels,
             "valuation_asset": self.valuation_asset,
             "pnl": float(acct.pnl(eng.valuer)),
+            "groups_traded": len(group_pnl),            # groups whose orders traded (hit rate)
+            "groups_won": sum(1 for v in group_pnl.values() if v > 0),
             "expected_pnl_taken": float(sum(v[3] for v in self.taken.values())),
             "positions": valued["positions"],
             "fees": valued["fees"],

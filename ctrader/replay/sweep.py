@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ctrader.replay.compute import ComputeBackend, MdSlice, history_slices, open_backend
+from ctrader.replay.rank_metrics import ranks_by_window
 
 if TYPE_CHECKING:
     from ctrader.model.scoring import ModelFiles
@@ -182,6 +183,18 @@ class SweepResult:
     oos_pnl: float = 0.0
     run_ids: dict[tuple[str, int], str] = field(default_factory=dict)
 
+    def metrics(self) -> dict[str, dict[str, list]]:
+        """variant -> metric -> its value in each window (``rank_metrics.METRICS``; None where
+        the job failed)."""
+        from ctrader.replay.rank_metrics import METRICS, window_metrics
+
+        out = {v: {m: [None] * len(self.windows) for m in METRICS} for v, _ in self.variants}
+        for r in self.results:
+            if not r.error:
+                for m, value in window_metrics(r.summary, r.pnl, r.inventory, r.fills).items():
+                    out[r.variant][m][r.window] = value
+        return out
+
     def to_json(self) -> dict:
         return {"sweep_id": self.sweep_id, "windows": self.windows,
                 "walk_forward": self.walk_forward, "oos_pnl": self.oos_pnl, "ranking": self.ranking,
@@ -203,11 +216,15 @@ def rank(variants: list[tuple[str, dict]], pnl: dict[str, list[float]]) -> tuple
         oos += _num(pnl[best][i + 1])
     cols = range(1, n_win) if n_win > 1 else range(n_win)
     picks = {v: sum(1 for w in wf if w["chosen"] == v) for v in names}
+    by_window = ranks_by_window(pnl)
     ranking = []
     for v in names:
         vals = [_num(pnl[v][i]) for i in cols]
+        ranks = by_window[v]
         ranking.append({"variant": v, "params": params[v], "oos_mean_pnl": float(np.mean(vals)) if vals else 0.0,
-                        "pnl_by_window": pnl[v], "times_chosen": picks[v]})
+                        "pnl_by_window": pnl[v], "times_chosen": picks[v], "rank_by_window": ranks,
+                        # how stable its place is: 0 = the same rank in every window
+                        "rank_spread": (max(ranks) - min(ranks)) if ranks else 0})
     ranking.sort(key=lambda e: (-e["oos_mean_pnl"], names.index(e["variant"])))
     for i, e in enumerate(ranking):
         e["rank"] = i + 1
@@ -269,6 +286,9 @@ def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, 
         pnl[r.variant][r.window] = None if r.error else r.summary.get("pnl")
     wf, ranking, oos = rank(variants, pnl)
     sw = SweepResult(sweep_id, wins, variants, pnl, results, wf, ranking, oos)
+    metrics = sw.metrics()
+    for e in ranking:           # what else each variant did, window by window
+        e["metrics_by_window"] = metrics[e["variant"]]
     if save:
         rs = ReplayResults(store)
         order = [v for v, _ in variants]
