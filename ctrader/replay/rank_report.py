@@ -40,12 +40,13 @@ def _figures(sw) -> list[tuple[str, object]]:
 def write_rank_html(sw, path: str | pathlib.Path) -> pathlib.Path:
     path = pathlib.Path(path)
     title = f"ctrader strategies rank {sw.sweep_id}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p>{len(sw.ranking)} variants x {len(sw.windows)} windows; walk-forward: each window's best "
-             f"variant judged on the next (out-of-sample PnL {sw.oos_pnl:.4f}).</p>",
-             "<table><tr><th>rank</th><th>variant</th><th>parameters</th><th>out-of-sample mean PnL</th>"
-             "<th>times chosen</th><th>rank by window</th><th>rank spread</th></tr>"]
+    head = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>")
+    intro = (f"<p>{len(sw.ranking)} variants x {len(sw.windows)} windows; walk-forward: each window's best "
+             f"variant judged on the next (out-of-sample PnL {sw.oos_pnl:.4f}).</p>")
+    columns = ("rank", "variant", "parameters", "out-of-sample mean PnL", "times chosen", "rank by window",
+               "rank spread")
+    parts = [head, intro, "<table><tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"]
     for e in sw.ranking:
         cells = (e["rank"], e["variant"], json.dumps(e["params"]), f"{e['oos_mean_pnl']:.4f}", e["times_chosen"],
                  " ".join(str(r) for r in e.get("rank_by_window", [])), e.get("rank_spread", ""))
