@@ -219,20 +219,42 @@ def test_a_refused_replace_leaves_the_old_order_resting_and_the_leg_to_it():
 
 
 def test_fills_of_a_replaced_leg_count_when_its_group_ends():
-    """A leg partly filled, then replaced by an order that never fills and is cancelled: the
-    group traded (the old order's fill), so it is broken and unwound, not settled as untouched."""
+    """A two-leg group: leg 0 partly filled, then replaced by an order that never fills and is
+    cancelled; leg 1 expires unfilled. The group traded (the old order's fill), so it is broken
+    and unwound, not settled as untouched."""
+    events, clock = [], Clock()
+    ex = paper_executor(events, clock)
+    btc, eth = UNI.symbol_id("BTCUSDT"), UNI.symbol_id("ETHUSDT")
+    ex.on_md(depth_record(btc, [(60000.0, 10.0)], [(60001.0, 0.01), (60010.0, 10.0)], clock.ns), 1)
+    ex.on_md(depth_record(eth, [(3000.0, 10.0)], [(3000.5, 10.0)], clock.ns), 1)
+    bid = intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.02, n_legs=2, tif=TimeInForce.GTC, client_order_id="p1")
+    ex.on_intents(bid, 1)                   # takes the 0.01 at 60001, rests 0.01
+    p1 = ex.orders.get("p1")
+    assert p1.cum_qty == 10**6 and p1.is_open
+    low = intent_record(UNI, "ETHUSDT", Side.BUY, 2999.0, 0.1, leg=1, n_legs=2, client_order_id="q1")
+    ex.on_intents(low, 1)                   # IOC below the ask: expires unfilled
+    replace = replace_intent("p1", "p2", 59990.0)
+    replace["n_legs"] = 2
+    ex.on_intents(replace, 1)
+    ex.on_intents(cancel_intent("p2"), 1)
+    ex.poll()
+    group = ex.groups[1]
+    assert not p1.is_open and not ex.orders.get("p2").is_open and not ex.orders.get("q1").is_open
+    assert group.broken and ex.accounting.unwinds == 1
+    assert [o.side for o in group.unwind_orders] == [Side.SELL]     # the 0.01 BTC bought goes back
+
+
+def test_a_one_order_group_keeps_what_it_traded():
+    """A group of one order (a strategy taking a position it closes itself, e.g. the cross-rate
+    reversion) that filled in part is settled as it is: nothing to net its fill against, so
+    nothing is unwound."""
     events, clock = [], Clock()
     ex = paper_executor(events, clock)
     btc = UNI.symbol_id("BTCUSDT")
     ex.on_md(depth_record(btc, [(60000.0, 10.0)], [(60001.0, 0.01), (60010.0, 10.0)], clock.ns), 1)
-    bid = intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.02, tif=TimeInForce.GTC, client_order_id="p1")
-    ex.on_intents(bid, 1)                   # takes the 0.01 at 60001, rests 0.01
-    p1 = ex.orders.get("p1")
-    assert p1.cum_qty == 10**6 and p1.is_open
-    ex.on_intents(replace_intent("p1", "p2", 59990.0), 1)
-    ex.on_intents(cancel_intent("p2"), 1)
+    ex.on_intents(intent_record(UNI, "BTCUSDT", Side.BUY, 60001.0, 0.02, client_order_id="one"), 1)
     ex.poll()
-    group = ex.groups[1]
-    assert not p1.is_open and not ex.orders.get("p2").is_open
-    assert group.broken and ex.accounting.unwinds == 1
-    assert [o.side for o in group.unwind_orders] == [Side.SELL]     # the 0.01 BTC bought goes back
+    one, group = ex.orders.get("one"), ex.groups[1]
+    assert one.cum_qty == 10**6 and not one.is_open          # IOC: 0.01 of 0.02, the rest expired
+    assert group.settled and not group.broken and group.unwind_orders == [] and ex.accounting.unwinds == 0
+    assert 0 < ex.accounting.positions["BTC"] <= 10**6                  # held: 0.01 BTC less its fee
