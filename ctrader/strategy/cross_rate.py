@@ -18,8 +18,8 @@ key, model score). The key is the relation. An entry's edge is the deviation fro
 the round trip's cost (the pair's spread and two taker fees): what a full reversion would earn.
 A close is not an opportunity but the end of one, so it is held to neither ``min_edge_bps`` nor
 ``min_score`` (``Evaluation.closing``); its edge is what the position made so far, after costs.
-The position is the strategy's own: the entry's fills make it, the close's fills unmake it
-(``on_taken``, ``on_exec``).
+The position is the strategy's own: what the entry filled makes it, what the close filled
+unmakes it, counted when each group ends (``on_taken``, ``on_exec``).
 
 The residual statistics and the signals run in one numba call per batch (``scan_residuals``);
 Python sizes the rows of the market event that produced signals (``evaluation``): the pair's
@@ -315,21 +315,24 @@ class CrossRateReversion:
                 self.pos[r, P_QTY] = 0.0
 
     def on_exec(self, records: np.ndarray) -> None:
-        """Fills of an entry add to its relation's position, a close's take from it; a group
-        that ended leaving nothing held makes the relation flat again."""
+        """When a group ends, what its order filled in all (the terminal report's ``cum_qty``)
+        is added to its relation's position (an entry) or taken from it (a close); a relation
+        left holding nothing is flat again. Partial fills change nothing before: the key is in
+        flight until then, so nothing is decided on them, and a replay delivers the end of a
+        group when the session's strategy learned of it (partial reports may arrive otherwise)."""
         for rec in records:
-            group = self._groups.get(int(rec["group_id"]))
+            kind = int(rec["kind"])
+            if kind not in (ExecKind.FILL, ExecKind.CANCELED, ExecKind.REJECTED, ExecKind.REFUSED):
+                continue
+            group = self._groups.pop(int(rec["group_id"]), None)
             if group is None:
                 continue
             r, closing = group
-            kind = int(rec["kind"])
-            if kind in (ExecKind.PARTIAL_FILL, ExecKind.FILL):
-                self.pos[r, P_QTY] += -float(rec["last_qty"]) if closing else float(rec["last_qty"])
-            if kind in (ExecKind.FILL, ExecKind.CANCELED, ExecKind.REJECTED, ExecKind.REFUSED):
-                del self._groups[int(rec["group_id"])]
-                if self.pos[r, P_QTY] <= 1e-12:
-                    self.pos[r, P_QTY] = 0.0
-                    self.pos[r, P_SIDE] = 0.0
+            filled = float(rec["cum_qty"])
+            self.pos[r, P_QTY] += -filled if closing else filled
+            if self.pos[r, P_QTY] <= 1e-12:
+                self.pos[r, P_QTY] = 0.0
+                self.pos[r, P_SIDE] = 0.0
 
     def positions(self) -> dict[str, float]:
         """Open positions by relation name (``ETHBTC~USDT``), signed base quantity."""
