@@ -91,3 +91,27 @@ def sim_server(sim_factory):
 @pytest.fixture
 def sim_account() -> SimCredentials:
     return TEST_ACCOUNT
+
+
+# --- the replay tests' history: the default configuration unscored, its universe, 40 s of the
+# simulator's market (seed 11); a module defining its own cfg/uni/md uses those instead
+
+@pytest.fixture(scope="module")
+def cfg():
+    from ctrader.config import load_config
+
+    return load_config(None, overrides={"model.name": "none"})
+
+
+@pytest.fixture(scope="module")
+def uni(cfg):
+    from ctrader.replay.runner import resolve_universe
+
+    return resolve_universe(cfg)
+
+
+@pytest.fixture(scope="module")
+def md(cfg, uni):
+    from ctrader.replay.history import simulated_md
+
+    return simulated_md(cfg, uni, seconds=40, seed=11)

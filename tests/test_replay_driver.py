@@ -3,29 +3,12 @@ latency, the fill side, the summary and the HTML report."""
 import numpy as np
 import pytest
 
-from ctrader.config import load_config
 from ctrader.core.records import MD_EVENT, Decision, ExecKind
 from ctrader.market.books import BookCache, apply_all
 from ctrader.replay.driver import NullStrategy, ReplayEngine, ReplayOptions
-from ctrader.replay.history import simulated_md
 from ctrader.execution.latency import SampledLatency as LatencyModel
 from ctrader.replay.report import format_summary, write_html
-from ctrader.replay.runner import options_from_config, replay_chunks, resolve_universe
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(None, overrides={"model.name": "none"})
-
-
-@pytest.fixture(scope="module")
-def uni(cfg):
-    return resolve_universe(cfg)
-
-
-@pytest.fixture(scope="module")
-def md(cfg, uni):
-    return simulated_md(cfg, uni, seconds=40, seed=11)
+from ctrader.replay.runner import options_from_config, replay_chunks
 
 
 def opts(order="2", feed="0", seed=1, batch=1024):

@@ -4,9 +4,7 @@ on those books, holding later records back from its executor, even records that 
 receive time with that one. It also logs where its risk gate judged each new intent; the
 replay's gate judges it on the books as of that record, behind the intent's cause or past it."""
 import numpy as np
-import pytest
 
-from ctrader.config import load_config
 from ctrader.core.records import ExecKind, RefusalReason
 from ctrader.execution.latency import SampledLatency
 from ctrader.execution.match_points import (
@@ -20,23 +18,7 @@ from ctrader.execution.match_points import (
 )
 from ctrader.replay.driver import ReplayEngine, ReplayOptions
 from ctrader.replay.fidelity import SessionTiming
-from ctrader.replay.history import simulated_md
-from ctrader.replay.runner import make_strategy, replay_chunks, resolve_universe
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(None, overrides={"model.name": "none"})
-
-
-@pytest.fixture(scope="module")
-def uni(cfg):
-    return resolve_universe(cfg)
-
-
-@pytest.fixture(scope="module")
-def md(cfg, uni):
-    return simulated_md(cfg, uni, seconds=40, seed=11)
+from ctrader.replay.runner import make_strategy, replay_chunks
 
 
 def _options(timing=None, batch=1024, latency_ms: float = 2):
