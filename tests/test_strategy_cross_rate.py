@@ -219,3 +219,22 @@ def test_a_paper_session_trades_it_and_its_replay_reproduces_it(tmp_path):
     c = json.loads(res.stdout)["session_comparison"]
     assert c["decisions_identical"], c["differences"][:10]
     assert c["fills_matched"] >= 0.99 * c["recorded_fills"], c["differences"][:10]
+
+
+def test_a_position_below_the_pairs_filters_is_let_go(market):
+    """A close that no order could send (what is held is below the pair's minimum quantity or
+    notional) makes the relation flat instead of asking again on every update."""
+    _, uni, md = market
+    engine = StrategyEngine(_cfg(**{"sim.market.residual_bps": "25"}), uni, None)
+    strategy = engine.strategy
+    strategy.pos[:, X.P_SIDE], strategy.pos[:, X.P_QTY] = 1.0, 1e-9        # far below any step
+    strategy.pos[:, X.P_ENTRY_RESID], strategy.pos[:, X.P_ENTRY_NS] = -1.0, md["recv_mono_ns"][0]
+    cands, intents = engine.on_md(md[:60_000])
+    closes = cands[(cands["strategy_id"] == X.STRATEGY_ID) & (cands["features"][:, 4] == 1)]
+    assert len(closes) and (closes["decision"] == Decision.SKIP_FILTER).all()
+    # no close was sent; a relation let go may enter again
+    assert sum(strategy.taken[why] for why in ("reverted", "held_too_long", "stopped")) == 0
+    assert len(intents) == strategy.taken["entry"]
+    let_go = np.unique(closes["triangle_id"])
+    assert strategy.dust_left == len(closes) == len(let_go)       # one close each, then nothing held
+    assert (strategy.pos[let_go, X.P_QTY] == 0).all()

@@ -230,6 +230,7 @@ class CrossRateReversion:
         self._last: Evaluation | None = None
         self._groups: dict[int, tuple[int, bool]] = {}      # group id -> (relation, closing)
         self.taken = dict.fromkeys(("entry", "reverted", "held_too_long", "stopped"), 0)   # groups, by why
+        self.dust_left = 0              # positions too small to close, let go (see ``evaluation``)
 
     @property
     def n_keys(self) -> int:
@@ -295,6 +296,12 @@ class CrossRateReversion:
             elif steps <= 0 or qty_units < info.min_qty_units or \
                     qty_units * ticks * info.tick_units < info.min_notional_units * ONE:
                 ev.verdict[j] = Decision.SKIP_FILTER
+                if ev.closing[j]:
+                    # what is held is below the pair's filters: no order can close it, so the
+                    # relation lets it go (the executor's accounting still holds it) rather
+                    # than ask again on every update and never enter again
+                    self.pos[r, P_SIDE] = self.pos[r, P_QTY] = 0.0
+                    self.dust_left += 1
         self._last = ev
         return ev
 
