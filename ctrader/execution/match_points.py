@@ -27,9 +27,9 @@ matches each such order at that time with the books as of that record: its execu
 later record until the order has reached the matching. Its gate judges each intent on the books
 as of the intent's gate point: later records wait, and records up to a point past the intent's
 cause are applied first (``ctrader.replay.driver``), so a STALE_BOOK refusal that only a lagging
-executor made is made again. The point (receive time, then the feed's
-seq) orders records as replay reads them, and stays unambiguous when a restarted feed process
-numbers its records from the start again. All times are CLOCK_MONOTONIC, the clock of the md
+executor made is made again. A point (receive time, then the feed's seq) orders records as
+replay reads them, and stays unambiguous when a restarted feed process numbers its records from
+the start again. All times are CLOCK_MONOTONIC, the clock of the md
 records' ``recv_mono_ns`` and of the executor.
 """
 from __future__ import annotations
