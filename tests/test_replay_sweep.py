@@ -129,3 +129,22 @@ def test_strategies_rank_selects_the_best_variant_into_a_config_that_start_reads
     again = CliRunner().invoke(app, argv + ["strategies", "rank", "--variant", "never:strategy.min_edge_bps=41",
                                             "--windows", "2", "--workers", "1", "--no-save", "--select", str(chosen)])
     assert again.exit_code != 0 and "--force" in again.output and chosen.read_text() == text
+
+
+def test_a_variant_can_be_several_strategies_side_by_side_and_select_writes_the_set(env, tmp_path):
+    """A list value goes on over commas (``strategy.names=a,b``); ranked alone, the set is the
+    best variant and ``--select`` writes it for ``ctrader start --config``."""
+    assert parse_variant("both:strategy.names=triangular,cross_rate_reversion,strategy.min_edge_bps=2") == (
+        "both", {"strategy.names": "triangular,cross_rate_reversion", "strategy.min_edge_bps": "2"})
+    with pytest.raises(SweepError):
+        parse_variant("bad:triangular")
+    _, _, sets = env
+    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    chosen = tmp_path / "set.toml"
+    res = CliRunner().invoke(app, argv + ["strategies", "rank", "--variant",
+                                          "both:strategy.names=triangular,cross_rate_reversion",
+                                          "--windows", "2", "--workers", "1", "--no-save", "--json",
+                                          "--select", str(chosen)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["selected"]["variant"] == "both"
+    assert load_config(chosen).strategy.names == ("triangular", "cross_rate_reversion")

@@ -237,21 +237,24 @@ def bench_strategies(seconds: float = 20.0) -> dict[str, dict[str, float]]:
     """Every registered strategy through ``StrategyEngine`` on the same offline simulator md
     (dislocations and cross-rate residuals, so that each finds something), unscored, one md
     record per call: each update's time from the engine's entry to its return (ns), and how
-    many it took."""
+    many it took. Then all of them side by side in one ``StrategySet`` (key ``SIDE_BY_SIDE``),
+    as ``[strategy] names`` runs them."""
     from ctrader.config import load_config
     from ctrader.market.universe import Universe
     from ctrader.sim.offline import OfflineMarket, offline_sim_config
     from ctrader.strategy.engine import StrategyEngine
     from ctrader.strategy.registry import STRATEGIES
+    from ctrader.strategy.several import StrategySet
 
     out = {}
-    for name in sorted(STRATEGIES):
-        cfg = load_config(overrides={"strategy.name": name, "model.name": "none"})
+    for name in sorted(STRATEGIES) + [SIDE_BY_SIDE]:
+        sets = {"strategy.names": ",".join(sorted(STRATEGIES))} if name == SIDE_BY_SIDE else {"strategy.name": name}
+        cfg = load_config(overrides={**sets, "model.name": "none"})
         market = OfflineMarket(offline_sim_config(cfg.sim, dislocations_per_min=30.0, residual_bps=25.0), seed=5)
         uni = Universe.from_exchange_info(market.exchange_info, start_assets=cfg.market.start_assets)
         market.map_symbols(uni.by_name)
         batches = [market.snapshots()] + list(market.run(seconds))
-        engine = StrategyEngine(cfg, uni, None)
+        engine = StrategySet(cfg, uni, None) if name == SIDE_BY_SIDE else StrategyEngine(cfg, uni, None)
         engine.warmup()
         engine.on_md(batches[0])
         times = []
@@ -267,6 +270,9 @@ def bench_strategies(seconds: float = 20.0) -> dict[str, dict[str, float]]:
     return out
 
 
+SIDE_BY_SIDE = "all side by side"
+
+
 def run(quick: bool = False) -> list[dict]:
     ev = bench_evaluation(updates=20_000 if quick else 200_000, rescans=50 if quick else 500)
     sc = bench_scoring(rounds=500 if quick else 5000)
@@ -280,7 +286,16 @@ def run(quick: bool = False) -> list[dict]:
          "ratio": fig[f"{q}_ns"] / base[f"{q}_ns"],
          "note": f"StrategyEngine.on_md_until one md record at a time, unscored; {fig['updates']:,} updates "
                  f"of the offline simulator (dislocations 30/min, residual 25 bp), {fig['taken']} groups taken"}
-        for name, fig in per.items() if name != "triangular" for q in ("p50", "p99")]
+        for name, fig in per.items() if name not in ("triangular", SIDE_BY_SIDE) for q in ("p50", "p99")]
+    both = per[SIDE_BY_SIDE]
+    alone = {q: sum(fig[f"{q}_ns"] for name, fig in per.items() if name != SIDE_BY_SIDE) / 1e3 for q in ("p50", "p99")}
+    per_strategy += [
+        {"name": f"strategies {SIDE_BY_SIDE} per update {q}", "value": both[f"{q}_ns"] / 1e3, "unit": "us",
+         "baseline_name": f"strategy triangular per update {q}, same run", "baseline_value": base[f"{q}_ns"] / 1e3,
+         "ratio": both[f"{q}_ns"] / base[f"{q}_ns"],
+         "note": f"StrategySet ([strategy] names) of every registered strategy, same md; the sum of each "
+                 f"alone: {alone[q]:.1f} us; {both['taken']} groups taken"}
+        for q in ("p50", "p99")]
     return per_strategy + [
         {"name": "triangle eval incremental p50", "value": ev["incremental_p50_ns"], "unit": "ns",
          "baseline_name": "full rescan p50", "baseline_value": ev["rescan_p50_ns"],

@@ -33,7 +33,8 @@ def list_cmd() -> None:
 def rank_cmd(
     ctx: typer.Context,
     variant: list[str] = typer.Option([], "--variant", help="NAME:section.key=v,... (repeatable); NAME: = as configured"),
-    all_strategies: bool = typer.Option(False, "--all-strategies", help="add every registered strategy as configured"),
+    all_strategies: bool = typer.Option(False, "--all-strategies", help="add every registered strategy as "
+                                        "configured, each alone, and all of them side by side (strategy.names)"),
     start: str | None = typer.Option(None, "--start"),
     end: str | None = typer.Option(None, "--end"),
     windows: int = typer.Option(3, "--windows", help="walk-forward windows over the range"),
@@ -60,7 +61,9 @@ def rank_cmd(
     except SweepError as exc:
         raise typer.BadParameter(str(exc))
     if all_strategies:
-        variants += [(name, {"strategy.name": name}) for name in sorted(STRATEGIES)]
+        # each alone (a configured strategy.names set aside), then all of them side by side
+        variants += [(name, {"strategy.name": name, "strategy.names": ""}) for name in sorted(STRATEGIES)]
+        variants.append(("side_by_side", {"strategy.names": ",".join(sorted(STRATEGIES))}))
     if not variants:
         variants = [("base", {})]
     if len({n for n, _ in variants}) != len(variants):

@@ -259,7 +259,7 @@ def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str,
         if not isinstance(raw, str):
             fail("a string")
         if meta.get("amounts"):
-            _check_amount(raw, meta["amounts"], fail)
+            _check_amount(raw, meta["amounts"], fail, meta.get("key") or "ASSET")
             return raw
         value = raw
     else:  # pragma: no cover - a schema bug, not a user error
@@ -277,11 +277,12 @@ def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str,
 _DECIMAL = re.compile(r"\s*(\d+(\.\d*)?|\.\d+)\s*")
 
 
-def _check_amount(item: str, kind: str, fail: Callable[[str], typing.NoReturn]) -> None:
-    """An ``ASSET=AMOUNT`` item (``schema.opt(amounts=...)``): an asset name and an amount in plain
-    decimal notation (exact, as money is written: no exponent, no nan or inf), positive or
-    non-negative as ``kind`` says."""
-    expected = f"ASSET=AMOUNT with a {kind} decimal amount (e.g. BTC=0.015)"
+def _check_amount(item: str, kind: str, fail: Callable[[str], typing.NoReturn], key: str = "ASSET") -> None:
+    """A ``KEY=AMOUNT`` item (``schema.opt(amounts=...)``): a name (an asset, a strategy) and an
+    amount in plain decimal notation (exact, as money is written: no exponent, no nan or inf),
+    positive or non-negative as ``kind`` says."""
+    example = "BTC=0.015" if key == "ASSET" else "triangular=250"
+    expected = f"{key}=AMOUNT with a {kind} decimal amount (e.g. {example})"
     asset, sep, amount = item.partition("=")
     if not sep or not asset.strip() or not _DECIMAL.fullmatch(amount):
         fail(expected)

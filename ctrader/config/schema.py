@@ -13,14 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ctrader.core.records import STRATEGY_IDS
+
 
 def opt(help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, pow2: bool = False, amounts: str | None = None) -> Any:
+        max: float | None = None, pow2: bool = False, amounts: str | None = None, key: str = "ASSET") -> Any:
     """A required field with its validation rules (no default: defaults live in default.toml).
-    ``amounts`` marks a list of ``ASSET=AMOUNT`` strings whose amounts must be finite and
-    "positive" or "non-negative"."""
+    ``amounts`` marks a list of ``KEY=AMOUNT`` strings (``key``: what the left side names, an
+    asset unless told) whose amounts must be finite and "positive" or "non-negative"."""
     return field(metadata={"help": help, "choices": choices, "min": min, "max": max, "pow2": pow2,
-                           "amounts": amounts})
+                           "amounts": amounts, "key": key})
+
+
+# The registered strategies (``ctrader.strategy.registry``; a test checks the two agree).
+STRATEGY_NAMES = tuple(STRATEGY_IDS)
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,9 @@ class CrossRateReversionConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    name: str = opt("strategy module to run", choices=("triangular", "cross_rate_reversion"))
+    name: str = opt("strategy module to run", choices=STRATEGY_NAMES)
+    names: list[str] = opt("strategies to run side by side on the same market data (empty: name alone); "
+                           "each has its own keys, groups and budget (risk.per_strategy)", choices=STRATEGY_NAMES)
     min_edge_bps: float = opt("net edge after taker fees a triangle needs to become a candidate, bp",
                               min=-10000, max=10000)
     min_score: float = opt("model score an edge needs to be traded (0 = trade every edge)", min=0, max=1)
@@ -282,6 +290,19 @@ class ExecutionConfig:
 
 
 @dataclass(frozen=True)
+class PerStrategyRiskConfig:
+    """``[risk.per_strategy]``: each strategy's budget inside the global limits, STRATEGY=AMOUNT
+    (a strategy not named has the global limits alone)."""
+    max_open_notional: list[str] = opt("notional of a strategy's open orders (its new one included), in "
+                                       "valuation_asset", amounts="non-negative", key="STRATEGY")
+    max_open_orders: list[str] = opt("open orders of a strategy at once", amounts="non-negative", key="STRATEGY")
+    order_share_pct: list[str] = opt("a strategy's share of risk.orders_per_10s, percent", amounts="non-negative",
+                                     key="STRATEGY")
+    daily_loss_limit: list[str] = opt("a strategy stops trading after its fills lost this much today, in "
+                                      "valuation_asset", amounts="non-negative", key="STRATEGY")
+
+
+@dataclass(frozen=True)
 class RiskConfig:
     valuation_asset: str = opt("asset that notional, position and loss limits are expressed in")
     max_order_notional: float = opt("largest single order, in valuation_asset", min=0)
@@ -296,6 +317,7 @@ class RiskConfig:
     daily_loss_limit: float = opt("stop trading after losing this much today, in valuation_asset", min=0)
     price_band_pct: float = opt("refuse a limit price further than this from the book's mid, percent", min=0)
     kill_file: str = opt("trading stops while this file exists; {data_dir} is replaced by run.data_dir")
+    per_strategy: PerStrategyRiskConfig = opt("budgets of each strategy within these limits")
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,11 @@ class RefusalReason(IntEnum):
     STALE_BOOK = 8
     PRICE_BAND = 9
     FILTER = 10
+    # a strategy's own budget ([risk.per_strategy], ``execution.strategy_budgets``)
+    STRATEGY_NOTIONAL = 11
+    STRATEGY_OPEN_ORDERS = 12
+    STRATEGY_RATE = 13
+    STRATEGY_DAILY_LOSS = 14
 
 
 EXEC_EVENT = cache_aligned("exec_event", [
@@ -184,6 +189,14 @@ EXEC_EVENT = cache_aligned("exec_event", [
     ("gated_mono_ns", np.int64),   # when the risk gate passed or refused it (the rate budget charged it then)
     ("client_order_id", f"S{CLIENT_ID_LEN}"),
 ])
+
+
+# --- strategies -----------------------------------------------------------------------------------
+
+# The ``strategy_id`` of each registered strategy (``ctrader.strategy.registry``), written into
+# its candidates and intents: the executor's per-strategy budgets and reports key on it without
+# importing the strategies. A new strategy takes the next id here.
+STRATEGY_IDS = {"triangular": 1, "cross_rate_reversion": 2}
 
 
 # --- candidates (strategy journal) -------------------------------------------------------------

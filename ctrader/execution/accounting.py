@@ -106,6 +106,10 @@ class Accounting:
         self.positions: dict[str, int] = defaultdict(int)     # asset -> units, net of fees
         self.fees: dict[str, int] = defaultdict(int)
         self.group_flows: dict[int, dict[str, int]] = {}      # group -> asset -> units
+        # per strategy (its intents' strategy_id; an unwind counts for its group's strategy)
+        self.strategy_flows: dict[int, dict[str, int]] = {}   # strategy -> asset -> units, fees included
+        self.strategy_fees: dict[int, dict[str, int]] = {}
+        self.strategy_counts: dict[int, dict[str, int]] = {}  # strategy -> orders_sent / fills / refusals
         self.fills = 0
         self.orders_sent = 0
         self.rejects: dict[int, int] = defaultdict(int)       # Binance code -> count
@@ -123,8 +127,15 @@ class Accounting:
 
     # --- events ---------------------------------------------------------------------------------
 
+    def _counts(self, strategy_id: int) -> dict[str, int]:
+        counts = self.strategy_counts.get(strategy_id)
+        if counts is None:
+            counts = self.strategy_counts[strategy_id] = {"orders_sent": 0, "fills": 0, "refusals": 0}
+        return counts
+
     def on_sent(self, order: Any) -> None:
         self.orders_sent += 1
+        self._counts(order.strategy_id)["orders_sent"] += 1
         if order.cause_recv_mono_ns:
             self.latency.add(order.sent_mono_ns - order.cause_recv_mono_ns)
             if order.created_mono_ns and order.seen_mono_ns:
@@ -139,17 +150,24 @@ class Accounting:
             deltas = {info.base: fill.last_qty, info.quote: -fill.last_quote}
         else:
             deltas = {info.base: -fill.last_qty, info.quote: fill.last_quote}
+        sid = order.strategy_id
         if fill.fee:
             deltas[fill.fee_asset] = deltas.get(fill.fee_asset, 0) - fill.fee
             self.fees[fill.fee_asset] += fill.fee
+            fees = self.strategy_fees.setdefault(sid, defaultdict(int))
+            fees[fill.fee_asset] += fill.fee
         flows = self.group_flows.setdefault(order.group_id, defaultdict(int))
+        by_strategy = self.strategy_flows.setdefault(sid, defaultdict(int))
         for asset, units in deltas.items():
             self.positions[asset] += units
             flows[asset] += units
+            by_strategy[asset] += units
         self.fills += 1
+        self._counts(sid)["fills"] += 1
 
-    def on_refused(self, reason: RefusalReason) -> None:
+    def on_refused(self, reason: RefusalReason, strategy_id: int = 0) -> None:
         self.refusals[RefusalReason(reason).name] += 1
+        self._counts(strategy_id)["refusals"] += 1
 
     def on_rejected(self, code: int) -> None:
         self.rejects[code] += 1
@@ -167,12 +185,32 @@ class Accounting:
         return total
 
     def group_pnl(self, group_id: int, valuer: Valuer) -> float:
+        return self._flows_value(self.group_flows.get(group_id, {}), valuer)
+
+    def strategy_pnl(self, strategy_id: int, valuer: Valuer) -> float:
+        """What the strategy's fills (fees included) are worth at the current mids."""
+        return self._flows_value(self.strategy_flows.get(strategy_id, {}), valuer)
+
+    def _flows_value(self, flows: dict[str, int], valuer: Valuer) -> float:
         total = 0.0
-        for asset, units in self.group_flows.get(group_id, {}).items():
+        for asset, units in flows.items():
             if units:
                 v = valuer.value(self.universe.asset_id(asset), units)
                 total += 0.0 if math.isnan(v) else v
         return total
+
+    def by_strategy(self, valuer: Valuer, names: dict[int, str]) -> dict[str, dict]:
+        """Each strategy's orders, fills, refusals, fees, positions and PnL (``names``: id -> name;
+        an id with no name is shown as its number, 0 as "none": orders no strategy sent)."""
+        out = {}
+        for sid in sorted(set(self.strategy_counts) | set(self.strategy_flows)):
+            name = names.get(sid, "none" if sid == 0 else str(sid))
+            flows = self.strategy_flows.get(sid, {})
+            out[name] = {**self.strategy_counts.get(sid, {"orders_sent": 0, "fills": 0, "refusals": 0}),
+                         "fees": {a: u / ONE for a, u in sorted(self.strategy_fees.get(sid, {}).items()) if u},
+                         "positions": {a: u / ONE for a, u in sorted(flows.items()) if u},
+                         "pnl": self.strategy_pnl(sid, valuer)}
+        return out
 
     def valued(self, valuer: Valuer) -> bool:
         """Every asset held has a price (the books of its routes are known)."""

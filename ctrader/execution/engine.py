@@ -31,6 +31,7 @@ import numpy as np
 from ctrader.core.records import (
     EXEC_EVENT,
     ORDER_INTENT,
+    STRATEGY_IDS,
     ExecKind,
     IntentAction,
     MdFlag,
@@ -55,6 +56,7 @@ from ctrader.execution.orders import (
     exec_record,
 )
 from ctrader.execution.risk import KillSwitch, RiskGate, RiskLimits
+from ctrader.execution.strategy_budgets import StrategyBudgets
 from ctrader.execution.venue import Venue
 from ctrader.market.books import BookCache, apply_all, apply_md
 from ctrader.venue.decimals import ONE, decimals_of, format_trimmed
@@ -84,6 +86,7 @@ class Group:
     submitting: bool = False       # unwind orders being sent: their fills must not settle it early
     unwind_attempts: int = 0
     retry_at_ns: int = 0           # an unwind the gate refused for a passing reason is retried then
+    strategy_id: int = 0           # the strategy that sent it (its unwind orders count for it too)
 
     def all_terminal(self) -> bool:
         return (len(self.legs) >= self.n_legs and all(not o.is_open for o in self.legs.values())
@@ -140,6 +143,13 @@ class Executor:
         self.kill = kill or KillSwitch()
         self.gate = RiskGate(limits or RiskLimits(), universe, self.books, self.valuer, self.accounting,
                              self.orders, self.kill)
+        self.budgets = StrategyBudgets(list(self.gate.limits.per_strategy))
+        self.strategy_names = {sid: name for name, sid in STRATEGY_IDS.items()}
+        # strategies seen sending orders; with two or more, each admitted order is compared with
+        # the open orders of the others: opposite sides of one symbol at once are counted (the
+        # executor nets nothing: both orders go out), per "a/b" pair of strategy names
+        self._strategies_seen: set[int] = set()
+        self.opposite_sides: dict[str, int] = {}
         self.groups: dict[int, Group] = {}
         self.duplicates = 0            # intents seen again after a restart (already journaled)
         self.events = 0
@@ -345,12 +355,21 @@ class Executor:
         # each order object is built just before it is admitted: leg 0 leaves without waiting
         # for the others'
         coids = client_order_ids(recs, n)
-        verdicts = self.gate.check_batch(recs, n, self._seen_before(coids), seen, killed=killed, client_ids=coids)
+        skip = self._seen_before(coids)
+        budget = self._budget_verdicts(recs, n, skip, seen) if self.budgets else None
+        if budget is not None:           # refused by its strategy's budget: not gated again
+            skip = [s or bool(b) for s, b in zip(skip, budget)]
+        verdicts = self.gate.check_batch(recs, n, skip, seen, killed=killed, client_ids=coids)
         for i in range(n):
             order = self._order_from_intent(recs[i])
             order.seen_mono_ns = seen
-            verdict = self._admit(order, reason=None if verdicts is None else verdicts[i])
+            reason = None if verdicts is None else verdicts[i]
+            if budget is not None and budget[i]:
+                reason = budget[i]
+            verdict = self._admit(order, reason=reason)
             if verdict is True:
+                if budget is not None:
+                    self.budgets.on_admitted(order.strategy_id, seen)
                 if group_commit:
                     waiting.append(order)
                 else:
@@ -366,6 +385,7 @@ class Executor:
             self._apply(updates)
         for order in refused:
             self._check_group(self.groups[order.group_id])
+        self._note_opposite_sides(recs, n, coids)
         good_till = recs["good_till_mono_ns"][:n]
         if good_till.any():
             for i in np.flatnonzero(good_till):
@@ -375,6 +395,60 @@ class Executor:
         self.events += n
         if self.on_gated is not None:
             self.on_gated(recs, n, seen)
+
+    def _budget_verdicts(self, recs: np.ndarray, n: int, skip: list[bool], now_ns: int) -> list[int] | None:
+        """Per intent, the strategy budget its group breaks (0: none), judged per group on the
+        legs of it in this batch, groups in batch order, each passing group's legs counted as
+        open for the next; None when no intent's strategy has a budget."""
+        sids = recs["strategy_id"][:n].tolist()
+        if not any(self.budgets.applies(s) for s in set(sids)):
+            return None
+        gids = recs["group_id"][:n].tolist()
+        open_now = self.orders.open_orders()
+        day = int(time.time() // 86_400)
+        decided: dict[int, int] = {}
+        out = [0] * n
+        for i in range(n):
+            gid = gids[i]
+            if gid not in decided:
+                reason = 0
+                if self.budgets.applies(sids[i]) and gid not in self.gate.refused_groups:
+                    legs = [self._order_from_intent(recs[j]) for j in range(i, n) if gids[j] == gid and not skip[j]]
+                    reason = int(self.budgets.check(sids[i], legs, now_ns, open_now, self.valuer, self.accounting,
+                                                    day)) if legs else 0
+                    if reason:
+                        self.gate.refused_groups[gid] = RefusalReason(reason)   # its later legs too
+                    else:
+                        open_now = open_now + legs
+                decided[gid] = reason
+            out[i] = decided[gid]
+        return out
+
+    def _note_opposite_sides(self, recs: np.ndarray, n: int, coids: list[str]) -> None:
+        """Count orders just placed that face an open order of another strategy on the same
+        symbol (one buys what the other sells): both went out, nothing was netted."""
+        sids = set(recs["strategy_id"][:n].tolist())
+        if sids <= self._strategies_seen and len(self._strategies_seen) < 2:
+            return
+        self._strategies_seen |= sids
+        if len(self._strategies_seen) < 2:
+            return
+        open_now = self.orders.open_orders()
+        for coid in coids:
+            order = self.orders.get(coid)
+            if order is None or not order.is_open:
+                continue
+            for other in open_now:
+                if (other.symbol_id == order.symbol_id and other.side != order.side
+                        and other.strategy_id != order.strategy_id and other is not order):
+                    a, b = sorted((self.strategy_names.get(order.strategy_id, str(order.strategy_id)),
+                                   self.strategy_names.get(other.strategy_id, str(other.strategy_id))))
+                    key = f"{a}/{b}"
+                    if key not in self.opposite_sides:
+                        log.warning("strategies %s and %s hold opposite sides of %s at once (both orders sent, "
+                                    "nothing netted; counted in opposite_sides)", a, b, order.symbol)
+                    self.opposite_sides[key] = self.opposite_sides.get(key, 0) + 1
+                    break
 
     def rehearse(self) -> None:
         """A dry run of ``on_intents``' path for a made-up order, changing nothing: the intent is
@@ -495,7 +569,7 @@ class Executor:
         if reason:
             self.orders.settle(order, REFUSED)
             order.reject_code = int(reason)
-            self.accounting.on_refused(reason)
+            self.accounting.on_refused(reason, order.strategy_id)
             self._publish(order, ExecKind.REFUSED, reject_code=int(reason))   # sent after the commit
         if self.journal is not None:
             self.journal.intent(order, durable=False)
@@ -535,7 +609,8 @@ class Executor:
         when leg 0 is seen, which need not be first (the strategy sends the contested leg first)."""
         group = self.groups.get(order.group_id)
         if group is None:
-            group = self.groups[order.group_id] = Group(order.group_id, max(order.n_legs, 1), "")
+            group = self.groups[order.group_id] = Group(order.group_id, max(order.n_legs, 1), "",
+                                                        strategy_id=order.strategy_id)
         if not group.start_asset and (order.leg == 0 or order.n_legs <= 1) and not order.is_unwind:
             info = self.universe.symbols[order.symbol_id]
             group.start_asset = info.quote if order.side == Side.BUY else info.base
@@ -692,7 +767,7 @@ class Executor:
         return Order(client_order_id=f"uw{group.group_id:x}-{group.unwind_attempts}-{k}", group_id=group.group_id,
                      leg=min(group.n_legs + k, 255), n_legs=group.n_legs, symbol_id=info.id, symbol=info.name,
                      side=int(side), order_type=int(OrderType.MARKET), tif=int(TimeInForce.NONE), price=0,
-                     qty=qty, is_unwind=True)
+                     qty=qty, is_unwind=True, strategy_id=group.strategy_id)
 
     # --- kill switch --------------------------------------------------------------------------------
 
@@ -799,6 +874,10 @@ class Executor:
                      "backoff_s": max(0.0, (rate.closed_until_ns - now) / 1e9),
                      "journal_records": self.journal.records if self.journal is not None else 0,
                      "journal_syncs": self.journal.syncs if self.journal is not None else 0})
+        snap["by_strategy"] = self.accounting.by_strategy(self.valuer, self.strategy_names)
+        if self.budgets:
+            snap["strategy_budgets"] = self.budgets.usage(self.orders.open_orders(), self.valuer, now)
+        snap["opposite_sides"] = dict(self.opposite_sides)
         snap["venue"] = self.venue.stats()
         balances = self.venue.balances()
         if balances is not None:

@@ -72,6 +72,7 @@ class Order:
     good_till_mono_ns: int = 0   # a resting order is cancelled once CLOCK_MONOTONIC passes it (0: never)
     gated_mono_ns: int = 0       # the risk gate passed or refused it (and charged the rate budget then)
     is_unwind: bool = False
+    strategy_id: int = 0         # the strategy whose group it is (an unwind order: its group's)
     status: str = PENDING
     exchange_order_id: int = -1
     cum_qty: int = 0
@@ -94,7 +95,8 @@ class Order:
                    order_type=v[f["order_type"]], tif=v[f["tif"]],
                    price=v[f["price_ticks"]] * tick_units, qty=v[f["qty_steps"]] * step_units,
                    cause_recv_mono_ns=v[f["cause_recv_mono_ns"]], cause_recv_ts_ns=v[f["cause_recv_ts_ns"]],
-                   created_mono_ns=v[f["created_mono_ns"]], good_till_mono_ns=v[f["good_till_mono_ns"]])
+                   created_mono_ns=v[f["created_mono_ns"]], good_till_mono_ns=v[f["good_till_mono_ns"]],
+                   strategy_id=v[f["strategy_id"]])
 
     @property
     def is_open(self) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ctrader.core.records import MdFlag, OrderType, RefusalReason, Side
 from ctrader.execution.orders import Order, client_order_ids
+from ctrader.execution.strategy_budgets import StrategyBudget, StrategyBudgets
 from ctrader.execution.risk_kernel import _EXACT, OPEN_COLS, SURE, RiskTables, gate_batch
 from ctrader.venue.decimals import ONE
 from ctrader.venue.errors import BinanceError
@@ -58,11 +59,15 @@ class RiskLimits:
     daily_loss_limit: float = 500.0       # refuse new orders once today's PnL is below -this
     max_book_age_ms: float = 5_000.0      # a book older than this is stale
     price_band_pct: float = 5.0           # a LIMIT price further than this from mid is refused
+    # each strategy's budget inside these ([risk.per_strategy]; ``strategy_budgets``)
+    per_strategy: tuple[StrategyBudget, ...] = ()
 
     @classmethod
     def from_config(cls, risk_cfg: Any) -> RiskLimits:
         """From the [risk] config section (fields of the same names)."""
-        return cls(**{f: getattr(risk_cfg, f) for f in cls.__dataclass_fields__ if hasattr(risk_cfg, f)})
+        fields = {f: getattr(risk_cfg, f) for f in cls.__dataclass_fields__ if hasattr(risk_cfg, f)}
+        fields["per_strategy"] = tuple(StrategyBudgets.from_config(risk_cfg, risk_cfg.orders_per_10s).budgets.values())
+        return cls(**fields)
 
 
 class KillSwitch:

@@ -462,6 +462,12 @@ class ReplayResult:
         summary["matched_at_recorded_points"] = eng.venue.matched_at_points
         summary["gated_at_recorded_points"] = eng.gated_at_points
         summary["refusals"] = dict(eng.acct.refusals)
+        # each strategy's orders, fills, refusals, fees and PnL (several side by side: strategy.names)
+        summary["by_strategy"] = eng.acct.by_strategy(eng.valuer, eng.executor.strategy_names)
+        summary["opposite_sides"] = dict(eng.executor.opposite_sides)
+        if eng.executor.budgets:
+            summary["strategy_budgets"] = {k: v["refusals"] for k, v in eng.executor.budgets.usage(
+                [], eng.valuer, 0).items()}
         digests = dict(s.digests(), md=eng._md_hash.hexdigest())
         summary["digests"] = digests
         return cls(summary, s.candidates(), s.intents(), s.execs(), s.fills(), s.pnl_series(),

@@ -25,6 +25,7 @@ from ctrader.execution.latency import SampledLatency as LatencyModel
 from ctrader.execution.risk import RiskLimits
 from ctrader.replay.results import ReplayResults, RunMeta, code_version, config_dict, config_hash, new_run_id
 from ctrader.store.store import to_ns
+from ctrader.strategy.registry import strategy_names
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +89,18 @@ def resolve_universe(cfg, exchange_info: dict | str | pathlib.Path | None = None
 
 
 def load_strategy_model(cfg, name: str | None = None):
-    """The ONNX model the strategy scores with (None for 'none')."""
-    from ctrader.model.scoring import load_model
-    from ctrader.strategy.registry import strategy_class
+    """The ONNX model the strategy scores with (None for 'none'); with several strategies, the
+    model of the one it was trained for (``strategy.several.load_model_for``)."""
+    from ctrader.strategy.several import load_model_for
 
-    return load_model(cfg, strategy_class(cfg.strategy.name).features, name)
+    return load_model_for(cfg, name)
 
 
 def make_strategy(cfg, universe, model=None, run_tag: str = "", first_group: int = 1):
-    from ctrader.strategy.engine import StrategyEngine
+    """The configured strategy (or set of them), warmed up."""
+    from ctrader.strategy.several import decision_source
 
-    engine = StrategyEngine(cfg, universe, model, run_tag=run_tag, first_group=first_group)
+    engine = decision_source(cfg, universe, model, run_tag=run_tag, first_group=first_group)
     engine.warmup()
     return engine
 
@@ -130,7 +132,7 @@ def replay_store(cfg, store, start, end, *, symbols: list[str] | None = None, un
     run_id = run_id or new_run_id(kind)
     results = ReplayResults(store) if save else None
     sink = results.sink(run_id, universe) if results else None
-    meta = RunMeta(kind=kind, label=label, strategy=cfg.strategy.name, config_hash=config_hash(cfg),
+    meta = RunMeta(kind=kind, label=label, strategy="+".join(strategy_names(cfg)), config_hash=config_hash(cfg),
                    code_version=code_version(),
                    model_version=(f"{model.meta.name}:{model.meta.version}" if model is not None else "none"),
                    data_start_ns=start_ns, data_end_ns=end_ns, symbols=names, params=dict(params or {}),

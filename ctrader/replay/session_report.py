@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from ctrader.core.extras import require
-from ctrader.core.records import RefusalReason
+from ctrader.core.records import STRATEGY_IDS, RefusalReason
 from ctrader.replay.report import CSS, plotly_sections, triangle_contribution_figure
 from ctrader.replay.summary import EDGE_BINS_BPS
 from ctrader.venue.decimals import ONE, format_units, quote_amount, to_step
@@ -189,6 +189,48 @@ def _candidates(store, run_id: str) -> tuple[dict[str, int], dict[int, dict], di
     return decisions, taken, hist
 
 
+def _strategy_of_groups(store, run_id: str) -> dict[int, str]:
+    """group id -> the name of the strategy whose intents made it (the orders table)."""
+    names = {sid: name for name, sid in STRATEGY_IDS.items()}
+    return {int(g): names.get(int(sid), str(int(sid))) for g, sid in _rows(
+        store, f"SELECT group_id, any(strategy_id) FROM {store.db}.orders WHERE run_id = {_q(run_id)} "
+               f"GROUP BY group_id")}
+
+
+def _by_strategy(strategy_of: dict[int, str], fills: list[Fill], group_flows, prices: dict[str, float],
+                 execs: list[dict]) -> dict[str, dict]:
+    """Each strategy's fills, fees, orders, refusals and PnL (its groups' flows at the end prices),
+    with an unwind counted for the strategy whose group it closed."""
+    out: dict[str, dict] = {}
+
+    def entry(gid: int) -> dict:
+        name = strategy_of.get(gid, "none")
+        return out.setdefault(name, {"orders_sent": 0, "fills": 0, "refusals": 0, "fees": defaultdict(int),
+                                     "flows": defaultdict(int)})
+    seen_sent = set()
+    for e in execs:
+        gid = int(e["group_id"])
+        if e["sent_mono_ns"] and e["client_order_id"] not in seen_sent:
+            seen_sent.add(e["client_order_id"])
+            entry(gid)["orders_sent"] += 1
+        elif e["kind"] == "refused":
+            entry(gid)["refusals"] += 1
+    for f in fills:
+        row = entry(f.group_id)
+        row["fills"] += 1
+        row["fees"][f.fee_asset] += f.fee
+    for gid, flows in group_flows.items():
+        row = entry(gid)
+        for asset, units in flows.items():
+            row["flows"][asset] += units
+    for row in out.values():
+        flows = row.pop("flows")
+        row["pnl"] = float(sum(u / ONE * prices[a] for a, u in flows.items()
+                               if u and a in prices and not math.isnan(prices[a])))
+        row["fees"] = {a: format_units(u) for a, u in sorted(row["fees"].items()) if u}
+    return dict(sorted(out.items()))
+
+
 def _md_counts(store, run_id: str) -> dict[str, int]:
     q = _q(run_id)
     return {t: int(_rows(store, f"SELECT count() FROM {store.db}.{t} WHERE run_id = {q}")[0][0])
@@ -336,6 +378,7 @@ def load_session(store, run_id: str, valuation_asset: str = "USDT", executor_sta
         "expected_pnl_taken": float(sum(t["expected_pnl"] for t in taken.values())),
         "tick_to_order_us": _percentiles(lat / 1e3),
         "triangles": triangles,
+        "by_strategy": _by_strategy(_strategy_of_groups(store, run_id), fills, group_flows, prices, execs),
     }
     if executor_stats:
         summary["executor"] = _cross_check(executor_stats, flows)
@@ -505,6 +548,10 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
         ("tick->order", f"p50 {_f(lat['p50'], '.0f')} us, p90 {_f(lat['p90'], '.0f')}, p99 {_f(lat['p99'], '.0f')}, "
                         f"max {_f(lat['max'], '.0f')} ({lat['n']} orders)"),
     ]
+    if len(s.get("by_strategy") or {}) > 1:
+        rows.append(("by strategy", "; ".join(
+            f"{name}: {r['orders_sent']:,} orders, {r['fills']:,} fills, {r['refusals']:,} refused, "
+            f"PnL {r['pnl']:,.4f} {va}" for name, r in s["by_strategy"].items())))
     ex = s.get("executor")
     if ex:
         rows.append(("executor said", f"PnL {_f(ex['pnl'])} {va}, {ex['fills']} fills, {ex['orders_sent']} orders; "

@@ -29,6 +29,7 @@ import numpy as np
 
 from ctrader.replay.compute import ComputeBackend, MdSlice, history_slices, open_backend
 from ctrader.replay.rank_metrics import ranks_by_window
+from ctrader.strategy.registry import strategy_names
 
 if TYPE_CHECKING:
     from ctrader.model.scoring import ModelFiles
@@ -98,16 +99,23 @@ def parse_grid(specs: list[str]) -> list[dict[str, Any]]:
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """``name:section.key=v,section.key=v`` (``name:`` alone = the configuration as it is)."""
+    """``name:section.key=v,section.key=v`` (``name:`` alone = the configuration as it is). An
+    item with no ``=`` goes on the previous value, as a list's next entry:
+    ``both:strategy.names=triangular,cross_rate_reversion``."""
     name, sep, rest = text.partition(":")
     if not sep:
         name, rest = text, ""
-    params = {}
+    params: dict[str, str] = {}
+    last = None
     for item in filter(None, (x.strip() for x in rest.split(","))):
         k, s, v = item.partition("=")
         if not s:
-            raise SweepError(f"--variant {text!r}: expected section.key=value items")
-        params[k.strip()] = v.strip()
+            if last is None:
+                raise SweepError(f"--variant {text!r}: expected section.key=value items")
+            params[last] += "," + item
+            continue
+        last = k.strip()
+        params[last] = v.strip()
     return name.strip() or "base", params
 
 
@@ -148,7 +156,7 @@ def run_job(job: Job) -> JobResult:
     """Replay one window with one parameter set (in a worker process or a Ray task)."""
     from ctrader.market.universe import load_universe
     from ctrader.replay.runner import options_from_config, replay_chunks
-    from ctrader.strategy.registry import strategy_class
+    from ctrader.strategy.several import model_features
 
     t0 = time.perf_counter()
     try:
@@ -156,7 +164,7 @@ def run_job(job: Job) -> JobResult:
         uni = load_universe(cfg, job.exchange_info)
         model = None
         if job.model is not None:
-            model = job.model.load(strategy_class(cfg.strategy.name).features, cfg.model.threads)
+            model = job.model.load(model_features(cfg, job.model.meta.features), cfg.model.threads)
         opts = options_from_config(cfg)
         opts.keep_records = 0
         res = replay_chunks(cfg, uni, job.md.chunks(cfg.replay.chunk_rows), model=model, options=opts)
@@ -297,7 +305,7 @@ def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, 
                 continue
             run_cfg = configs[r.variant]
             run_id = f"{sweep_id}-v{order.index(r.variant)}-w{r.window}"
-            meta = RunMeta(kind=kind, label=sweep_id, strategy=run_cfg.strategy.name,
+            meta = RunMeta(kind=kind, label=sweep_id, strategy="+".join(strategy_names(run_cfg)),
                            config_hash=config_hash(run_cfg), code_version=code_version(),
                            model_version=str(model or run_cfg.model.name),
                            data_start_ns=wins[r.window][0], data_end_ns=wins[r.window][1], symbols=names,

@@ -231,16 +231,16 @@ def _venue_urls(cfg: Config, names: set[str], problems: list[Problem]) -> None:
 
 
 def _model(cfg: Config, names: set[str], problems: list[Problem]) -> None:
-    from ctrader.model.registry import ModelError, resolve_model_dir
+    from ctrader.model.registry import ModelError, read_metadata, resolve_model_dir
     from ctrader.model.scoring import verify_model
-    from ctrader.strategy.registry import strategy_class
+    from ctrader.strategy.several import model_features
 
     if "strategy" not in names:
         return
     try:
         path = resolve_model_dir(cfg)
         if path is not None:
-            verify_model(path, strategy_class(cfg.strategy.name).features, threads=cfg.model.threads)
+            verify_model(path, model_features(cfg, read_metadata(path).features), threads=cfg.model.threads)
     except ModelError as exc:
         problems.append(Problem("model.name", f"{cfg.model.name!r}: {exc}; {MODEL_HINT}"))
 

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ctrader.core.records import MD_EVENT, Decision, ExecKind, MdKind, Side
+from ctrader.core.records import MD_EVENT, STRATEGY_IDS, Decision, ExecKind, MdKind, Side
 from ctrader.market.books import BookCache, apply_md, tradeable
 from ctrader.strategy.triangular import parse_amounts
 from ctrader.venue.decimals import ONE
 
-STRATEGY_ID = 2
+STRATEGY_ID = STRATEGY_IDS["cross_rate_reversion"]
 N_LEGS = 1
 _TRADE = int(MdKind.TRADE)
 _LN2 = math.log(2.0)

@@ -120,7 +120,7 @@ def fire(key, now, d):
     """Start a group on ``key`` now: its id, in flight, in the window, the key busy."""
     st, fires = d.state[0], d.fires
     gid = st.next_group
-    st.next_group += 1
+    st.next_group += d.params[0].group_step
     fires[(st.fire_head + st.fire_n) % fires.shape[0]] = now
     st.fire_n += 1
     g = d.groups[st.n_in_flight]

@@ -107,13 +107,13 @@ class StrategyEngine:
     (``ctrader.strategy.protocol``)."""
 
     def __init__(self, cfg, universe, model=None, run_tag: str = "", strategy: Strategy | None = None,
-                 first_group: int = 1) -> None:
+                 first_group: int = 1, group_step: int = 1, name: str | None = None) -> None:
         sc = cfg.strategy
         self.cfg = cfg
         self.universe = universe
         if strategy is None:
             self.books = BookCache(len(universe.symbols))
-            strategy = strategy_class(sc.name)(cfg, universe, self.books)
+            strategy = strategy_class(name or sc.name)(cfg, universe, self.books)
         else:                                   # a ready strategy brings its own book cache
             self.books = strategy.books
         self.strategy: Strategy = strategy
@@ -125,7 +125,7 @@ class StrategyEngine:
         self.tif = int(TimeInForce[sc.tif])
         n_keys = int(strategy.n_keys)
         self.dec = DecisionState(sc, n_keys, first_group, strategy.strategy_id, strategy.n_legs, self.tif,
-                                   int(OrderType.LIMIT))
+                                 int(OrderType.LIMIT), group_step)
         self._fused = bool(strategy.fused)
         rows = int(strategy.max_rows)
         # per-row work arrays of one market event: decision, journal flag, group id, score
@@ -381,6 +381,11 @@ class StrategyEngine:
                 o["expected_edge"] = ev.edge[j]
                 o["client_order_id"] = self.client_order_id(gid, leg).encode()
         return out
+
+    @property
+    def members(self) -> list[StrategyEngine]:
+        """The engines behind this decision source: itself (``several.StrategySet`` has several)."""
+        return [self]
 
     # --- executions ----------------------------------------------------------------------------
 

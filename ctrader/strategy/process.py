@@ -27,18 +27,17 @@ import time
 
 import numpy as np
 
+from ctrader.core.idle_gc import IdleGC, own_process
 from ctrader.core.records import CANDIDATE, EXEC_EVENT, MD_EVENT, ORDER_INTENT
 from ctrader.core.ring import Ring, RingFullTimeout
+from ctrader.core.stats import StatsFile
+from ctrader.core.topology import consumer_id
 from ctrader.core.wait import wait_strategy
 from ctrader.market.universe import load_universe
-from ctrader.model.scoring import load_model
 from ctrader.model.registry import CURRENT, PromotionWatcher
-from ctrader.core.idle_gc import IdleGC, own_process
-from ctrader.core.topology import consumer_id
-from ctrader.core.stats import StatsFile
 from ctrader.strategy.engine import StrategyEngine, group_base
 from ctrader.strategy.exec_arrivals import ExecArrivals
-from ctrader.strategy.registry import strategy_class
+from ctrader.strategy.several import StrategySet, decision_source, load_model_for, strategy_names
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +49,25 @@ MD_BATCH = 1024
 EXEC_BATCH = 256
 
 
-def build_engine(cfg, run_tag: str = "", universe=None, first_group: int | None = None) -> StrategyEngine:
-    """Universe, model and engine as the configuration says, warmed up."""
+def build_engine(cfg, run_tag: str = "", universe=None, first_group: int | None = None) -> StrategyEngine | StrategySet:
+    """Universe, model and engine (or engines: ``[strategy] names``) as the configuration says,
+    warmed up."""
     universe = universe or load_universe(cfg)
-    features = strategy_class(cfg.strategy.name).features
-    model = load_model(cfg, features)
-    engine = StrategyEngine(cfg, universe, model, run_tag=run_tag,
-                            first_group=group_base() if first_group is None else first_group)
+    names = strategy_names(cfg)
+    model = load_model_for(cfg)
+    engine = decision_source(cfg, universe, model, run_tag=run_tag,
+                             first_group=group_base() if first_group is None else first_group)
     t0 = time.perf_counter()
     engine.warmup()
-    log.info("strategy %s: %d symbols, %d triangles, model %s, warm-up %.1f s", cfg.strategy.name,
-             len(universe.symbols), engine.strategy.n_keys,
-             f"{model.meta.name} v{model.version}" if model else "none", time.perf_counter() - t0)
+    log.info("strategy %s: %d symbols, %d keys, model %s, warm-up %.1f s", "+".join(names),
+             len(universe.symbols), sum(int(m.strategy.n_keys) for m in engine.members),
+             f"{model.meta.name} v{model.version} ({_scored_by(engine, model)})" if model else "none",
+             time.perf_counter() - t0)
     return engine
+
+
+def _scored_by(engine, model) -> str:
+    return ", ".join(m.strategy.name for m in engine.members if m.model is model) or "no strategy"
 
 
 def run_strategy(ctx) -> None:
@@ -208,11 +213,8 @@ class StrategyLoop:
         other features is refused (logged, counted) and the running one stays."""
         if self.watcher is None or not self.watcher.poll():
             return
-        from ctrader.model.scoring import load_model
-
         try:
-            model = load_model(self.engine.cfg, self.engine.strategy.features, name="current")
-            self.engine.set_model(model)
+            self._promote()
         except Exception as exc:  # noqa: BLE001 - a bad promotion must not stop trading
             self.model_refused += 1
             log.error("promoted model %s refused, keeping %s: %s", self.watcher.target,
@@ -220,6 +222,22 @@ class StrategyLoop:
             return
         self.model_swaps += 1
         log.info("now scoring with promoted model %s", self.engine.stats()["model"])
+
+    def _promote(self) -> None:
+        """The promoted model to the strategy it was trained for (one of several: the first whose
+        features it has); refused (raises) when it fits none."""
+        from ctrader.model.scoring import FeatureMismatch, load_model
+
+        errors = []
+        for member in self.engine.members:
+            try:
+                model = load_model(member.cfg, member.strategy.features, name="current")
+            except FeatureMismatch as exc:
+                errors.append(str(exc))
+                continue
+            member.set_model(model)
+            return
+        raise FeatureMismatch(" | ".join(errors))
 
     def stats(self) -> dict:
         out = self.engine.stats()

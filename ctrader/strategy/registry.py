@@ -23,3 +23,13 @@ def strategy_class(name: str) -> type:
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}") from None
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def strategy_names(cfg) -> list[str]:
+    """The strategies a session runs: ``[strategy] names``, or ``name`` alone when empty."""
+    names = list(getattr(cfg.strategy, "names", ()) or ())
+    if not names:
+        return [cfg.strategy.name]
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategy.names lists a strategy twice: {names}")
+    return names

@@ -58,6 +58,8 @@ DECISION_PARAMS = np.dtype([
     ("n_legs", np.int64),
     ("tif", np.int64),                     # TimeInForce of the leg orders
     ("order_type", np.int64),              # OrderType of the leg orders
+    ("group_step", np.int64),              # group ids go next_group, +step, ...: strategies side by
+                                           # side (``strategy.several``) take every n-th id each
 ], align=True)
 
 DECISION_STATE = np.dtype([
@@ -128,7 +130,7 @@ class DecisionState:
     argument (a plain tuple in ``DecisionArrays`` order)."""
 
     def __init__(self, sc, n_keys: int, first_group: int, strategy_id: int, n_legs: int, tif: int,
-                 order_type: int) -> None:
+                 order_type: int, group_step: int = 1) -> None:
         params = np.zeros(1, DECISION_PARAMS)
         p = params[0]
         p["min_edge"] = sc.min_edge_bps * 1e-4
@@ -143,6 +145,7 @@ class DecisionState:
         p["n_legs"] = n_legs
         p["tif"] = tif
         p["order_type"] = order_type
+        p["group_step"] = group_step
         state = np.zeros(1, DECISION_STATE)
         state[0]["next_group"] = first_group
         keys = np.zeros(max(1, n_keys), KEY_STATE)

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ctrader.core.records import MAX_FEATURES, MAX_LEGS, MD_EVENT, Decision, MdKind
+from ctrader.core.records import MAX_FEATURES, MAX_LEGS, MD_EVENT, STRATEGY_IDS, Decision, MdKind
 from ctrader.market.books import BookCache, apply_md
 from ctrader.strategy import decide as D
 from ctrader.strategy import kernels as K
@@ -34,10 +34,10 @@ from ctrader.strategy.features import (
     new_market_stats,
     update_market_stats,
 )
-from ctrader.strategy.triangles import SymbolTable, TriangleTable
 from ctrader.strategy.state import DecisionArrays, DecisionState, EventOutput, EventRows
+from ctrader.strategy.triangles import SymbolTable, TriangleTable
 
-STRATEGY_ID = 1
+STRATEGY_ID = STRATEGY_IDS["triangular"]
 N_LEGS = 3
 _TRADE = int(MdKind.TRADE)
 
