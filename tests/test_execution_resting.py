@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctrader.core.records import EXEC_EVENT, ORDER_INTENT, ExecKind, IntentAction, RefusalReason, Side, TimeInForce
+from ctrader.core.records import (
+    EXEC_EVENT,
+    ORDER_INTENT,
+    ExecKind,
+    IntentAction,
+    OrderType,
+    RefusalReason,
+    Side,
+    TimeInForce,
+)
 from ctrader.execution.bookview import BookView
 from ctrader.execution.engine import Executor
 from ctrader.execution.journal import Journal
@@ -144,11 +153,31 @@ def test_replace_cancels_the_old_order_and_rests_the_new_one_with_its_own_expiry
     assert v2.status == CANCELED and ex.expired == 1
 
 
-def test_replace_of_an_order_no_longer_open_places_nothing():
+def test_replace_of_an_order_no_longer_open_places_nothing_and_says_so():
+    """As Binance answers a cancelReplace whose cancel failed (-2022, the new order not
+    attempted): the strategy learns its new order never rests."""
     events, clock = [], Clock()
     ex = paper_executor(events, clock)
     ex.on_intents(replace_intent("gone", "v2", 59995.0), 1)
-    assert ex.orders.get("v2") is None and ex.cancels_of_unknown == 1 and events == []
+    assert ex.cancels_of_unknown == 1 and ex.orders.open_count() == 0
+    assert kinds(events, "v2") == [ExecKind.REJECTED]
+    assert int(events[-1][0]["reject_code"]) == -2022
+
+
+def test_a_group_led_by_a_resting_order_that_ended_unfilled_is_settled_without_its_other_legs():
+    """``maker_triangular``: leg 0 rests (LIMIT_MAKER) and legs 1 and 2 follow only its fills;
+    canceled with nothing filled, the group is over (not waiting for legs that never come)."""
+    events, clock = [], Clock()
+    ex = paper_executor(events, clock)
+    lead = intent_record(UNI, "BTCUSDT", Side.BUY, 59990.0, 0.01, group_id=7, n_legs=3,
+                         order_type=OrderType.LIMIT_MAKER, tif=TimeInForce.NONE, client_order_id="lead")
+    ex.on_intents(lead, 1)
+    group = ex.groups[7]
+    assert ex.orders.get("lead").is_open and not group.settled and group.resting_lead() is not None
+    ex.on_intents(cancel_intent("lead"), 1)
+    ex.poll()
+    assert group.lead_ended_unfilled() and group.settled and not group.broken
+    assert ex.accounting.unwinds == 0
 
 
 class VenueThatKeptItsOrders(PaperVenue):

@@ -20,6 +20,7 @@ from ctrader.replay.runner import make_strategy, resolve_universe
 from ctrader.sim.testing import sim_universe
 from ctrader.strategy import cross_rate as X
 from ctrader.strategy.engine import StrategyEngine
+from ctrader.strategy.state import DecisionState
 
 OVERRIDES = {"model.name": "none", "strategy.name": "cross_rate_reversion", "strategy.min_edge_bps": "0",
              "strategy.cross_rate_reversion.min_observations": "50", "strategy.cross_rate_reversion.entry_z": "2.5"}
@@ -108,15 +109,26 @@ def test_the_kernel_emits_what_its_definition_says(updates, holding, entry_z, ex
     pos = np.array([[holding, 1.0 if holding else 0.0, 0.0, 1e9]])
     expected, final = _reference(plain, params, pos[0])
     books, stats, out = BookCache(len(uni.symbols)).books, np.zeros((1, X.N_STATS)), np.zeros((1, X.N_OUT))
+    idle = DecisionState(_cfg().strategy, 1, 1, X.STRATEGY_ID, 1, 0, 0).arrays     # the engine refuses nothing
     got, i = [], 0
     while i < len(recs):
-        i, m = X.scan_residuals(recs, i, len(recs), books, rel, ptr, flat, stats, pos, params, out)
+        i, m = X.scan_residuals(recs, i, len(recs), books, rel, ptr, flat, stats, pos, params, out, idle)
         got += [tuple(out[j, [X.O_RESID, X.O_DEV, X.O_SD, X.O_Z]]) + (int(out[j, X.O_WHY]),) for j in range(m)]
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
         assert g[4] == e[4]
         assert g[:4] == pytest.approx(e[:4], rel=1e-9, abs=1e-15)
     assert (stats[0, X.S_MEAN], stats[0, X.S_VAR], stats[0, X.S_N]) == pytest.approx(final, rel=1e-9, abs=1e-18)
+    # with the relation's group in flight the engine would refuse every signal: none is
+    # proposed, and the statistics learn the same
+    busy = DecisionState(_cfg().strategy, 1, 1, X.STRATEGY_ID, 1, 0, 0)
+    busy.keys[0]["busy"] = 7
+    books, learned, i = BookCache(len(uni.symbols)).books, np.zeros((1, X.N_STATS)), 0
+    pos[0] = (holding, 1.0 if holding else 0.0, 0.0, 1e9)
+    while i < len(recs):
+        i, m = X.scan_residuals(recs, i, len(recs), books, rel, ptr, flat, learned, pos, params, out, busy.arrays)
+        assert m == 0
+    assert (learned == stats).all()
 
 
 # --- on the simulator's market -----------------------------------------------------------------

@@ -245,15 +245,17 @@ def print_ranking(sw) -> None:
     if sw.walk_forward:
         typer.echo(f"  walk-forward out-of-sample PnL: {sw.oos_pnl:.4f}")
     typer.echo(f"{'rank':>4}  {'oos mean PnL':>12}  {'chosen':>6}  {'max DD':>9}  {'hit':>5}  {'fills':>6}  "
-               f"{'ranks':>7}  variant   PnL by window")
+               f"{'rested':>6}  {'ranks':>7}  variant   PnL by window")
     for e in sw.ranking:
         m = e.get("metrics_by_window", {})
         dd = max((x for x in m.get("max_drawdown", []) if x is not None), default=None)
         hits = [x for x in m.get("hit_rate", []) if x is not None]
         fills = sum(x for x in m.get("fills", []) if x is not None)
+        rested = [x for x in m.get("maker_fill_rate", []) if x is not None]     # resting orders that filled
         ranks = "/".join(str(r) for r in e.get("rank_by_window", []))
         typer.echo(f"{e['rank']:>4}  {e['oos_mean_pnl']:>12.4f}  {e['times_chosen']:>6}  {_f(dd):>9}  "
-                   f"{(f'{sum(hits) / len(hits):.0%}' if hits else '-'):>5}  {fills:>6}  {ranks:>7}  {e['variant']}   "
+                   f"{(f'{sum(hits) / len(hits):.0%}' if hits else '-'):>5}  {fills:>6}  "
+                   f"{(f'{sum(rested) / len(rested):.0%}' if rested else '-'):>6}  {ranks:>7}  {e['variant']}   "
                    + " ".join(_f(x) for x in e["pnl_by_window"]))
     for r in sw.results:
         if r.error:

@@ -233,6 +233,29 @@ class CrossRateReversionConfig:
 
 
 @dataclass(frozen=True)
+class MakerTriangularConfig:
+    """``[strategy.maker_triangular]``: triangular arbitrage with one leg resting as a maker
+    (``ctrader.strategy.maker_triangular``)."""
+    margin_bps: float = opt("what a cycle must earn after one maker and two taker fees at the resting "
+                            "price, bp", min=0, max=1000)
+    cancel_edge_bps: float = opt("a resting order whose cycle earns less than this now is re-priced or "
+                                 "canceled at once, bp (0: when a fill would lose)", min=-1000, max=1000)
+    max_distance_bps: float = opt("rest at most this far behind the touch, bp (farther: no order, or "
+                                  "cancel)", min=0, max=10000)
+    reprice_ticks: int = opt("re-price when the profitable price moved this many ticks", min=1)
+    min_rest_ms: float = opt("rest at least this long before a re-price that is not needed to stay "
+                             "profitable", min=0)
+    max_rest_s: float = opt("the executor cancels a resting order this long after it was placed", min=0.01)
+    max_reprices_per_10s: int = opt("re-prices (cancel-replace) per 10 s of market time, all triangles; "
+                                    "cancels are never held back", min=0)
+    max_resting: int = opt("resting orders at once", min=0)
+    resting_notional: list[str] = opt("largest amount resting at once in each asset an order spends, "
+                                      "ASSET=AMOUNT (assets not listed: [strategy] max_start x max_resting)",
+                                      amounts="non-negative")
+    hedge_slippage_bps: float = opt("IOC limit of the hedge legs beyond the touch, bp", min=0, max=1000)
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
     name: str = opt("strategy module to run", choices=STRATEGY_NAMES)
     names: list[str] = opt("strategies to run side by side on the same market data (empty: name alone); "
@@ -258,6 +281,7 @@ class StrategyConfig:
     limit_slippage_bps: float = opt("IOC limit price beyond the worst level walked, bp (0: exactly that level)",
                                     min=0, max=1000)
     cross_rate_reversion: CrossRateReversionConfig = opt("cross-rate statistical arbitrage")
+    maker_triangular: MakerTriangularConfig = opt("triangular arbitrage with one resting maker leg")
 
 
 @dataclass(frozen=True)

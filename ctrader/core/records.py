@@ -196,7 +196,7 @@ EXEC_EVENT = cache_aligned("exec_event", [
 # The ``strategy_id`` of each registered strategy (``ctrader.strategy.registry``), written into
 # its candidates and intents: the executor's per-strategy budgets and reports key on it without
 # importing the strategies. A new strategy takes the next id here.
-STRATEGY_IDS = {"triangular": 1, "cross_rate_reversion": 2}
+STRATEGY_IDS = {"triangular": 1, "cross_rate_reversion": 2, "maker_triangular": 3}
 
 
 # --- candidates (strategy journal) -------------------------------------------------------------

@@ -67,6 +67,8 @@ UNWIND_POLICIES = ("market", "hold")
 NO_SUCH_ORDER = -2013      # the venue never had it: an order that did not leave
 UNWIND_ATTEMPTS = 5
 UNWIND_RETRY_NS = 1_000_000_000
+CANCEL_REPLACE_FAILED = -2022     # Binance: "Order cancel-replace failed."
+
 # refusals that pass with time: an unwind refused for one of these is tried again
 RETRYABLE = frozenset({int(RefusalReason.RATE_BUDGET), int(RefusalReason.STALE_BOOK),
                        int(RefusalReason.MAX_OPEN_ORDERS), int(RefusalReason.KILL_SWITCH)})
@@ -89,8 +91,20 @@ class Group:
     strategy_id: int = 0           # the strategy that sent it (its unwind orders count for it too)
 
     def all_terminal(self) -> bool:
-        return (len(self.legs) >= self.n_legs and all(not o.is_open for o in self.legs.values())
+        return ((len(self.legs) >= self.n_legs or self.lead_ended_unfilled())
+                and all(not o.is_open for o in self.legs.values())
                 and all(not o.is_open for o in self.unwind_orders) and all(not o.is_open for o in self.replaced))
+
+    def resting_lead(self) -> Order | None:
+        """Leg 0 when it is a resting (LIMIT_MAKER) order whose fills the other legs follow
+        (``maker_triangular``: the hedges are sent for what it filled), else None."""
+        lead = self.legs.get(0)
+        return lead if lead is not None and lead.order_type == OrderType.LIMIT_MAKER and self.n_legs > 1 else None
+
+    def lead_ended_unfilled(self) -> bool:
+        """A resting lead that ended with nothing filled: no other leg will come."""
+        lead = self.resting_lead()
+        return (lead is not None and len(self.legs) == 1 and not lead.is_open and not self.traded())
 
     def traded(self) -> bool:
         """Whether any of its legs traded, a replaced one included."""
@@ -289,6 +303,7 @@ class Executor:
         if old is None or not old.is_open or (old.status == PENDING and not old.sent_mono_ns):
             self.cancels_of_unknown += 1
             log.info("replace of %s: no such open order, the new order is not placed", target)
+            self._reject_unplaced(rec)
             return False
         new = self._order_from_intent(rec)
         new.seen_mono_ns = self.clock()
@@ -308,6 +323,22 @@ class Executor:
         if new.good_till_mono_ns and new.is_open:
             heapq.heappush(self._expiries, (new.good_till_mono_ns, new.client_order_id))
         return True
+
+    def _reject_unplaced(self, rec) -> None:
+        """The order of a REPLACE whose target was not open is reported REJECTED (-2022, as
+        Binance answers a cancelReplace whose cancel failed: newOrderResult NOT_ATTEMPTED), so
+        the strategy knows it never rests."""
+        new = self._order_from_intent(rec)
+        if self.orders.get(new.client_order_id) is not None:
+            return
+        new.seen_mono_ns = self.clock()
+        self.orders.add(new)
+        self.orders.settle(new, REJECTED)
+        new.reject_code = CANCEL_REPLACE_FAILED
+        if self.journal is not None:
+            self.journal.intent(new, durable=False)
+        self._publish(new, ExecKind.REJECTED, reject_code=CANCEL_REPLACE_FAILED)
+        self._commit()
 
     def _expire_due(self, now: int) -> None:
         """Cancel the resting orders whose ``good_till_mono_ns`` passed."""
@@ -697,6 +728,13 @@ class Executor:
         group.retry_at_ns = 0
         if not group.broken:
             legs_ok = all(o.status == FILLED for o in group.legs.values())
+            if not legs_ok and group.resting_lead() is not None:
+                # a resting lead canceled after a partial fill, its hedges sized on that fill and
+                # filled: complete, unless it filled more before the cancel (then unwound)
+                lead = group.resting_lead()
+                legs_ok = (all(o.status == FILLED for k, o in group.legs.items() if k != lead.leg)
+                           and not any(self._unwind_order(group, k, a, u)
+                                       for k, (a, u) in enumerate(sorted(self._residual(group).items()))))
             # a one-order group holds what it traded on purpose (a position the strategy keeps
             # and closes itself): no legs to net against each other, nothing to unwind
             if legs_ok or not group.traded() or group.n_legs == 1:

@@ -497,6 +497,10 @@ class ReplayVenue(PaperVenue):
     def next_due(self) -> int | None:
         return self.model.next_due()
 
+    def has_resting(self) -> bool:
+        """Whether an order rests on the book: any market event may fill it."""
+        return bool(self.model.resting)
+
     def poll(self, now_ns: int) -> list[VenueUpdate]:
         """Replay's clock stops at a due time only when the recorded data holds nothing before
         it: the order matches at once."""

@@ -100,8 +100,8 @@ class NullStrategy:
     def on_md_until(self, records: np.ndarray, start: int, end: int) -> tuple[int, np.ndarray, np.ndarray]:
         return max(start, end), np.zeros(0, CANDIDATE), np.zeros(0, ORDER_INTENT)
 
-    def on_exec(self, records: np.ndarray) -> None:
-        pass
+    def on_exec(self, records: np.ndarray) -> np.ndarray:
+        return np.zeros(0, ORDER_INTENT)
 
 
 def _index_after(mono: np.ndarray, seq: np.ndarray, point: tuple[int, int]) -> int:
@@ -162,6 +162,8 @@ class ReplayEngine:
         self._seq = 0
         self._carry = np.zeros(0, MD_EVENT)
         self._exec_out: list[np.ndarray] = []
+        self._followups: list[np.ndarray] = []    # intents executions called for, not yet summed up
+        self._followup_execs: list[np.ndarray] = []   # and the executions those published
         self._applied = 0                 # records of the batch at hand given to the executor
         self._held_back: list[np.ndarray] = []    # ... of which it may not apply yet (md_cap)
         self._gate_cap: tuple[int, int] | None = None   # while the intents at hand are judged
@@ -216,18 +218,26 @@ class ReplayEngine:
             self._batch(self._carry)
             self._carry = np.zeros(0, MD_EVENT)
         self._gates = None                       # no intent comes any more: nothing to wait for
-        while True:                              # due after the last event: matched on the last books
-            due = self.venue.next_due()
-            if due is None:
+        for _ in range(100):      # until executions call for no more orders (hedges of a last fill)
+            while True:                          # due after the last event: matched on the last books
+                due = self.venue.next_due()
+                if due is None:
+                    break
+                self._at(max(due, self._now_mono), self._now_wall + max(0, due - self._now_mono))
+                self.executor.poll()
+                self._show_executor(np.zeros(0, MD_EVENT), 0)     # what it held back (md_cap)
+            self._show_executor(np.zeros(0, MD_EVENT), 0)
+            execs = self._flush_exec()
+            self._deliver(1 << 62)
+            follow = self._take_followups()
+            execs = concat([execs, *self._take_followup_execs()], EXEC_EVENT)
+            if follow:
+                self.summary.on_intents(concat(follow, ORDER_INTENT))
+            if self.on_batch is not None and (len(execs) or follow):
+                self.on_batch(np.zeros(0, CANDIDATE), concat(follow, ORDER_INTENT) if follow
+                              else np.zeros(0, ORDER_INTENT), execs)
+            if not follow and self.venue.next_due() is None:
                 break
-            self._at(max(due, self._now_mono), self._now_wall + max(0, due - self._now_mono))
-            self.executor.poll()
-            self._show_executor(np.zeros(0, MD_EVENT), 0)     # what it held back (md_cap)
-        self._show_executor(np.zeros(0, MD_EVENT), 0)
-        execs = self._flush_exec()
-        if self.on_batch is not None and len(execs):
-            self.on_batch(np.zeros(0, CANDIDATE), np.zeros(0, ORDER_INTENT), execs)
-        self._deliver(1 << 62)
         self._sample_pnl(self.last_ts_ns, force=True)
         if self.executor.journal is not None:
             self.executor.journal.close()
@@ -269,6 +279,7 @@ class ReplayEngine:
                     self._at(due, before_wall + (due - before_mono))
                     self.executor.poll()
                     all_e.append(self._flush_exec())
+                    self._collect_followups(all_i, all_e)
                     continue
             if self._reports:
                 # ... and the executions once they reach it (exec latency after the match)
@@ -276,8 +287,13 @@ class ReplayEngine:
                 stop = int(np.searchsorted(ts, at, "right"))
                 if stop <= i:
                     self._deliver(at)
+                    self._collect_followups(all_i, all_e)
                     continue
                 end = min(end, stop)
+            if self.venue.has_resting():
+                # any event may fill a resting order, and the strategy must learn of that fill
+                # before the events after it, as live: in step with the executor, one at a time
+                end = min(end, i + 1)
             i, cands, intents = step(self.strategy, recs, i, end)
             if i:
                 self._strategy_mono = int(mono[i - 1])
@@ -291,8 +307,10 @@ class ReplayEngine:
             else:
                 self._show_executor(recs, i)
             all_e.append(self._flush_exec())
+            self._collect_followups(all_i, all_e)
         self._show_executor(recs, n)
         all_e.append(self._flush_exec())
+        self._collect_followups(all_i, all_e)
         cands = concat(all_c, CANDIDATE) if all_c else np.zeros(0, CANDIDATE)
         intents = concat(all_i, ORDER_INTENT) if all_i else np.zeros(0, ORDER_INTENT)
         all_e = [e for e in all_e if len(e)]
@@ -411,9 +429,31 @@ class ReplayEngine:
         self._deliver(int(execs["recv_ts_ns"].max()))     # whatever is due already (zero latency)
         return execs
 
+    def _collect_followups(self, intents: list, execs: list) -> None:
+        """The intents executions called for (and what those published), in the order they went
+        out: the digests do not depend on where a batch ended."""
+        intents += self._take_followups()
+        execs += self._take_followup_execs()
+
+    def _take_followups(self) -> list[np.ndarray]:
+        out, self._followups = self._followups, []
+        return out
+
+    def _take_followup_execs(self) -> list[np.ndarray]:
+        out, self._followup_execs = self._followup_execs, []
+        return out
+
     def _deliver(self, until_ns: int) -> None:
+        """Executions due by ``until_ns`` to the strategy; the intents they call for (a resting
+        order's hedges) go to the executor at once, on the books it has now."""
         while self._reports and self._reports[0][0] <= until_ns:
-            self.strategy.on_exec(heapq.heappop(self._reports)[2])
+            follow = self.strategy.on_exec(heapq.heappop(self._reports)[2])
+            if follow is not None and len(follow):
+                self._followups.append(follow)
+                self.executor.on_intents(follow, len(follow))
+                # what they caused is published now, not with whichever flush comes next (that
+                # depends on the batching, and each flush draws an exec latency)
+                self._followup_execs.append(self._flush_exec())
 
     # --- time ----------------------------------------------------------------------------------------
 

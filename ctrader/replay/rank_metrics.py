@@ -13,7 +13,9 @@ Per window (``METRICS``, all in the valuation asset where they are amounts):
   asset, valued;
 - ``hit_rate``: groups that made money / groups that traded;
 - ``fills``, ``orders``: what was traded and sent (turnover);
-- ``maker_fill_share``: fills that rested on the book first / fills (0 for taker strategies).
+- ``maker_fill_share``: fills that rested on the book first / fills (0 for taker strategies);
+- ``maker_fill_rate``: resting orders that filled at all / resting orders placed (the replay
+  summary's ``resting_orders``; None for strategies that place none): how often resting pays.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 
 METRICS = ("pnl", "max_drawdown", "pnl_per_drawdown", "inventory_max", "hit_rate", "fills", "orders",
-           "maker_fill_share")
+           "maker_fill_share", "maker_fill_rate")
 
 
 def max_drawdown(pnl: np.ndarray) -> float:
@@ -42,10 +44,12 @@ def window_metrics(summary: dict[str, Any], pnl_series: np.ndarray, inventory: l
     held = [sum(abs(v) for a, v in sample.items() if a != valuation) for sample in inventory]
     traded, won = summary.get("groups_traded", 0), summary.get("groups_won", 0)
     n_fills = len(fills)
+    resting = summary.get("resting_orders") or {"placed": 0, "filled": 0}
     return {"pnl": pnl, "max_drawdown": dd, "pnl_per_drawdown": pnl / dd if dd > 0 else None,
             "inventory_max": max(held) if held else 0.0, "hit_rate": won / traded if traded else None,
             "fills": summary.get("fills", n_fills), "orders": summary.get("intents", 0),
-            "maker_fill_share": float(np.mean(fills["is_maker"] != 0)) if n_fills else None}
+            "maker_fill_share": float(np.mean(fills["is_maker"] != 0)) if n_fills else None,
+            "maker_fill_rate": resting["filled"] / resting["placed"] if resting["placed"] else None}
 
 
 def ranks_by_window(pnl: dict[str, list[float | None]]) -> dict[str, list[int]]:

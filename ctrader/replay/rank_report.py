@@ -18,6 +18,7 @@ _TITLES = {
     "pnl": "PnL after fees", "max_drawdown": "max drawdown", "pnl_per_drawdown": "PnL per unit of drawdown",
     "inventory_max": "most inventory held (valued)", "hit_rate": "hit rate (groups that made money)",
     "fills": "fills", "orders": "orders sent", "maker_fill_share": "share of fills as maker",
+    "maker_fill_rate": "resting orders that filled",
 }
 
 

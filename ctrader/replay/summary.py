@@ -19,7 +19,16 @@ import numpy as np
 from numpy.lib.recfunctions import repack_fields
 
 from ctrader.core.arrays import concat
-from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind, Side
+from ctrader.core.records import (
+    CANDIDATE,
+    EXEC_EVENT,
+    ORDER_INTENT,
+    Decision,
+    ExecKind,
+    IntentAction,
+    OrderType,
+    Side,
+)
 from ctrader.venue.decimals import ONE
 
 # edge histogram bins, basis points (edges outside land in the first/last bin)
@@ -60,6 +69,17 @@ def _pct(values: np.ndarray, qs=(50, 90, 99)) -> dict[str, float | None]:
     if len(values) == 0:
         return {f"p{q}": None for q in qs}
     return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(values, qs))}
+
+
+def resting_orders(intents: np.ndarray, fills: np.ndarray) -> dict[str, int]:
+    """Resting orders placed (each group's LIMIT_MAKER order as first sent; a re-priced order is
+    the same order) and how many of them filled at all, as a maker."""
+    if len(intents) == 0:
+        return {"placed": 0, "filled": 0}
+    new = intents[(intents["order_type"] == OrderType.LIMIT_MAKER) & (intents["action"] == IntentAction.NEW)]
+    placed = np.unique(new["group_id"])
+    made = fills["group_id"][(fills["is_maker"] != 0) & np.isin(fills["group_id"], placed)] if len(fills) else []
+    return {"placed": len(placed), "filled": len(np.unique(made))}
 
 
 class ReplaySummary:
@@ -202,6 +222,7 @@ class ReplaySummary:
             "intents": len(intents),
             "groups": len(groups),
             "groups_complete": complete,
+            "resting_orders": resting_orders(intents, fills),
             "fills": len(fills),
             "rejects": {str(k): v for k, v in acct.rejects.items()},
             "cancels": acct.cancels,

@@ -35,6 +35,8 @@ from numba import njit
 
 from ctrader.core.records import MD_EVENT, STRATEGY_IDS, Decision, ExecKind, MdKind, Side
 from ctrader.market.books import BookCache, apply_md, tradeable
+from ctrader.strategy.decide import would_refuse
+from ctrader.strategy.state import DecisionArrays, DecisionState
 from ctrader.strategy.triangular import parse_amounts
 from ctrader.venue.decimals import ONE
 
@@ -86,12 +88,15 @@ def update_stats(stats, r, resid, now, half_life_ns):
 
 
 @njit(cache=True)
-def scan_residuals(recs, start, n, books, rel, sym_ptr, sym_rel, stats, pos, params, out):
+def scan_residuals(recs, start, n, books, rel, sym_ptr, sym_rel, stats, pos, params, out, dec):
     """Apply ``recs[start:n]`` until one yields signal rows: (next index, rows in ``out``).
 
     A book record updates the relations through its symbol whose three books are tradeable
     (fresh, two-sided, uncrossed): each is judged on its statistics before this observation,
-    then the observation is added."""
+    then the observation is added. A signal the engine would refuse anyway (``dec``, its
+    ``DecisionArrays``: the relation in flight or in its cooldown, no room in the group budget)
+    is not proposed."""
+    d = DecisionArrays(*dec)
     for i in range(start, n):
         sid = apply_md(books, recs, i)
         if sid < 0 or recs[i].kind == _TRADE:
@@ -129,7 +134,7 @@ def scan_residuals(recs, start, n, books, rel, sym_ptr, sym_rel, stats, pos, par
                     why = WHY_STOPPED
                 elif now - pos[r, P_ENTRY_NS] >= params[A_MAX_HOLD_NS]:
                     why = WHY_HELD_TOO_LONG
-            if why < 0:
+            if why < 0 or would_refuse(r, now, d):
                 continue
             out[m, O_REL] = r
             out[m, O_RESID] = resid
@@ -231,6 +236,13 @@ class CrossRateReversion:
         self._groups: dict[int, tuple[int, bool]] = {}      # group id -> (relation, closing)
         self.taken = dict.fromkeys(("entry", "reverted", "held_too_long", "stopped"), 0)   # groups, by why
         self.dust_left = 0              # positions too small to close, let go (see ``evaluation``)
+        self._cfg_strategy = sc
+        # the engine's DecisionState (``bind_decisions``); alone, a fresh one of its own
+        self._decisions = DecisionState(sc, self.n_keys, 1, STRATEGY_ID, N_LEGS, 0, 0)
+
+    def bind_decisions(self, state) -> None:
+        """The engine's ``DecisionState``: the scan proposes no signal it would refuse."""
+        self._decisions = state
 
     @property
     def n_keys(self) -> int:
@@ -242,7 +254,7 @@ class CrossRateReversion:
 
     def scan(self, records: np.ndarray, start: int, n: int) -> tuple[int, int]:
         i, m = scan_residuals(records, start, n, self.books.books, self.rel, self.sym_ptr, self.sym_rel,
-                              self.stats, self.pos, self.params, self.out)
+                              self.stats, self.pos, self.params, self.out, self._decisions.arrays)
         if m:
             self._now = int(records[i - 1]["recv_mono_ns"])
         return i, m
@@ -358,4 +370,5 @@ class CrossRateReversion:
         recs["bid_qty"][0, 0] = recs["ask_qty"][0, 0] = 1.0
         scan_residuals(recs, 0, 1, BookCache(len(self.universe.symbols)).books, self.rel, self.sym_ptr,
                        self.sym_rel, np.zeros_like(self.stats), np.zeros_like(self.pos), self.params,
-                       np.zeros_like(self.out))
+                       np.zeros_like(self.out),
+                       DecisionState(self._cfg_strategy, self.n_keys, 1, STRATEGY_ID, N_LEGS, 0, 0).arrays)

@@ -147,6 +147,12 @@ class StrategyEngine:
         self._rehearsal_rows = np.zeros((3, len(self.strategy.features)), dtype=np.float32)
         self.first_md_seq = 0          # seq of the first md record this engine saw (0: none yet)
         self.last_md_seq = 0           # seq of the last md record applied
+        # a strategy that manages its own orders after the first (re-prices, cancels, hedges:
+        # ``maker_triangular``) names them with the engine's client order ids
+        if hasattr(strategy, "bind_client_ids"):
+            strategy.bind_client_ids(self.client_order_id)
+        if hasattr(strategy, "bind_decisions"):      # its scan skips what the engine would refuse
+            strategy.bind_decisions(self.dec)
 
     # --- state views (the arrays in self.dec are the truth) ------------------------------------
 
@@ -274,15 +280,23 @@ class StrategyEngine:
         """For strategies with ``scan``/``evaluation`` only: the same decisions, rows built in Python."""
         cands = []
         intents = _NO_INTENTS
+        actions = getattr(self.strategy, "take_actions", None)
         i = start
         while i < end:
             t0 = time.perf_counter_ns()
             i, m = self.strategy.scan(records, i, end)
-            if m == 0:
-                i = end
-                break
-            c, intents = self._decide(records[i - 1], m, t0)
-            cands.append(c)
+            # orders the strategy already has working (re-price, cancel: ``take_actions``) go
+            # out with the intents of the same record, before them
+            acted = actions(records[i - 1]) if actions is not None and i > start else _NO_INTENTS
+            if m == 0 and not len(acted):
+                if i >= end:
+                    break
+                continue
+            if m:
+                c, intents = self._decide(records[i - 1], m, t0)
+                cands.append(c)
+            if len(acted):
+                intents = _join([acted, intents], ORDER_INTENT) if len(intents) else acted
             if len(intents):
                 break
         self.events += i - start
@@ -316,7 +330,10 @@ class StrategyEngine:
             scored = np.where(closing, np.inf, score)
         fired = D.finish_decide(m, key, pnl, scored, has_score, now, a, decision, group_ids, journal)
         taken = np.flatnonzero(decision == _TAKEN)
-        intents = self._intents_of(ev, taken, score, group_ids, rec) if fired else _NO_INTENTS
+        build = getattr(self.strategy, "intents_of", None) or self._intents_of
+        intents = build(ev, taken, score, group_ids, rec) if fired else _NO_INTENTS
+        if fired and build is not self._intents_of:
+            D.note_tick_to_intent(self.dec.named.state[0], time.monotonic_ns() - int(rec["recv_mono_ns"]))
         if fired:
             self.strategy.on_taken(taken, group_ids[taken])
         keep = journal.astype(bool)
@@ -389,14 +406,22 @@ class StrategyEngine:
 
     # --- executions ----------------------------------------------------------------------------
 
-    def on_exec(self, records: np.ndarray) -> None:
-        """Legs reported done (filled, canceled/expired, rejected, refused) free their triangle."""
+    def on_exec(self, records: np.ndarray) -> np.ndarray:
+        """Legs reported done (filled, canceled/expired, rejected, refused) free their triangle.
+        Returns the intents the executions call for at once (a resting order's fill: its
+        hedges; empty for strategies whose orders all go out together), for the caller to send
+        before anything else."""
         if len(records) == 0:
-            return
+            return _NO_INTENTS
         if records.dtype != EXEC_EVENT:
             records = as_layout(records, EXEC_EVENT)
         D.apply_execs(records, len(records), self.dec.arrays)
-        self.strategy.on_exec(records)
+        follow = self.strategy.on_exec(records)
+        if follow is None:
+            return _NO_INTENTS
+        for gid in follow.ended:
+            D.release_group(np.int64(gid), self.dec.arrays)
+        return follow.intents
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -458,4 +483,5 @@ class StrategyEngine:
             "model": f"{self.model.meta.name}@{self.model.version}" if self.model is not None else "none",
             "candidate_rows": self.candidate_rows, "skip_risk_unjournaled": self.skip_risk_unjournaled,
             "first_md_seq": self.first_md_seq,
+            **({"orders": self.strategy.order_stats()} if hasattr(self.strategy, "order_stats") else {}),
         }

@@ -195,7 +195,10 @@ class StrategyLoop:
     def _poll_exec(self) -> None:
         n = self.exec_in.read_batch(self.exec_buf, 0.0)
         if n:
-            self.engine.on_exec(self.exec_buf[:n])
+            follow = self.engine.on_exec(self.exec_buf[:n])
+            if len(follow):            # a resting order filled: its hedges go out first
+                self.intents_out.write(follow)
+                self.intents_written += len(follow)
             if self.arrivals is not None:
                 self.arrivals.note(self.exec_buf[:n], self.engine.last_md_seq, time.monotonic_ns())
 

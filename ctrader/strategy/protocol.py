@@ -5,7 +5,7 @@ Who implements what:
 
 | protocol | implementations | called by |
 | --- | --- | --- |
-| ``Strategy`` | ``triangular.TriangularArbitrage``, ``cross_rate.CrossRateReversion`` | ``engine.StrategyEngine``, training (``replay.training``), the ML loop |
+| ``Strategy`` | ``triangular.TriangularArbitrage``, ``cross_rate.CrossRateReversion``, ``maker_triangular.MakerTriangular`` | ``engine.StrategyEngine``, training (``replay.training``), the ML loop |
 | ``DecisionSource`` | ``engine.StrategyEngine``, ``replay.driver.NullStrategy`` | ``replay.driver.ReplayEngine``, ``strategy.process`` |
 
 A ``Strategy`` owns the market side of one kind of arbitrage: its books (a ``BookCache``), its
@@ -29,6 +29,7 @@ A strategy is registered by name in ``ctrader.strategy.registry`` (``[strategy] 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -72,10 +73,18 @@ class Strategy(Protocol):
         (generic path: a strategy that holds positions between groups notes their terms)."""
         ...
 
-    def on_exec(self, records: np.ndarray) -> None:
+    def on_exec(self, records: np.ndarray) -> FollowUp | None:
         """EXEC_EVENT records of the executor (the engine has freed the keys of groups done):
-        a strategy that holds positions between groups keeps them from the fills."""
+        a strategy that holds positions between groups keeps them from the fills; one whose
+        orders follow executions (a resting order's hedges) returns them (``FollowUp``)."""
         ...
+
+    # --- optional: strategies that keep orders working (``maker_triangular``) -----------------
+    #
+    # ``bind_client_ids(fn)``: the engine's ``client_order_id(group_id, leg)``, to name orders
+    # sent after the first; ``intents_of(ev, rows, score, group_ids, rec)``: the intents of the
+    # taken rows instead of one IOC LIMIT order per leg; ``take_actions(rec)``: after each
+    # ``scan``, the REPLACE / CANCEL intents of orders already working (sent with that record's).
 
     # --- fused strategies only (``fused = True``) --------------------------------------------
 
@@ -94,6 +103,14 @@ class Strategy(Protocol):
         ...
 
 
+@dataclass
+class FollowUp:
+    """What executions called for: intents to send at once (hedges of a resting order that
+    filled, cancels of its rest) and groups that will send no more legs (their keys are free)."""
+    intents: np.ndarray
+    ended: list[int] = field(default_factory=list)
+
+
 class DecisionSource(Protocol):
     """Market data in, candidates and intents out, executions back: what replay and the strategy
     process drive, one market event at a time."""
@@ -103,9 +120,10 @@ class DecisionSource(Protocol):
         intents: (next index, CANDIDATE rows, ORDER_INTENT rows)."""
         ...
 
-    def on_exec(self, records: np.ndarray) -> None:
-        """EXEC_EVENT records from the executor (legs done free their key)."""
+    def on_exec(self, records: np.ndarray) -> np.ndarray:
+        """EXEC_EVENT records from the executor (legs done free their key): the ORDER_INTENT
+        records they called for, to be sent before anything else (usually none)."""
         ...
 
 
-__all__ = ["DecisionSource", "Strategy"]
+__all__ = ["DecisionSource", "FollowUp", "Strategy"]

@@ -13,6 +13,7 @@ import importlib
 STRATEGIES: dict[str, str] = {
     "triangular": "ctrader.strategy.triangular:TriangularArbitrage",
     "cross_rate_reversion": "ctrader.strategy.cross_rate:CrossRateReversion",
+    "maker_triangular": "ctrader.strategy.maker_triangular:MakerTriangular",
 }
 
 

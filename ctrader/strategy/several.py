@@ -194,19 +194,24 @@ class StrategySet:
         self.last_md_seq = int(records[stop - 1]["seq"])
         return stop, _join(cands, CANDIDATE), _join(intents, ORDER_INTENT)
 
-    def on_exec(self, records: np.ndarray) -> None:
-        """Each execution to the strategy whose group it is."""
+    def on_exec(self, records: np.ndarray) -> np.ndarray:
+        """Each execution to the strategy whose group it is; the intents they called for."""
         if len(records) == 0:
-            return
+            return np.zeros(0, ORDER_INTENT)
         owner = self.owner(records["group_id"])
+        follow = []
         for k, engine in enumerate(self.engines):
             mine = owner == k
             if self._returned >= 0 and self._pos[k] > self._returned and mine.any():
                 self.execs_to_ahead += int(mine.sum())
             if mine.all():
-                engine.on_exec(records)
+                follow.append(engine.on_exec(records))
             elif mine.any():
-                engine.on_exec(np.ascontiguousarray(records[mine]))
+                follow.append(engine.on_exec(np.ascontiguousarray(records[mine])))
+        follow = [f for f in follow if len(f)]
+        if not follow:
+            return np.zeros(0, ORDER_INTENT)
+        return follow[0] if len(follow) == 1 else np.concatenate(follow, dtype=ORDER_INTENT)
 
     # --- lifecycle and stats -----------------------------------------------------------------
 
