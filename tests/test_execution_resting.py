@@ -108,12 +108,14 @@ def test_a_resting_order_is_cancelled_once_its_good_till_time_passes():
     ex = paper_executor(events, clock)
     ex.on_intents(resting_bid("gtt", good_till_mono_ns=clock.ns + 2 * S, group_id=1), 1)
     ex.on_intents(resting_bid("forever", group_id=2), 1)
+    assert ex.next_expiry() == clock.ns + 2 * S          # what a replay waits for (a due time)
     clock.ns += S
     ex.poll()
     assert ex.orders.get("gtt").is_open and ex.expired == 0
     clock.ns += S
     ex.poll()
     assert ex.orders.get("gtt").status == CANCELED and ex.expired == 1
+    assert ex.next_expiry() is None
     assert ex.orders.get("forever").is_open
     clock.ns += 10 * S
     ex.poll()
@@ -126,6 +128,7 @@ def test_expiry_of_an_order_cancelled_before_is_a_no_op():
     ex.on_intents(resting_bid("x", good_till_mono_ns=clock.ns + S), 1)
     ex.on_intents(cancel_intent("x"), 1)
     ex.poll()
+    assert ex.next_expiry() is None                      # canceled before its time: nothing due
     clock.ns += 2 * S
     ex.poll()
     assert ex.expired == 0 and ex.orders.get("x").status == CANCELED

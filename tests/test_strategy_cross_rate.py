@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctrader.config import load_config
-from ctrader.core.records import CANDIDATE, Decision, Side
+from ctrader.core.records import CANDIDATE, Decision, OrderType, Side, TimeInForce
 from ctrader.execution.latency import SampledLatency
 from ctrader.execution.testing import depth_record
 from ctrader.market.books import BookCache
@@ -44,7 +44,7 @@ def test_each_pair_is_related_to_the_rate_its_assets_imply():
 
 def _reference(updates, params, pos):
     """Each book update of the relation's three symbols (sid, bid, ask, t) in plain Python: the
-    rows the kernel should emit (resid, dev, sd, z, why) and the final (mean, var, n)."""
+    rows the kernel should emit (resid, dev, sd, z, why, rests) and the final (mean, var, n)."""
     mids, mean, var, n, last, rows = {}, 0.0, 0.0, 0, 0.0, []
     for sid, bid, ask, t in updates:
         mids[sid] = (bid, ask)
@@ -66,10 +66,12 @@ def _reference(updates, params, pos):
         z = dev / sd
         spread = (mids[0][1] - mids[0][0]) / c
         side, qty, entry_resid, entry_ns = pos
-        why = -1
-        if side == 0:
-            if abs(z) >= params[X.A_ENTRY_Z] and abs(dev) > spread + params[X.A_FEES]:
+        why, rests = -1, 0
+        if side == 0 and abs(z) >= params[X.A_ENTRY_Z]:
+            if abs(dev) > spread + params[X.A_FEES]:            # pays a taker
                 why = X.WHY_ENTRY
+            elif params[X.A_MAKER] and abs(dev) > params[X.A_MAKER_FEES]:     # pays a resting entry
+                why, rests = X.WHY_ENTRY, 1
         elif qty > 0:
             if side * z >= -params[X.A_EXIT_Z]:
                 why = X.WHY_REVERTED
@@ -78,7 +80,7 @@ def _reference(updates, params, pos):
             elif t - entry_ns >= params[X.A_MAX_HOLD_NS]:
                 why = X.WHY_HELD_TOO_LONG
         if why >= 0:
-            rows.append((resid, dev, sd, z, why))
+            rows.append((resid, dev, sd, z, why, rests))
     return rows, (mean, var, n)
 
 
@@ -88,15 +90,16 @@ _update = st.tuples(st.integers(0, 2), st.floats(-0.003, 0.003), st.floats(0.000
 @settings(max_examples=60, deadline=None)
 @given(updates=st.lists(_update, min_size=3, max_size=120), holding=st.sampled_from([-1.0, 0.0, 1.0]),
        entry_z=st.floats(0.5, 3.0), exit_z=st.floats(-1.0, 1.0), stop_bps=st.floats(1.0, 30.0),
-       hold_ms=st.integers(50, 5000))
-def test_the_kernel_emits_what_its_definition_says(updates, holding, entry_z, exit_z, stop_bps, hold_ms):
+       hold_ms=st.integers(50, 5000), rests=st.booleans())
+def test_the_kernel_emits_what_its_definition_says(updates, holding, entry_z, exit_z, stop_bps, hold_ms, rests):
     uni = sim_universe()
     c, a, b = (uni.symbol_id(s) for s in ("ETHBTC", "ETHUSDT", "BTCUSDT"))
     rel = np.array([[c, a, b]], np.int64)
     ptr, flat = X.symbol_index(rel, len(uni.symbols))
     params = np.zeros(X.N_PARAMS)
     params[[X.A_HALF_LIFE_NS, X.A_MIN_OBS, X.A_ENTRY_Z, X.A_EXIT_Z, X.A_MAX_HOLD_NS, X.A_STOP, X.A_MAX_AGE_NS,
-            X.A_FEES]] = (2e9, 5, entry_z, exit_z, hold_ms * 1e6, stop_bps * 1e-4, 1e12, 0.0002)
+            X.A_FEES, X.A_MAKER_FEES, X.A_MAKER]] = (2e9, 5, entry_z, exit_z, hold_ms * 1e6, stop_bps * 1e-4, 1e12,
+                                                      0.0002, 0.00015, float(rests))
     fair = {0: 0.05, 1: 3000.0, 2: 60000.0}
     recs, plain, t = [], [], 1_000_000_000
     for k, move, half_spread, dt_ms in updates:
@@ -113,10 +116,11 @@ def test_the_kernel_emits_what_its_definition_says(updates, holding, entry_z, ex
     got, i = [], 0
     while i < len(recs):
         i, m = X.scan_residuals(recs, i, len(recs), books, rel, ptr, flat, stats, pos, params, out, idle)
-        got += [tuple(out[j, [X.O_RESID, X.O_DEV, X.O_SD, X.O_Z]]) + (int(out[j, X.O_WHY]),) for j in range(m)]
+        got += [tuple(out[j, [X.O_RESID, X.O_DEV, X.O_SD, X.O_Z]]) + (int(out[j, X.O_WHY]), int(out[j, X.O_REST]))
+                for j in range(m)]
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
-        assert g[4] == e[4]
+        assert g[4:] == e[4:]
         assert g[:4] == pytest.approx(e[:4], rel=1e-9, abs=1e-15)
     assert (stats[0, X.S_MEAN], stats[0, X.S_VAR], stats[0, X.S_N]) == pytest.approx(final, rel=1e-9, abs=1e-18)
     # with the relation's group in flight the engine would refuse every signal: none is
@@ -163,6 +167,18 @@ def test_it_enters_and_closes_and_holds_what_it_was_filled(market):
         filled[pair] = filled.get(pair, 0.0) + (f["qty"] if int(f["side"]) == Side.BUY else -f["qty"])
     for pair in set(held) | set(filled):
         assert held.get(pair, 0.0) == pytest.approx(filled.get(pair, 0.0), abs=1e-9), pair
+    # maker first: an entry that does not pay a taker rests at its touch for maker_rest_ms (the
+    # executor cancels it then), and what it filled there is the position like any fill
+    rests = result.intents[result.intents["order_type"] == OrderType.LIMIT_MAKER]
+    assert len(rests) >= 3 and (rests["tif"] == TimeInForce.NONE).all()
+    assert (rests["good_till_mono_ns"] - rests["cause_recv_mono_ns"] == 2_000_000_000).all()
+    made = fills[fills["is_maker"] != 0]
+    assert len(made) and set(made["group_id"].tolist()) <= set(rests["group_id"].tolist())
+    assert result.summary["resting_orders"] == {"placed": len(rests), "filled": len(np.unique(made["group_id"]))}
+    # ... and nothing fills after its time: the expiry is a due time of the replay, not left to
+    # the next order that happens to fall due
+    until = {int(r["group_id"]): int(r["cause_recv_ts_ns"]) + 2_000_000_000 for r in rests}
+    assert all(int(f["ts_ns"]) <= until[int(f["group_id"])] for f in made)
     # the journal: one-leg candidates, entries toward the implied rate
     taken = result.candidates[result.candidates["decision"] == Decision.TAKEN]
     assert len(taken) and (taken["strategy_id"] == X.STRATEGY_ID).all()
@@ -228,8 +244,11 @@ def test_a_paper_session_trades_it_and_its_replay_reproduces_it(tmp_path):
     res = CliRunner().invoke(app, [*argv, "replay", "--run", live["run_id"], "--json", "--no-save"],
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    c = json.loads(res.stdout)["session_comparison"]
+    replayed = json.loads(res.stdout)
+    c = replayed["session_comparison"]
     assert c["decisions_identical"], c["differences"][:10]
+    # resting entries included: each expired when it did in the session (a due time of the replay)
+    assert replayed["resting_orders"]["placed"] >= 1, replayed["resting_orders"]
     assert c["fills_matched"] >= 0.99 * c["recorded_fills"], c["differences"][:10]
 
 

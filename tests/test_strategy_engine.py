@@ -376,10 +376,11 @@ class OneLegEveryBook:
         pass
 
 
-def test_both_strategies_have_every_member_of_the_strategy_protocol(cfg, dislocated):
+def test_every_strategy_has_every_member_of_the_strategy_protocol(cfg, dislocated):
     """The contract the engine relies on (``ctrader.strategy.protocol.Strategy``), member by
     member; the fused members only where ``fused`` says so."""
     from ctrader.strategy.cross_rate import CrossRateReversion
+    from ctrader.strategy.maker_triangular import MakerTriangular
     from ctrader.strategy.protocol import Strategy
     from ctrader.strategy.triangular import TriangularArbitrage
 
@@ -389,7 +390,7 @@ def test_both_strategies_have_every_member_of_the_strategy_protocol(cfg, disloca
                                                 if callable(v) or isinstance(v, property)}) - {"__init__"}
     members = {m for m in members if not m.startswith("_")}
     assert {"name", "fused", "n_keys", "max_rows", "scan", "evaluation", "warmup", "on_taken", "on_exec"} <= members
-    for cls in (TriangularArbitrage, CrossRateReversion, OneLegEveryBook):
+    for cls in (TriangularArbitrage, CrossRateReversion, MakerTriangular, OneLegEveryBook):
         strat = cls(cfg, uni, BookCache(len(uni.symbols)))
         for m in members - (set() if strat.fused else fused_only):
             assert hasattr(strat, m), (cls.__name__, m)

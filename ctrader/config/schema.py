@@ -230,6 +230,9 @@ class CrossRateReversionConfig:
     stop_bps: float = opt("exit when the residual moved this far against the position since entry, bp",
                           min=0)
     limit_slippage_bps: float = opt("IOC limit beyond the touch, bp (0: the touch)", min=0, max=1000)
+    maker_rest_ms: float = opt("an entry whose edge pays a maker and a taker fee but not the spread and two "
+                               "taker fees rests at its side's touch as a LIMIT_MAKER order this long "
+                               "(0: taker entries only)", min=0)
 
 
 @dataclass(frozen=True)

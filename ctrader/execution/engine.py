@@ -340,6 +340,18 @@ class Executor:
         self._publish(new, ExecKind.REJECTED, reject_code=CANCEL_REPLACE_FAILED)
         self._commit()
 
+    def next_expiry(self) -> int | None:
+        """When the soonest resting order's ``good_till_mono_ns`` passes (None: no order has
+        one). The live loop polls often enough; a replay makes it a due time (``poll`` then
+        cancels it), so that an order expires when it would have in the session."""
+        while self._expiries:
+            _, coid = self._expiries[0]
+            order = self.orders.get(coid)
+            if order is not None and order.is_open:
+                return self._expiries[0][0]
+            heapq.heappop(self._expiries)       # ended before its time: nothing to expire
+        return None
+
     def _expire_due(self, now: int) -> None:
         """Cancel the resting orders whose ``good_till_mono_ns`` passed."""
         while self._expiries and self._expiries[0][0] <= now:

@@ -220,7 +220,7 @@ class ReplayEngine:
         self._gates = None                       # no intent comes any more: nothing to wait for
         for _ in range(100):      # until executions call for no more orders (hedges of a last fill)
             while True:                          # due after the last event: matched on the last books
-                due = self.venue.next_due()
+                due = self._next_due()
                 if due is None:
                     break
                 self._at(max(due, self._now_mono), self._now_wall + max(0, due - self._now_mono))
@@ -236,7 +236,7 @@ class ReplayEngine:
             if self.on_batch is not None and (len(execs) or follow):
                 self.on_batch(np.zeros(0, CANDIDATE), concat(follow, ORDER_INTENT) if follow
                               else np.zeros(0, ORDER_INTENT), execs)
-            if not follow and self.venue.next_due() is None:
+            if not follow and self._next_due() is None:
                 break
         self._sample_pnl(self.last_ts_ns, force=True)
         if self.executor.journal is not None:
@@ -266,9 +266,10 @@ class ReplayEngine:
         i = 0
         while i < n:
             end = n
-            due = self.venue.next_due()
+            due = self._next_due()
             if due is not None:
                 # the strategy sees the events up to the head order's due time, then the match
+                # (or the expiry of a resting order)
                 end = int(np.searchsorted(mono, due, "right"))
                 if end <= i:
                     self._show_executor(recs, i)
@@ -361,6 +362,14 @@ class ReplayEngine:
                             self._gates.cap(self._strategy_mono) if self._gates is not None else None)
                 if c is not None]
         return min(caps) if caps else None
+
+    def _next_due(self) -> int | None:
+        """The next time the executor must act between market events: a paper order reaching
+        the matching (its latency), or a resting order's expiry."""
+        due, expiry = self.venue.next_due(), self.executor.next_expiry()
+        if expiry is None:
+            return due
+        return expiry if due is None else min(due, expiry)
 
     def _show_executor(self, recs: np.ndarray, upto: int) -> None:
         """The executor sees the batch's events before ``upto`` (as its md ring would show them):

@@ -8,14 +8,20 @@ third asset: ETHBTC with USDT, ETHBTC with FDUSD, ...) the strategy keeps the re
 running mean and variance, exponentially weighted in market time (``half_life_s``), and:
 
 - flat, when the residual is ``entry_z`` standard deviations off its mean: trades X/Y toward
-  the implied rate (buys it when it is cheap, sells it when it is rich) with one IOC order;
+  the implied rate (buys it when it is cheap, sells it when it is rich). Maker first, taker
+  when the edge pays for it: when a full reversion pays the pair's spread and two taker fees,
+  one IOC order takes the touch; when it pays only a maker fee and a taker fee (the entry
+  rests at its own side's touch, so the round trip crosses no spread), one LIMIT_MAKER order
+  rests there for ``maker_rest_ms`` (the executor cancels it then) and what it filled is the
+  position (``maker_rest_ms = 0``: taker entries only);
 - holding, closes the position with one IOC order the other way when the residual is back
   within ``exit_z`` of its mean, was held ``max_hold_s``, or moved ``stop_bps`` further against
   it since the entry.
 
 Each is a one-leg group for the engine (``StrategyEngine``: thresholds, cooldown, in-flight per
 key, model score). The key is the relation. An entry's edge is the deviation from the mean less
-the round trip's cost (the pair's spread and two taker fees): what a full reversion would earn.
+the round trip's cost (a taker entry: the pair's spread and two taker fees; a resting entry: a
+maker and a taker fee): what a full reversion would earn.
 A close is not an opportunity but the end of one, so it is held to neither ``min_edge_bps`` nor
 ``min_score`` (``Evaluation.closing``); its edge is what the position made so far, after costs.
 The position is the strategy's own: what the entry filled makes it, what the close filled
@@ -52,11 +58,12 @@ N_STATS = 4
 P_SIDE, P_QTY, P_ENTRY_RESID, P_ENTRY_NS = 0, 1, 2, 3
 N_POS = 4
 # parameters (float64 vector)
-A_HALF_LIFE_NS, A_MIN_OBS, A_ENTRY_Z, A_EXIT_Z, A_MAX_HOLD_NS, A_STOP, A_MAX_AGE_NS, A_FEES = range(8)
-N_PARAMS = 8
+(A_HALF_LIFE_NS, A_MIN_OBS, A_ENTRY_Z, A_EXIT_Z, A_MAX_HOLD_NS, A_STOP, A_MAX_AGE_NS, A_FEES,
+ A_MAKER_FEES, A_MAKER) = range(10)
+N_PARAMS = 10              # A_FEES: a taker round trip's fees; A_MAKER_FEES: a resting entry's; A_MAKER: 1 rests
 # signal rows (float64 columns of ``out``)
-O_REL, O_RESID, O_DEV, O_SD, O_Z, O_CLOSE, O_WHY = range(7)
-N_OUT = 7
+O_REL, O_RESID, O_DEV, O_SD, O_Z, O_CLOSE, O_WHY, O_REST = range(8)
+N_OUT = 8                  # O_REST: 1 when the entry rests as a maker (the edge does not pay a taker)
 # why a row closes a position
 WHY_ENTRY, WHY_REVERTED, WHY_HELD_TOO_LONG, WHY_STOPPED = 0, 1, 2, 3
 
@@ -120,13 +127,19 @@ def scan_residuals(recs, start, n, books, rel, sym_ptr, sym_rel, stats, pos, par
             z = dev / sd
             side = pos[r, P_SIDE]
             why = -1
+            rest = 0.0
             if side == 0.0:
-                # an entry is a candidate when a full reversion would pay the round trip: the
-                # pair's spread and two taker fees (the engine's min_edge_bps on top)
+                # an entry is a candidate when a full reversion would pay the round trip: taking,
+                # the pair's spread and two taker fees; resting at its side's touch, a maker and
+                # a taker fee (the engine's min_edge_bps on top)
                 bc = books[c]
                 spread = (bc.ask_px[0] - bc.bid_px[0]) / _mid(books, c)
-                if abs(z) >= params[A_ENTRY_Z] and abs(dev) > spread + params[A_FEES]:
-                    why = WHY_ENTRY
+                if abs(z) >= params[A_ENTRY_Z]:
+                    if abs(dev) > spread + params[A_FEES]:
+                        why = WHY_ENTRY
+                    elif params[A_MAKER] > 0.0 and abs(dev) > params[A_MAKER_FEES]:
+                        why = WHY_ENTRY
+                        rest = 1.0
             elif pos[r, P_QTY] > 0.0:
                 if side * z >= -params[A_EXIT_Z]:
                     why = WHY_REVERTED
@@ -143,6 +156,7 @@ def scan_residuals(recs, start, n, books, rel, sym_ptr, sym_rel, stats, pos, par
             out[m, O_Z] = z
             out[m, O_CLOSE] = 0.0 if why == WHY_ENTRY else 1.0
             out[m, O_WHY] = why
+            out[m, O_REST] = rest
             m += 1
         if m > 0:
             return i + 1, m
@@ -193,6 +207,7 @@ class Evaluation:
     leg_ticks: np.ndarray
     leg_steps: np.ndarray
     closing: np.ndarray      # bool: closes a position (no edge or score threshold)
+    rest_ns: np.ndarray      # > 0: the order rests as a LIMIT_MAKER this long (the engine's intents)
     resid: np.ndarray        # the residual when decided (a position's entry residual)
     why: np.ndarray          # WHY_*: an entry, or why it closes
 
@@ -227,6 +242,10 @@ class CrossRateReversion:
         self.params[A_STOP] = rc.stop_bps * 1e-4
         self.params[A_MAX_AGE_NS] = sc.max_book_age_ms * 1e6
         self.params[A_FEES] = 2 * universe.taker_fee
+        self.params[A_MAKER_FEES] = universe.maker_fee + universe.taker_fee
+        self.maker_rest_ns = int(rc.maker_rest_ms * 1e6)
+        self.params[A_MAKER] = 1.0 if self.maker_rest_ns > 0 else 0.0
+        self.maker_fee = universe.maker_fee
         self.slippage = rc.limit_slippage_bps * 1e-4
         self.fee = universe.taker_fee
         self.max_notional = parse_amounts(sc.max_start, universe)      # per asset: the pair's quote
@@ -269,6 +288,7 @@ class CrossRateReversion:
                         leg_px=np.zeros((n, 1)), leg_qty=np.zeros((n, 1)), leg_limit=np.zeros((n, 1)),
                         leg_ticks=np.zeros((n, 1), np.int64), leg_steps=np.zeros((n, 1), np.int64),
                         closing=self.out[:n, O_CLOSE] > 0, resid=self.out[:n, O_RESID].copy(),
+                        rest_ns=np.where(self.out[:n, O_REST] > 0, self.maker_rest_ns, 0).astype(np.int64),
                         why=self.out[:n, O_WHY].astype(np.int64))
         for j in range(n):
             r = int(ev.key[j])
@@ -283,6 +303,13 @@ class CrossRateReversion:
                 # what the position made so far: the residual's move its way, less the costs
                 edge = self.pos[r, P_SIDE] * (self.out[j, O_RESID] - self.pos[r, P_ENTRY_RESID]) - spread - 2 * self.fee
                 held = (self._now - self.pos[r, P_ENTRY_NS]) / 1e9
+            elif ev.rest_ns[j]:
+                # resting at its own side's touch (post-only: a buy at the bid is below the ask)
+                side = Side.BUY if dev < 0 else Side.SELL
+                px = bid if side == Side.BUY else ask
+                qty = self.max_notional[info.quote_id] / px if px > 0 else 0.0
+                edge = abs(dev) - self.maker_fee - self.fee
+                held = 0.0
             else:
                 side = Side.BUY if dev < 0 else Side.SELL       # toward the implied rate
                 cap = self.max_notional[info.quote_id]
@@ -291,9 +318,13 @@ class CrossRateReversion:
                           float(b["ask_qty"][0] if side == Side.BUY else b["bid_qty"][0]))
                 edge = abs(dev) - spread - 2 * self.fee
                 held = 0.0
-            touch = ask if side == Side.BUY else bid
-            limit = touch * (1 + self.slippage) if side == Side.BUY else touch * (1 - self.slippage)
-            ticks = (math.ceil if side == Side.BUY else math.floor)(round(limit * ONE) / info.tick_units)
+            if ev.rest_ns[j]:
+                touch = bid if side == Side.BUY else ask
+                ticks = round(round(touch * ONE) / info.tick_units)
+            else:
+                touch = ask if side == Side.BUY else bid
+                limit = touch * (1 + self.slippage) if side == Side.BUY else touch * (1 - self.slippage)
+                ticks = (math.ceil if side == Side.BUY else math.floor)(round(limit * ONE) / info.tick_units)
             steps = int(round(qty * ONE) // info.step_units)
             qty_units = steps * info.step_units
             ev.leg_symbol[j, 0], ev.leg_side[j, 0] = info.id, int(side)

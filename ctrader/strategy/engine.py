@@ -373,6 +373,7 @@ class StrategyEngine:
     def _intents_of(self, ev, rows, score, group_ids, rec) -> np.ndarray:
         legs = self.strategy.n_legs
         out = np.zeros(len(rows) * legs, ORDER_INTENT)
+        rest_ns = getattr(ev, "rest_ns", None)      # > 0: a LIMIT_MAKER order resting that long
         created = time.monotonic_ns()
         D.note_tick_to_intent(self.dec.named.state[0], created - int(rec["recv_mono_ns"]))
         for r, j in enumerate(rows):
@@ -397,6 +398,9 @@ class StrategyEngine:
                 o["score"] = score[j]
                 o["expected_edge"] = ev.edge[j]
                 o["client_order_id"] = self.client_order_id(gid, leg).encode()
+                if rest_ns is not None and rest_ns[j] > 0:
+                    o["order_type"], o["tif"] = OrderType.LIMIT_MAKER, TimeInForce.NONE
+                    o["good_till_mono_ns"] = int(rec["recv_mono_ns"]) + int(rest_ns[j])
         return out
 
     @property
