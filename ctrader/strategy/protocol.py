@@ -65,7 +65,9 @@ class Strategy(Protocol):
 
     def evaluation(self, n: int) -> Any:
         """The last scan's rows 0..n-1 (key, verdict, edge, size, pnl, features, legs, and
-        ``closing``: None, or per row True when it closes a position the strategy holds)."""
+        ``closing``: None, or per row True when it closes a position the strategy holds; an
+        optional ``rest_ns``: per row > 0 for orders that rest as LIMIT_MAKER that long, 0 for
+        the engine's IOC orders)."""
         ...
 
     def on_taken(self, rows: np.ndarray, group_ids: np.ndarray) -> None:
