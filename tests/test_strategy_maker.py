@@ -237,3 +237,36 @@ def test_a_paper_session_rests_reprices_and_hedges_against_the_simulator(tmp_pat
     rep = json.loads(CliRunner().invoke(app, [*argv, "report", live["run_id"], "--json"]).stdout)
     assert rep["executor"]["positions_match"], rep["executor"]
 
+
+
+# --- its model: will a rest fill before its edge goes ------------------------------------------------
+
+def test_its_model_learns_which_rests_fill_and_scores_it_alone(market, tmp_path):
+    """``model train --from-store`` with ``strategy.name = maker_triangular``: each order it
+    placed in a replay of the history, labelled by whether it filled as a maker; the model
+    scores this strategy's candidates and no other strategy takes it."""
+    from ctrader.model.registry import ModelMeta
+    from ctrader.model.scoring import FeatureMismatch, OnnxModel
+    from ctrader.replay.ml_loop import TrainSpec, collect_labelled, fit_and_export
+    from ctrader.strategy.engine import StrategyEngine
+
+    cfg, uni, md = market
+    ds = collect_labelled(cfg, uni, [md], latency_ms=0)
+    assert ds.features == M.FEATURES and len(ds.y) >= 20 and 0 < ds.y.mean() < 1
+    assert (np.diff(ds.t_ns) >= 0).all()                 # in time: the last quarter validates
+    trained = fit_and_export(ds, TrainSpec(name="rest-fills"))
+    model = OnnxModel.from_bytes(ModelMeta("rest-fills", "t", "maker_triangular", trained.features), trained.onnx,
+                                 M.FEATURES)
+    cands, _ = StrategyEngine(cfg, uni, model).on_md(md[:40_000])
+    taken = cands[cands["decision"] == Decision.TAKEN]
+    assert len(taken) and np.isfinite(taken["score"]).all() and ((taken["score"] >= 0) & (taken["score"] <= 1)).all()
+    with pytest.raises(FeatureMismatch):
+        StrategyEngine(_cfg(**{"strategy.name": "triangular"}), uni, model)
+    # a strategy with no labels of its own gets none rather than another strategy's model
+    with pytest.raises(ValueError, match="no training labels for strategy cross_rate_reversion"):
+        collect_labelled(_cfg(**{"strategy.name": "cross_rate_reversion"}), uni, [md[:10]], latency_ms=0)
+    # the offline-simulator trainer labels taker triangles: it says so instead of mislabelling
+    from ctrader.replay.training import TrainOptions, train_from_sim
+
+    with pytest.raises(ValueError, match="--from-sim labels triangular candidates only"):
+        train_from_sim(cfg, TrainOptions(), tmp_path)

@@ -74,6 +74,8 @@ def train_cmd(
             with ProgressBar() as bar:
                 res = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
                                        out_dir=out, progress=bar)
+        except ValueError as exc:       # a strategy with no labeller, an unknown kind
+            raise typer.BadParameter(str(exc)) from None
         finally:
             store.close()
         typer.echo(f"model {name} v{res.meta.version} ({kind}): {res.n_samples} samples, "
@@ -84,8 +86,11 @@ def train_cmd(
     opts = TrainOptions(seed=seed, market_seconds=seconds, latency_ms=200.0 if latency_ms is None else latency_ms,
                         dislocations_per_min=dislocations_per_min, name=name)
     target = pathlib.Path(out) if out else registry_dir(cfg) / name
-    with ProgressBar() as bar:
-        result = train_from_sim(cfg, opts, target, progress=bar)
+    try:
+        with ProgressBar() as bar:
+            result = train_from_sim(cfg, opts, target, progress=bar)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     m = result.meta.metrics
     typer.echo(f"model {result.meta.name} v{result.meta.version}: {result.meta.training['n_samples']} samples, "
                f"auc {m.get('auc')}, accuracy {m.get('accuracy')}, onnx diff {result.max_onnx_diff:.1e} -> {target}")

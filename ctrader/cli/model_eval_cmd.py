@@ -131,6 +131,8 @@ def train_history_cmd(ctx: typer.Context,
         with ProgressBar(enabled=not as_json) as bar:
             out = train_from_store(cfg, store, lo, hi, TrainSpec(name=name, kind=kind, latency_ms=latency_ms),
                                    progress=bar)
+    except ValueError as exc:           # a strategy with no labeller, an unknown kind
+        raise typer.BadParameter(str(exc)) from None
     finally:
         store.close()
     if as_json:

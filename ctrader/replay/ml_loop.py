@@ -172,12 +172,57 @@ def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: f
     return Dataset(X, y, t, tuple(strategy.features), window)
 
 
+def collect_rest_fills(cfg, universe, chunks, progress: Progress = no_progress,
+                       window: tuple[int, int] | None = None):
+    """``maker_triangular``'s dataset: each resting order the strategy places in a replay of the
+    chunks (unscored; the replay's fill model, latencies and queue), with its features when it
+    was placed, labelled 1 when it filled as a maker before it expired or was canceled: will
+    this rest fill before its edge goes."""
+    from ctrader.core.records import STRATEGY_IDS, Decision
+    from ctrader.replay.runner import options_from_config, replay_chunks
+    from ctrader.replay.training import Dataset
+    from ctrader.strategy.maker_triangular import FEATURES
+
+    def seen(events: int, ts: int) -> None:
+        if window is not None:
+            progress("replaying history", (ts - window[0]) / 1e9, (window[1] - window[0]) / 1e9, f"{events:,} events")
+
+    res = replay_chunks(cfg, universe, chunks, model=None, options=options_from_config(cfg), progress=seen)
+    c = res.candidates
+    placed = c[(c["decision"] == Decision.TAKEN) & (c["strategy_id"] == STRATEGY_IDS["maker_triangular"])]
+    made = res.fills["group_id"][res.fills["is_maker"] != 0] if len(res.fills) else np.zeros(0, np.uint64)
+    span = {"start_ns": res.summary.get("first_ts_ns"), "end_ns": res.summary.get("last_ts_ns"),
+            "label": "resting order filled as a maker"}
+    return Dataset(placed["features"][:, :len(FEATURES)].astype(np.float32),
+                   np.isin(placed["group_id"], made).astype(np.int8),
+                   placed["event_recv_ts_ns"].astype(np.int64), FEATURES, span)
+
+
+def collect_labelled(cfg, universe, chunks, latency_ms: float, sample_every_ms: float = 50.0,
+                     progress: Progress = no_progress, window: tuple[int, int] | None = None):
+    """The labelled dataset of the configured strategy (``[strategy] name``): triangular
+    candidates labelled by what their IOC legs would have done (``collect_from_md``), or the
+    resting orders of ``maker_triangular`` labelled by whether they filled
+    (``collect_rest_fills``). Other strategies have no labeller yet: ValueError, rather than a
+    model of another strategy's features."""
+    from ctrader.strategy.registry import strategy_names
+
+    names = strategy_names(cfg)
+    if len(names) != 1:
+        raise ValueError(f"a model is trained for one strategy: [strategy] names lists {', '.join(names)}")
+    if names[0] == "triangular":
+        return collect_from_md(cfg, universe, chunks, latency_ms, sample_every_ms, progress, window)
+    if names[0] == "maker_triangular":
+        return collect_rest_fills(cfg, universe, chunks, progress, window)
+    raise ValueError(f"no training labels for strategy {names[0]} yet: it runs unscored (model.name = \"none\")")
+
+
 def collect_from_store(cfg, store, universe, start_ns: int, end_ns: int, latency_ms: float,
                        sample_every_ms: float = 50.0, progress: Progress = no_progress):
     names = [s.name for s in universe.symbols]
     ids = {s.name: s.id for s in universe.symbols}
     chunks = store.read_md(names, start_ns, end_ns, chunk_rows=cfg.replay.chunk_rows, symbol_ids=ids)
-    return collect_from_md(cfg, universe, chunks, latency_ms, sample_every_ms, progress, (start_ns, end_ns))
+    return collect_labelled(cfg, universe, chunks, latency_ms, sample_every_ms, progress, (start_ns, end_ns))
 
 
 # --- fitting ------------------------------------------------------------------------------------------
@@ -264,6 +309,7 @@ def write_model(cfg, trained: TrainedModel, spec: TrainSpec, *, db: str, start_n
                 latency_ms: float, out_dir: str | pathlib.Path | None = None) -> TrainOutcome:
     """Write a trained model and its metadata into the registry (or ``out_dir``)."""
     from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta, registry_dir
+    from ctrader.strategy.registry import strategy_names
 
     out = pathlib.Path(out_dir) if out_dir else registry_dir(cfg) / spec.name
     out.mkdir(parents=True, exist_ok=True)
@@ -271,7 +317,7 @@ def write_model(cfg, trained: TrainedModel, spec: TrainSpec, *, db: str, start_n
     kind = "standard_scaler+logistic_regression" if spec.kind == "logreg" else "gradient_boosted_trees"
     meta = ModelMeta(
         name=spec.name, version=spec.version or time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
-        strategy=cfg.strategy.name, features=trained.features, kind=kind,
+        strategy=strategy_names(cfg)[0], features=trained.features, kind=kind,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         training={"source": "store", "store": db, "start_ns": start_ns, "end_ns": end_ns,
                   "spec": asdict(spec), "label_latency_ms": latency_ms, "n_samples": trained.n_samples,
@@ -423,8 +469,8 @@ class TrainTask:
         from ctrader.market.universe import load_universe
 
         uni = load_universe(self.cfg, self.exchange_info)
-        ds = collect_from_md(self.cfg, uni, self.md.chunks(self.cfg.replay.chunk_rows), self.latency_ms,
-                             self.spec.sample_every_ms)
+        ds = collect_labelled(self.cfg, uni, self.md.chunks(self.cfg.replay.chunk_rows), self.latency_ms,
+                              self.spec.sample_every_ms)
         return fit_and_export(ds, self.spec)
 
 
@@ -439,7 +485,7 @@ class LabelTask:
         from ctrader.market.universe import load_universe
 
         uni = load_universe(self.cfg, self.exchange_info)
-        return collect_from_md(self.cfg, uni, self.md.chunks(self.cfg.replay.chunk_rows), self.latency_ms)
+        return collect_labelled(self.cfg, uni, self.md.chunks(self.cfg.replay.chunk_rows), self.latency_ms)
 
 
 @dataclass
@@ -458,9 +504,9 @@ class ReplayTask:
     model: object            # ModelFiles or None
 
     def run(self) -> ReplayOutcome:
+        from ctrader.core.arrays import concat
         from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT
         from ctrader.market.universe import load_universe
-        from ctrader.core.arrays import concat
         from ctrader.replay.runner import replay_chunks
         from ctrader.strategy.registry import strategy_class
 

@@ -30,6 +30,7 @@ from ctrader.core.extras import require
 from ctrader.core.progress import Progress, no_progress
 from ctrader.model.registry import METADATA_FILE, MODEL_FILE, ModelMeta
 from ctrader.strategy import kernels as K
+from ctrader.strategy.registry import strategy_names
 
 log = logging.getLogger(__name__)
 ONNX_TOLERANCE = 1e-5
@@ -200,6 +201,8 @@ def onnx_max_diff(model_bytes: bytes, pipe, X: np.ndarray) -> float:
 def train_from_sim(cfg, opts: TrainOptions, out_dir: str | pathlib.Path,
                    progress: Progress = no_progress) -> TrainResult:
     require("train")                    # before minutes of simulated market, not after
+    if strategy_names(cfg) != ["triangular"]:
+        raise ValueError("--from-sim labels triangular candidates only: train other strategies --from-store")
     ds = collect_dataset(cfg, opts, progress)
     progress("fitting", 0, 1, f"{len(ds.y):,} samples")
     pipe, metrics = fit(ds, opts)
