@@ -1,4 +1,5 @@
-"""Triangle enumeration, the CSR index and the evaluation kernel against hand-computed numbers.
+"""Triangle enumeration, the CSR index and the evaluation kernel against hand-computed numbers,
+and against a plain-Python walk of random books.
 
 The universe is three symbols (BTCUSDT, ETHUSDT, ETHBTC) with Binance-like filters; books are
 written straight into a BookCache, so every number below can be checked with a pencil.
@@ -9,6 +10,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctrader.core.records import MdFlag, Side
 from ctrader.market.books import BookCache
@@ -269,3 +272,81 @@ def test_slippage_pads_the_limit_in_the_safe_direction():
     # the sizing and the expected edge do not change: the book, not the limit, sets the price
     h.params[K.P_SLIPPAGE] = 0.0
     assert h.evaluate(t)[1][K.F_EDGE] == f[K.F_EDGE]
+
+
+# --- the kernel against a plain-Python reference on random books ---------------------------------
+
+FAIR = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0, "ETHBTC": 0.05}
+_level = st.tuples(st.integers(1, 40), st.floats(0.01, 3.0))          # (ticks from the one before, qty)
+_side = st.lists(_level, min_size=1, max_size=3)
+_book = st.tuples(st.floats(-0.008, 0.008), st.integers(1, 20), _side, _side)   # (move, spread ticks, bids, asks)
+
+
+def _walk(levels: list[tuple[float, float]], qty: float) -> tuple[float, float, int]:
+    """Taking ``qty`` base from ``levels`` (best first): (quote it costs or brings, the worst
+    price reached, levels reached)."""
+    quote, left = 0.0, qty
+    for n, (px, q) in enumerate(levels, start=1):
+        take = min(left, q)
+        quote += take * px
+        left -= take
+        if left <= 1e-12:
+            return quote, px, n
+    return math.inf, levels[-1][0], len(levels)            # deeper than the book: never sized so
+
+
+@settings(max_examples=200, deadline=None)
+@given(books=st.tuples(_book, _book, _book))
+def test_the_kernel_prices_and_sizes_what_a_plain_walk_of_the_books_says(books):
+    h = Harness()
+    levels = {}
+    for name, (move, spread, bids, asks) in zip(FAIR, books, strict=True):
+        info = h.uni.symbols[h.uni.symbol_id(name)]
+        tick = info.tick_units / 1e8
+        bid_t = round(FAIR[name] * math.exp(move) / tick)
+        b, a, px_b, px_a = [], [], bid_t, bid_t + spread
+        for k, (gap, q) in enumerate(bids):
+            px_b -= gap if k else 0
+            b.append((px_b * tick, q))
+        for k, (gap, q) in enumerate(asks):
+            px_a += gap if k else 0
+            a.append((px_a * tick, q))
+        h.set_book(name, b, a)
+        levels[info.id] = (b, a)
+    for t in range(h.table.n_triangles):
+        status, f, i = h.evaluate(t)
+        legs = [(int(s), int(d)) for s, d in zip(h.table.legs_symbol[t], h.table.legs_side[t], strict=True)]
+        top = 1.0
+        for s, d in legs:
+            b, a = levels[s]
+            top *= (1.0 / a[0][0] if d == Side.BUY else b[0][0]) * KEEP
+        assert f[K.F_EDGE_TOP] == pytest.approx(top - 1, rel=1e-9, abs=1e-12)
+        if top - 1 < -1e-12:
+            assert status == K.ST_NO_EDGE
+        if status != K.ST_OK:
+            continue
+        # the rounded legs, walked by hand: what each spends and receives, and the limits
+        rate, spent, got, unit = 1.0, [], [], []
+        for k, (s, d) in enumerate(legs):
+            info = h.uni.symbols[s]
+            qty = f[K.F_QTY + k]
+            assert qty == pytest.approx(i[K.I_STEPS + k] * info.step_units / 1e8, rel=1e-12) and qty > 0
+            b, a = levels[s]
+            quote, worst, reached = _walk(a if d == Side.BUY else b, qty)
+            assert quote < math.inf and i[K.I_LEVELS + k] == reached
+            assert f[K.F_LIMIT + k] == pytest.approx(worst, rel=1e-12)
+            assert i[K.I_TICKS + k] == round(worst / (info.tick_units / 1e8))
+            spent.append(quote if d == Side.BUY else qty)
+            got.append((qty if d == Side.BUY else quote) * KEEP)
+            rate *= got[-1] / spent[-1]
+            # one step of this leg, in the asset it spends and in the one it receives
+            one = info.step_units / 1e8
+            unit.append((one * worst, one) if d == Side.BUY else (one, one * worst))
+        assert f[K.F_EDGE] == pytest.approx(rate - 1, rel=1e-9, abs=1e-12)
+        assert f[K.F_SIZE] == pytest.approx(spent[0], rel=1e-9)
+        # each leg spends what the one before brought in, give or take the steps both were
+        # floored to (the dust the inventory in every asset absorbs); the first, within its cap
+        for k in (1, 2):
+            assert abs(spent[k] - got[k - 1]) <= 2 * (unit[k - 1][1] + unit[k][0]), (k, spent, got)
+        start = h.uni.assets[h.uni.triangles()[t].assets[0]]
+        assert spent[0] <= {"USDT": 100_000.0, "BTC": 2.0}[start] * (1 + 1e-9)
