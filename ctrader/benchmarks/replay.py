@@ -80,15 +80,20 @@ def bench_store(cfg, uni, md, repeat: int = 5) -> dict:
     - ``read_client``: the same through clickhouse-connect's ``raw_query`` (what a server URL
       runs, minus the network);
     - ``e2e``: ``replay_store`` (read + triangular strategy + fills, results not saved);
-    - ``memory``: ``replay_chunks`` on the array in memory (the baseline).
+    - ``memory``: ``replay_chunks`` on the array in memory (the baseline);
+    - ``decode``: our part of ``read``, alone: the windows' Native bytes (read once from the
+      engine) parsed and decoded to MD_EVENT records. The engine's own speed moves between runs
+      on this machine (0.2-1.1 M events/s); this does not, and it is what our code decides.
     """
     from ctrader.replay.history import write_md
     from ctrader.replay.runner import data_range, options_from_config, replay_chunks, replay_store
+    from ctrader.store import md_read
     from ctrader.store.client import ClientNativeQuery
+    from ctrader.store.native import read_native
     from ctrader.store.store import Store
 
     d = tempfile.mkdtemp(prefix="ctrader-bench-replay-")
-    rates: dict[str, list[float]] = {"read": [], "read_client": [], "e2e": [], "memory": []}
+    rates: dict[str, list[float]] = {"read": [], "read_client": [], "e2e": [], "memory": [], "decode": []}
     try:
         store = Store.open(f"chdb://{d}/store", "ctrader")
         try:
@@ -103,7 +108,19 @@ def bench_store(cfg, uni, md, repeat: int = 5) -> dict:
                 n = sum(len(c) for c in s.read_md(names, lo, hi, chunk_rows=cfg.replay.chunk_rows, symbol_ids=ids))
                 assert n == len(md), f"read {n} of {len(md)} events"
 
-            runs = {"read": read, "read_client": lambda: read(via_client),
+            def count(a: int, b: int, width: int):
+                return store.client.query(md_read.count_sql(store.db, names, a, b, width)).result_rows
+
+            windows = []              # the Native bytes of each window, as read_md queries them
+            for window in md_read.plan_windows(count, lo, hi, cfg.replay.chunk_rows, 0):
+                with store._native_reader().native(md_read.window_sql(store.db, names, ids, window)) as data:
+                    windows.append(bytes(data))
+
+            def decode():
+                n = sum(len(md_read.decode_window(read_native(w))) for w in windows)
+                assert n == len(md), f"decoded {n} of {len(md)} events"
+
+            runs = {"read": read, "read_client": lambda: read(via_client), "decode": decode,
                     "e2e": lambda: replay_store(cfg, store, lo, hi, universe=uni, model=None, save=False),
                     "memory": lambda: replay_chunks(cfg, uni, [md], options=options_from_config(cfg))}
             for fn in runs.values():             # warm: compiled kernels, the engine's first query
@@ -295,12 +312,22 @@ def run(quick: bool = False) -> list[dict]:
     # own yardstick (the engine's read rate moves with the machine: 0.25-1.5 M/s between runs
     # of one process on one machine, 2026-12-06)
     serial = 1.0 / (1.0 / med["read"] + 1.0 / med["memory"])
+    # the same from each one's best run, for the regression check: the engine's read rate
+    # varies between runs (0.31-1.12 M/s in one CI run), so medians of two noisy figures failed
+    # a CI whose replay code was unchanged (0.44x); a slower path slows every run, best included
+    best_serial = 1.0 / (1.0 / max(st["read"]) + 1.0 / max(st["memory"]))
     results.append({"name": "store read_md, embedded chDB -> MD_EVENT", "value": med["read"], "unit": "events/s",
                     "baseline_name": "replay triangular strategy in memory, same run", "baseline_value": med["memory"],
                     "ratio": med["read"] / med["memory"], "best_ratio": max(st["read"]) / med["memory"],
                     "note": f"median; read {_spread(st['read'])}, in memory {_spread(st['memory'])}; "
                             f"{n:,} events in {windows} window(s) of <= {cfg.replay.chunk_rows:,}; "
                             f"load avg {load:.1f}"})
+    results.append({"name": "store decode, Native bytes -> MD_EVENT (ours, no engine)", "value": med["decode"],
+                    "unit": "events/s", "baseline_name": "replay triangular strategy in memory, same run",
+                    "baseline_value": med["memory"], "ratio": med["decode"] / med["memory"],
+                    "best_ratio": max(st["decode"]) / med["memory"],
+                    "note": f"median; {_spread(st['decode'])}; the part of the read our code does: what the "
+                            f"engine's read rate leaves out"})
     results.append({"name": "store read_md through raw_query (the server path)", "value": med["read_client"],
                     "unit": "events/s", "baseline_name": "store read_md, engine buffer in place",
                     "baseline_value": med["read"], "ratio": med["read_client"] / med["read"],
@@ -309,9 +336,11 @@ def run(quick: bool = False) -> list[dict]:
     results.append({"name": "replay end to end from the store (chDB)", "value": med["e2e"], "unit": "events/s",
                     "baseline_name": "the same replay in memory", "baseline_value": med["memory"],
                     "ratio": med["e2e"] / med["memory"], "vs_serial": med["e2e"] / serial,
+                    "best_vs_serial": max(st["e2e"]) / best_serial,
                     "note": f"median; {_spread(st['e2e'])}; triangular strategy, results not saved; "
                             f"target ratio >= 0.67 (within 1.5x); {med['e2e'] / serial:.2f}x reading "
-                            f"then replaying ({serial / 1e6:.2f} M/s)"})
+                            f"then replaying ({serial / 1e6:.2f} M/s; best runs "
+                            f"{max(st['e2e']) / best_serial:.2f}x)"})
     return results
 
 
@@ -324,14 +353,17 @@ def check_regressions(results: list[dict]) -> list[str]:
         if r["name"].startswith("replay triangular") and r["ratio"] < 0.04:
             # 0.15-0.17 since the decision path moved into numba (0.03-0.06 before)
             problems.append(f"triangular replay at {r['ratio']:.3f}x the do-nothing kernel (limit 0.04x)")
-        if r["name"].startswith("replay end to end") and r["vs_serial"] < 0.5:
+        if r["name"].startswith("replay end to end") and r["best_vs_serial"] < 0.5:
             # against reading then replaying, measured in the same run: the engine's read rate
             # moves with the machine (the 0.1x-of-memory limit failed a CI whose replay code was
-            # unchanged, its reads at 0.22-0.28 M/s where the machine before read 1.2-2.5 M/s)
-            problems.append(f"end-to-end replay from the store at {r['vs_serial']:.2f}x reading then replaying "
+            # unchanged, its reads at 0.22-0.28 M/s where the machine before read 1.2-2.5 M/s),
+            # and between runs of one process: each figure's best run
+            problems.append(f"end-to-end replay from the store at {r['best_vs_serial']:.2f}x reading then "
+                            f"replaying in the best runs (limit 0.5x)")
+        if r["name"].startswith("store decode") and r["best_ratio"] < 0.5:
+            # our decoder alone (the engine's read rate, 0.2-1.1 M/s between runs here, failed
+            # a 0.1x-of-memory check on the whole read with no change to the read path); the
+            # best of the runs: a slower decoder slows every run
+            problems.append(f"store decode at {r['best_ratio']:.2f}x the in-memory replay in its best run "
                             f"(limit 0.5x)")
-        if r["name"].startswith("store read_md, embedded") and r["best_ratio"] < 0.1:
-            # the best of the runs: a slower decoder slows every run, a busy engine some
-            problems.append(f"store read at {r['best_ratio']:.2f}x the in-memory replay in its best run "
-                            f"(limit 0.1x)")
     return problems
