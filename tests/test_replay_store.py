@@ -198,3 +198,30 @@ def test_session_timing_delivers_executions_where_the_session_strategy_saw_them(
     at = int(md[md["seq"] == first]["recv_ts_ns"][0])
     assert timing.report_at(7, 0, int(ExecKind.FILL)) == at == timing.report_at(7, 1, int(ExecKind.FILL))
     assert timing.report_at(7, 2, int(ExecKind.FILL)) is None
+
+
+def test_each_order_of_a_repriced_leg_is_delivered_where_the_session_strategy_saw_it(env, tmp_path):
+    """A leg re-priced by cancel-replace is several orders on one (group, leg), each with its
+    own CANCELED: each is delivered after the md record the session's strategy had reached when
+    it arrived, not all at the first one's."""
+    from ctrader.core.records import EXEC_EVENT, ExecKind
+    from ctrader.replay.fidelity import SessionTiming
+    from ctrader.strategy.exec_arrivals import ExecArrivals
+
+    _, _, md, store, _ = env
+    seqs, counts = np.unique(md["seq"], return_counts=True)
+    first, second = seqs[counts == 1][[10, 20]]
+    run_dir = tmp_path / "runs" / "rec-sim3"
+    log = ExecArrivals(run_dir)
+    ex = np.zeros(2, EXEC_EVENT)
+    ex["group_id"], ex["leg"], ex["kind"] = 9, 0, ExecKind.CANCELED
+    ex["client_order_id"] = [b"ct9L0", b"ct9L0r1"]          # the order, then its replacement
+    log.note(ex[:1], after_md_seq=int(first), mono_ns=1)
+    log.note(ex[1:], after_md_seq=int(second), mono_ns=2)
+    log.close()
+    timing = SessionTiming.from_store(store, "rec-sim3", 0, run_dir=run_dir)
+    at = {int(q): int(md[md["seq"] == q]["recv_ts_ns"][0]) for q in (first, second)}
+    canceled = int(ExecKind.CANCELED)
+    assert timing.report_at(9, 0, canceled, "ct9L0") == at[int(first)]
+    assert timing.report_at(9, 0, canceled, "ct9L0r1") == at[int(second)]
+    assert timing.report_at(9, 0, canceled) == at[int(first)]           # by group and leg: the first

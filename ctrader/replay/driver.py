@@ -427,7 +427,8 @@ class ReplayEngine:
         timing = self.opt.session_timing
         if timing is not None:
             for j, r in enumerate(execs):
-                live = timing.report_at(int(r["group_id"]), int(r["leg"]), int(r["kind"]))
+                live = timing.report_at(int(r["group_id"]), int(r["leg"]), int(r["kind"]),
+                                        r["client_order_id"].rstrip(b"\0").decode())
                 if live is not None:
                     at[j] = max(live, int(r["recv_ts_ns"]))
         for t in np.unique(at):

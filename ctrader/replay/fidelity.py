@@ -218,6 +218,8 @@ class SessionTiming:
         self.sent = sent or {}              # (group, leg) -> when the session's executor sent it (mono ns)
         self.gated = gated or {}            # (group, leg) -> when the session's risk gate looked at it
         self.report_ts = report_ts          # (group, leg, kind) -> wall ns the execution was received
+        # (client order id, kind) -> the same per order: a re-priced leg is several orders
+        self.report_ts_by_order: dict[tuple[str, int], int] = {}
         self.paper_latency_ns = paper_latency_ns
 
     @classmethod
@@ -227,9 +229,10 @@ class SessionTiming:
         record the session's strategy had applied when it learned of it (exact), instead of at
         the execution's receive time (the executor's clock, not the strategy's)."""
         execs = store.read_executions(run_id)
-        send, report, sent, gated = {}, {}, {}, {}
+        send, report, sent, gated, by_order = {}, {}, {}, {}, {}
         for r in execs:
             k = (int(r["group_id"]), int(r["leg"]))
+            by_order.setdefault((r["client_order_id"].rstrip(b"\0").decode(), int(r["kind"])), int(r["recv_ts_ns"]))
             if r["sent_mono_ns"] and r["cause_recv_mono_ns"] and k not in send:
                 send[k] = max(0, int(r["sent_mono_ns"]) - int(r["cause_recv_mono_ns"]))
             if r["sent_mono_ns"]:
@@ -238,6 +241,7 @@ class SessionTiming:
                 gated.setdefault(k, int(r["gated_mono_ns"]))
             report.setdefault(k + (int(r["kind"]),), int(r["recv_ts_ns"]))
         timing = cls(send, report, paper_latency_ns, sent, gated)
+        timing.report_ts_by_order = by_order
         if run_dir is not None:
             timing.exact_arrivals = timing.use_arrivals(store, run_id, run_dir)
             timing.match_points = read_match_points(run_dir)
@@ -267,10 +271,11 @@ class SessionTiming:
     def use_arrivals(self, store, run_id: str, run_dir) -> int:
         """Replace report times by the receive time of the md record after which the session's
         strategy saw each execution; returns how many were replaced."""
-        from ctrader.strategy.exec_arrivals import read_exec_arrivals
+        from ctrader.strategy.exec_arrivals import read_exec_arrivals, read_exec_arrivals_by_order
 
         arrivals = read_exec_arrivals(run_dir)
-        seqs = sorted(set(arrivals.values()))
+        by_order = read_exec_arrivals_by_order(run_dir)
+        seqs = sorted(set(arrivals.values()) | set(by_order.values()))
         if not seqs:
             return 0
         ts_of: dict[int, int] = {}
@@ -285,6 +290,9 @@ class SessionTiming:
             if seq in ts_of:
                 self.report_ts[key] = ts_of[seq]
                 n += 1
+        for order_key, seq in by_order.items():
+            if seq in ts_of:
+                self.report_ts_by_order[order_key] = ts_of[seq]
         return n
 
     def order_latency(self, group: int, leg: int) -> int | None:
@@ -302,8 +310,11 @@ class SessionTiming:
         None for an order it never sent (refused)."""
         return self.sent.get((group, leg))
 
-    def report_at(self, group: int, leg: int, kind: int) -> int | None:
-        return self.report_ts.get((group, leg, kind))
+    def report_at(self, group: int, leg: int, kind: int, client_order_id: str = "") -> int | None:
+        """When the session's strategy learned of this execution: by its order when known (each
+        order of a re-priced leg has its own reports), else by its group and leg."""
+        at = self.report_ts_by_order.get((client_order_id, kind)) if client_order_id else None
+        return at if at is not None else self.report_ts.get((group, leg, kind))
 
 
 class GateSchedule:
