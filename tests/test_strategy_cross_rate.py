@@ -11,16 +11,19 @@ from hypothesis import strategies as st
 
 from ctrader.config import load_config
 from ctrader.core.records import CANDIDATE, Decision, OrderType, Side, TimeInForce
-from ctrader.execution.latency import SampledLatency
 from ctrader.execution.testing import depth_record
 from ctrader.market.books import BookCache
-from ctrader.replay.driver import ReplayEngine, ReplayOptions
-from ctrader.replay.history import simulated_md
-from ctrader.replay.runner import make_strategy, resolve_universe
 from ctrader.sim.testing import sim_universe
 from ctrader.strategy import cross_rate as X
 from ctrader.strategy.engine import StrategyEngine
 from ctrader.strategy.state import DecisionState
+from tests.strategy_harness import (
+    RESIDUAL_BPS,
+    paper_session,
+    replay_through_executor,
+    residual_market,
+    session_report,
+)
 
 OVERRIDES = {"model.name": "none", "strategy.name": "cross_rate_reversion", "strategy.min_edge_bps": "0",
              "strategy.cross_rate_reversion.min_observations": "50", "strategy.cross_rate_reversion.entry_z": "2.5"}
@@ -139,15 +142,13 @@ def test_the_kernel_emits_what_its_definition_says(updates, holding, entry_z, ex
 
 @pytest.fixture(scope="module")
 def market():
-    cfg = _cfg(**{"sim.market.residual_bps": "25"})
-    uni = resolve_universe(cfg)
-    return cfg, uni, simulated_md(cfg, uni, seconds=90, seed=3)
+    cfg = _cfg(**{"sim.market.residual_bps": RESIDUAL_BPS})
+    return (cfg, *residual_market(cfg))
 
 
 def _replay(cfg, uni, md, batch=1024):
-    engine = make_strategy(cfg, uni, None)
-    replay = ReplayEngine(uni, engine, ReplayOptions(order_latency=SampledLatency.parse("2"), batch_events=batch))
-    return engine.strategy, replay.run([md])
+    engine, _, result = replay_through_executor(cfg, uni, md, batch)
+    return engine.strategy, result
 
 
 def test_it_enters_and_closes_and_holds_what_it_was_filled(market):
@@ -216,29 +217,19 @@ def test_a_close_is_held_to_no_edge_threshold(market):
 @pytest.mark.timeout(900)
 def test_a_paper_session_trades_it_and_its_replay_reproduces_it(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
     from typer.testing import CliRunner
 
     from ctrader.cli.main import app
-    from tests.session_harness import free_port
 
-    sets = {"run.data_dir": str(tmp_path), "sim.port": str(free_port()), "sim.market.residual_bps": "25",
-            **{k: v for k, v in OVERRIDES.items() if k != "strategy.cross_rate_reversion.entry_z"}}
-    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    ctrader = os.path.join(os.path.dirname(sys.executable), "ctrader")
-    out = subprocess.run([ctrader, *argv, "start", "--processes", "--duration", "45", "--json"], capture_output=True,
-                         text=True, timeout=400, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    live = json.loads(out.stdout)
+    sets = {k: v for k, v in OVERRIDES.items() if k != "strategy.cross_rate_reversion.entry_z"}
+    live, argv = paper_session(tmp_path, {"sim.market.residual_bps": RESIDUAL_BPS, **sets}, seconds=45)
     assert live["strategy"]["strategy"] == "cross_rate_reversion"
     ex = live["executor"]
     assert ex["orders_sent"] >= 5 and ex["fills"] >= 5, ex
     assert ex["unwinds"] == 0                      # one order a group: nothing to unwind
     # the executor's positions are its fills and fees as the store holds them
-    rep = json.loads(CliRunner().invoke(app, [*argv, "report", live["run_id"], "--json"]).stdout)
+    rep = session_report(argv, live["run_id"])
     assert rep["executor"]["positions_match"], rep["executor"]
     # and the replay of the session runs the same decisions to the same fills
     res = CliRunner().invoke(app, [*argv, "replay", "--run", live["run_id"], "--json", "--no-save"],

@@ -12,14 +12,18 @@ from hypothesis import strategies as st
 
 from ctrader.config import load_config
 from ctrader.core.records import Decision, IntentAction, OrderType, Side
-from ctrader.execution.latency import SampledLatency
 from ctrader.execution.testing import depth_record
 from ctrader.market.books import BookCache, apply_md
-from ctrader.replay.driver import ReplayEngine, ReplayOptions
-from ctrader.replay.history import simulated_md
-from ctrader.replay.runner import make_strategy, resolve_universe
+from ctrader.replay.runner import resolve_universe
 from ctrader.strategy import maker_triangular as M
 from ctrader.strategy.triangles import TriangleTable
+from tests.strategy_harness import (
+    RESIDUAL_BPS,
+    paper_session,
+    replay_through_executor,
+    residual_market,
+    session_report,
+)
 
 OVERRIDES = {"model.name": "none", "strategy.name": "maker_triangular", "strategy.min_edge_bps": "0"}
 
@@ -107,21 +111,13 @@ def test_each_cycle_is_quoted_once_whatever_asset_lists_it():
 
 @pytest.fixture(scope="module")
 def market():
-    cfg = _cfg(**{"sim.market.residual_bps": "25"})
-    uni = resolve_universe(cfg)
-    return cfg, uni, simulated_md(cfg, uni, seconds=90, seed=3)
-
-
-def _replay(cfg, uni, md, batch=1024):
-    engine = make_strategy(cfg, uni, None)
-    replay = ReplayEngine(uni, engine, ReplayOptions(order_latency=SampledLatency.parse("2"), batch_events=batch))
-    return engine, replay, replay.run([md])
+    cfg = _cfg(**{"sim.market.residual_bps": RESIDUAL_BPS})
+    return (cfg, *residual_market(cfg))
 
 
 @pytest.fixture(scope="module")
 def replayed(market):
-    cfg, uni, md = market
-    return _replay(cfg, uni, md)
+    return replay_through_executor(*market)
 
 
 def test_it_rests_reprices_cancels_and_hedges_what_filled(replayed, market):
@@ -132,7 +128,7 @@ def test_it_rests_reprices_cancels_and_hedges_what_filled(replayed, market):
     assert counts["hedged"] >= 5 and counts["ended_unfilled"] >= 3, counts
     # what `strategies rank` reports as the fill rate of resting orders
     assert result.summary["resting_orders"] == {"placed": counts["placed"], "filled": counts["hedged"]}
-    intents = np.concatenate([i for i in replay.summary._intents])
+    intents = result.intents
     new = intents[intents["action"] == IntentAction.NEW]
     lead = new[new["leg"] == 0]
     assert (lead["order_type"] == OrderType.LIMIT_MAKER).all() and (lead["good_till_mono_ns"] > 0).all()
@@ -188,17 +184,17 @@ def test_a_resting_order_that_ended_unfilled_frees_its_triangle(replayed):
 def test_the_replay_does_not_depend_on_the_batching(market, replayed):
     cfg, uni, md = market
     _, _, first = replayed
-    _, _, other = _replay(cfg, uni, md, 97)
+    _, _, other = replay_through_executor(cfg, uni, md, 97)
     assert first.digests == other.digests
     assert first.summary["fills"] > 0
 
 
 def test_candidates_name_the_resting_leg_and_a_full_book_places_nothing(market):
     cfg, uni, md = market
-    engine, _, result = _replay(_cfg(**{"sim.market.residual_bps": "25", "strategy.maker_triangular.max_resting": "0"}),
-                                uni, md[:40_000])
+    full = _cfg(**{"sim.market.residual_bps": RESIDUAL_BPS, "strategy.maker_triangular.max_resting": "0"})
+    engine, _, result = replay_through_executor(full, uni, md[:40_000])
     assert engine.strategy.order_stats()["placed"] == 0 and len(result.fills) == 0
-    engine, _, result = _replay(cfg, uni, md[:40_000])
+    engine, _, result = replay_through_executor(cfg, uni, md[:40_000])
     taken = result.candidates[result.candidates["decision"] == Decision.TAKEN]
     assert len(taken) and (taken["strategy_id"] == M.STRATEGY_ID).all()
     assert (taken["leg_qty"][:, :3] > 0).all() and (taken["edge"] >= 2e-4 - 1e-12).all()
@@ -210,23 +206,7 @@ def test_candidates_name_the_resting_leg_and_a_full_book_places_nothing(market):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_paper_session_rests_reprices_and_hedges_against_the_simulator(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from typer.testing import CliRunner
-
-    from ctrader.cli.main import app
-    from tests.session_harness import free_port
-
-    sets = {"run.data_dir": str(tmp_path), "sim.port": str(free_port()), "sim.market.residual_bps": "25", **OVERRIDES}
-    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    ctrader = os.path.join(os.path.dirname(sys.executable), "ctrader")
-    out = subprocess.run([ctrader, *argv, "start", "--processes", "--duration", "45", "--json"], capture_output=True,
-                         text=True, timeout=400, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    live = json.loads(out.stdout)
+    live, argv = paper_session(tmp_path, {"sim.market.residual_bps": RESIDUAL_BPS, **OVERRIDES}, seconds=45)
     assert live["strategy"]["strategy"] == "maker_triangular"
     orders = live["strategy"]["orders"]
     assert orders["placed"] >= 3 and orders["repriced"] >= 1 and orders["hedged"] >= 1, orders
@@ -234,9 +214,8 @@ def test_a_paper_session_rests_reprices_and_hedges_against_the_simulator(tmp_pat
     assert ex["fills"] >= 3 and ex["cancels"] >= 1, ex       # canceled: re-priced, moved away or expired
     assert orders["canceled"] + orders["ended_unfilled"] >= 1, orders
     # the executor's positions are its fills and fees as the store holds them
-    rep = json.loads(CliRunner().invoke(app, [*argv, "report", live["run_id"], "--json"]).stdout)
+    rep = session_report(argv, live["run_id"])
     assert rep["executor"]["positions_match"], rep["executor"]
-
 
 
 # --- its model: will a rest fill before its edge goes ------------------------------------------------

@@ -14,6 +14,7 @@ from ctrader.replay.runner import make_strategy, options_from_config, resolve_un
 from ctrader.strategy.engine import StrategyEngine
 from ctrader.strategy.registry import STRATEGIES, strategy_class
 from ctrader.strategy.several import StrategySet, strategy_names
+from tests.strategy_harness import paper_session, session_report
 
 BOTH = "triangular,cross_rate_reversion"
 OVERRIDES = {"model.name": "none", "strategy.min_edge_bps": "0", "sim.market.residual_bps": "25",
@@ -165,25 +166,12 @@ def test_a_refused_groups_legs_are_refused_together(market):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_paper_session_runs_two_strategies_each_in_its_budget(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
 
-    from typer.testing import CliRunner
 
-    from ctrader.cli.main import app
-    from tests.session_harness import free_port
 
-    sets = {"run.data_dir": str(tmp_path), "sim.port": str(free_port()), "strategy.names": BOTH,
-            "risk.per_strategy.max_open_orders": "cross_rate_reversion=0",
+    sets = {"strategy.names": BOTH, "risk.per_strategy.max_open_orders": "cross_rate_reversion=0",
             **{k: v for k, v in OVERRIDES.items() if k != "strategy.cross_rate_reversion.entry_z"}}
-    argv = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    ctrader = os.path.join(os.path.dirname(sys.executable), "ctrader")
-    out = subprocess.run([ctrader, *argv, "start", "--processes", "--duration", "30", "--json"], capture_output=True,
-                         text=True, timeout=400, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    live = json.loads(out.stdout)
+    live, argv = paper_session(tmp_path, sets, seconds=30)
     st = live["strategy"]
     assert st["strategy"] == "triangular+cross_rate_reversion"
     assert st["by_strategy"]["cross_rate_reversion"]["taken"] > 0 and st["by_strategy"]["triangular"]["taken"] > 0
@@ -194,7 +182,7 @@ def test_a_paper_session_runs_two_strategies_each_in_its_budget(tmp_path):
         "STRATEGY_OPEN_ORDERS": per["cross_rate_reversion"]["refusals"]}
     # the other trades on, and the executor's positions are its fills and fees as the store holds them
     assert per["triangular"]["orders_sent"] > 0 and per["triangular"]["fills"] > 0
-    rep = json.loads(CliRunner().invoke(app, [*argv, "report", live["run_id"], "--json"]).stdout)
+    rep = session_report(argv, live["run_id"])
     assert rep["executor"]["positions_match"], rep["executor"]
     # and the store says per strategy what the executor said
     for name in ("triangular", "cross_rate_reversion"):
