@@ -176,26 +176,35 @@ def test_paced_replay_decides_as_the_fast_one(env):
     assert paced.digests == fast.digests
 
 
-def test_session_timing_delivers_executions_where_the_session_strategy_saw_them(env, tmp_path):
-    """The strategy process logs the md seq it had reached when each execution arrived; replay
-    turns it into that md record's receive time (delivery right after it)."""
-    from ctrader.core.records import EXEC_EVENT, ExecKind
+def _timing_with_arrivals(env, tmp_path, arrivals):
+    """A ``SessionTiming`` of the recorded run whose strategy logged ``arrivals``: (exec records,
+    0 or 1: after the first or the second of two md records). Returns it and those two records'
+    receive times."""
     from ctrader.replay.fidelity import SessionTiming
     from ctrader.strategy.exec_arrivals import ExecArrivals
 
     _, _, md, store, _ = env
     seqs, counts = np.unique(md["seq"], return_counts=True)
-    first, second = seqs[counts == 1][[10, 20]]
+    points = seqs[counts == 1][[10, 20]]
     run_dir = tmp_path / "runs" / "rec-sim3"
     log = ExecArrivals(run_dir)
-    ex = np.zeros(2, EXEC_EVENT)
-    ex["group_id"], ex["leg"], ex["kind"] = 7, [0, 1], ExecKind.FILL
-    log.note(ex, after_md_seq=int(first), mono_ns=1)
-    log.note(ex[:1], after_md_seq=int(second), mono_ns=2)       # a repeat: the first arrival counts
+    for records, which in arrivals:
+        log.note(records, after_md_seq=int(points[which]), mono_ns=which + 1)
     log.close()
     timing = SessionTiming.from_store(store, "rec-sim3", 0, run_dir=run_dir)
+    return timing, [int(md[md["seq"] == q]["recv_ts_ns"][0]) for q in points]
+
+
+def test_session_timing_delivers_executions_where_the_session_strategy_saw_them(env, tmp_path):
+    """The strategy process logs the md seq it had reached when each execution arrived; replay
+    turns it into that md record's receive time (delivery right after it)."""
+    from ctrader.core.records import EXEC_EVENT, ExecKind
+
+    ex = np.zeros(2, EXEC_EVENT)
+    ex["group_id"], ex["leg"], ex["kind"] = 7, [0, 1], ExecKind.FILL
+    # the repeat of leg 0 after the second record: the first arrival counts
+    timing, (at, _) = _timing_with_arrivals(env, tmp_path, [(ex, 0), (ex[:1], 1)])
     assert timing.exact_arrivals == 2
-    at = int(md[md["seq"] == first]["recv_ts_ns"][0])
     assert timing.report_at(7, 0, int(ExecKind.FILL)) == at == timing.report_at(7, 1, int(ExecKind.FILL))
     assert timing.report_at(7, 2, int(ExecKind.FILL)) is None
 
@@ -205,23 +214,12 @@ def test_each_order_of_a_repriced_leg_is_delivered_where_the_session_strategy_sa
     own CANCELED: each is delivered after the md record the session's strategy had reached when
     it arrived, not all at the first one's."""
     from ctrader.core.records import EXEC_EVENT, ExecKind
-    from ctrader.replay.fidelity import SessionTiming
-    from ctrader.strategy.exec_arrivals import ExecArrivals
 
-    _, _, md, store, _ = env
-    seqs, counts = np.unique(md["seq"], return_counts=True)
-    first, second = seqs[counts == 1][[10, 20]]
-    run_dir = tmp_path / "runs" / "rec-sim3"
-    log = ExecArrivals(run_dir)
     ex = np.zeros(2, EXEC_EVENT)
     ex["group_id"], ex["leg"], ex["kind"] = 9, 0, ExecKind.CANCELED
     ex["client_order_id"] = [b"ct9L0", b"ct9L0r1"]          # the order, then its replacement
-    log.note(ex[:1], after_md_seq=int(first), mono_ns=1)
-    log.note(ex[1:], after_md_seq=int(second), mono_ns=2)
-    log.close()
-    timing = SessionTiming.from_store(store, "rec-sim3", 0, run_dir=run_dir)
-    at = {int(q): int(md[md["seq"] == q]["recv_ts_ns"][0]) for q in (first, second)}
+    timing, (first, second) = _timing_with_arrivals(env, tmp_path, [(ex[:1], 0), (ex[1:], 1)])
     canceled = int(ExecKind.CANCELED)
-    assert timing.report_at(9, 0, canceled, "ct9L0") == at[int(first)]
-    assert timing.report_at(9, 0, canceled, "ct9L0r1") == at[int(second)]
-    assert timing.report_at(9, 0, canceled) == at[int(first)]           # by group and leg: the first
+    assert timing.report_at(9, 0, canceled, "ct9L0") == first
+    assert timing.report_at(9, 0, canceled, "ct9L0r1") == second
+    assert timing.report_at(9, 0, canceled) == first           # by group and leg: the first
