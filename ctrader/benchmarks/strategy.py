@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ctrader.core.records import EXEC_EVENT, ExecKind, IntentAction, OrderType
 from ctrader.strategy import kernels as K
 
 QUOTES = ("USDT", "BTC", "ETH", "BNB")
@@ -286,8 +287,6 @@ class InstantVenue:
         self.execs = 0
 
     def answer(self, engine, intents: np.ndarray) -> None:
-        from ctrader.core.records import EXEC_EVENT, ExecKind, IntentAction, OrderType
-
         while True:
             out = []
             for it in intents:
@@ -295,16 +294,16 @@ class InstantVenue:
                 if action != IntentAction.NEW:
                     target = self.resting.pop(bytes(it["target_client_order_id"]), None)
                     if target is not None:
-                        out.append(self._exec(EXEC_EVENT, target, ExecKind.CANCELED, 0.0))
+                        out.append(self._exec(target, ExecKind.CANCELED, 0.0))
                     if action == IntentAction.CANCEL:
                         continue
                 if int(it["order_type"]) == OrderType.LIMIT_MAKER:
                     self.resting[bytes(it["client_order_id"])] = it
                 else:
-                    out.append(self._exec(EXEC_EVENT, it, ExecKind.FILL, float(it["qty"])))
+                    out.append(self._exec(it, ExecKind.FILL, float(it["qty"])))
             for coid in [c for c in self.resting if self.rng.random() < self.fill_p]:
                 it = self.resting.pop(coid)
-                out.append(self._exec(EXEC_EVENT, it, ExecKind.FILL, float(it["qty"])))
+                out.append(self._exec(it, ExecKind.FILL, float(it["qty"])))
             if not out:
                 return
             records = np.concatenate(out)
@@ -312,8 +311,8 @@ class InstantVenue:
             intents = engine.on_exec(records)       # a fill's hedges go out at once
 
     @staticmethod
-    def _exec(dtype, intent, kind, qty: float) -> np.ndarray:
-        rec = np.zeros(1, dtype)
+    def _exec(intent, kind, qty: float) -> np.ndarray:
+        rec = np.zeros(1, EXEC_EVENT)
         for f in ("group_id", "symbol_id", "side", "leg", "client_order_id", "cause_recv_mono_ns"):
             rec[0][f] = intent[f]
         rec[0]["kind"] = kind
