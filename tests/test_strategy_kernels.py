@@ -180,6 +180,17 @@ def test_below_min_notional_is_filtered():
     assert f[K.F_EDGE_TOP] > 0
 
 
+def test_a_symbol_says_which_sizes_meet_its_minimums():
+    """``SymbolInfo.meets_minimums``, what the strategies without a compiled sizer check their
+    orders with: quantity > 0, >= minQty, notional >= the minimum, in exact integers."""
+    uni = make_universe()
+    info = uni.symbols[uni.symbol_id("BTCUSDT")]
+    ticks = 6_000_000                                     # 60000.00 on the 0.01 tick
+    at_min = -(-info.min_notional_units * 10**8 // (ticks * info.tick_units * info.step_units))  # fewest steps
+    assert info.meets_minimums(at_min, ticks) and not info.meets_minimums(at_min - 1, ticks)
+    assert not info.meets_minimums(0, ticks)
+
+
 def test_no_cap_for_the_start_asset_is_a_risk_skip():
     h = Harness(max_start={"USDT": 0.0, "BTC": 1.0})
     dislocated_books(h)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ctrader.core.records import Side
-from ctrader.venue.decimals import units_to_float
+from ctrader.venue.decimals import ONE, units_to_float
 from ctrader.venue.filters import PercentPriceBySide, SymbolRules, parse_exchange_info
 
 
@@ -52,6 +52,13 @@ class SymbolInfo:
     pp_bid_down: float = 0.0
     pp_ask_up: float = 0.0
     pp_ask_down: float = 0.0
+
+    def meets_minimums(self, steps: int, ticks: int) -> bool:
+        """Whether ``steps`` of quantity at a price of ``ticks`` is an order this symbol takes:
+        more than nothing, at least LOT_SIZE minQty and the minimum notional (exact integers)."""
+        units = steps * self.step_units
+        return units > 0 and units >= self.min_qty_units and \
+            units * ticks * self.tick_units >= self.min_notional_units * ONE
 
 
 @dataclass(frozen=True)

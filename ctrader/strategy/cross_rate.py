@@ -336,8 +336,7 @@ class CrossRateReversion:
             ev.features[j] = (z, dev * 1e4, sd * 1e4, spread * 1e4, float(ev.closing[j]), held)
             if not ev.closing[j] and self.max_notional[info.quote_id] <= 0:
                 ev.verdict[j] = Decision.SKIP_RISK           # no size cap for this quote asset
-            elif steps <= 0 or qty_units < info.min_qty_units or \
-                    qty_units * ticks * info.tick_units < info.min_notional_units * ONE:
+            elif not info.meets_minimums(steps, ticks):
                 ev.verdict[j] = Decision.SKIP_FILTER
                 if ev.closing[j]:
                     # what is held is below the pair's filters: no order can close it, so the

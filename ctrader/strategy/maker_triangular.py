@@ -476,13 +476,9 @@ class MakerTriangular:
         return ev
 
     def _passes_filters(self, ev: Evaluation, j: int) -> bool:
-        for g in range(3):
-            info = self.universe.symbols[int(ev.leg_symbol[j, g])]
-            qty_units = int(ev.leg_steps[j, g]) * info.step_units
-            if qty_units <= 0 or qty_units < info.min_qty_units or \
-                    qty_units * int(ev.leg_ticks[j, g]) * info.tick_units < info.min_notional_units * ONE:
-                return False
-        return True
+        return all(self.universe.symbols[int(ev.leg_symbol[j, g])].meets_minimums(int(ev.leg_steps[j, g]),
+                                                                                    int(ev.leg_ticks[j, g]))
+                   for g in range(3))
 
     def _features(self, syms, sides, ticks: int, qty: float, dist: float, edge: float) -> tuple:
         books = self.books.books
@@ -670,14 +666,9 @@ class MakerTriangular:
 
     def _hedgeable(self, w: Working, filled: float) -> bool:
         """Whether hedges for ``filled`` pass the exchange filters (quantity and notional)."""
-        for g, (ticks, steps, _, _) in zip((1, 2), self._hedge_plan(w.symbols, w.sides, self._received(w, filled)),
-                                           strict=True):
-            info = self.universe.symbols[w.symbols[g]]
-            units = steps * info.step_units
-            if units <= 0 or units < info.min_qty_units or \
-                    units * ticks * info.tick_units < info.min_notional_units * ONE:
-                return False
-        return True
+        plan = self._hedge_plan(w.symbols, w.sides, self._received(w, filled))
+        return all(self.universe.symbols[w.symbols[g]].meets_minimums(steps, ticks)
+                   for g, (ticks, steps, _, _) in zip((1, 2), plan, strict=True))
 
     def _hedges(self, w: Working, filled: float) -> list[np.ndarray]:
         """The IOC orders of legs 1 and 2 for ``filled`` of the resting leg (what it bought,
