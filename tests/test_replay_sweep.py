@@ -148,3 +148,20 @@ def test_a_variant_can_be_several_strategies_side_by_side_and_select_writes_the_
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["selected"]["variant"] == "both"
     assert load_config(chosen).strategy.names == ("triangular", "cross_rate_reversion")
+
+
+def test_all_strategies_rank_each_with_the_model_trained_for_it(env):
+    """``--all-strategies`` with the packaged model (trained for the taker triangle): the taker
+    triangle is scored by it, a strategy it was not trained for runs unscored rather than being
+    refused, and the set side by side scores the one strategy it fits."""
+    _, _, sets = env
+    argv = [a for k, v in {**sets, "model.name": "default"}.items() for a in ("--set", f"{k}={v}")]
+    res = CliRunner().invoke(app, argv + ["strategies", "rank", "--all-strategies", "--windows", "2",
+                                          "--workers", "1", "--no-save", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert not out["errors"], out["errors"]
+    params = {e["variant"]: e["params"] for e in out["ranking"]}
+    assert set(params) == {"triangular", "maker_triangular", "cross_rate_reversion", "side_by_side"}
+    assert "model.name" not in params["triangular"] and "model.name" not in params["side_by_side"]
+    assert params["maker_triangular"]["model.name"] == params["cross_rate_reversion"]["model.name"] == "none"

@@ -29,6 +29,25 @@ def list_cmd() -> None:
         typer.echo(f"{name:<16} {target}")
 
 
+def _unscored_unless_fits(source, params: dict, model: str | None) -> dict:
+    """A strategy ``--all-strategies`` adds alone: scored by the configured models where one was
+    trained for it, else unscored (``model.name = none``) rather than refused. A model named with
+    ``--model`` is the user's choice and stays (a wrong one is refused)."""
+    from ctrader.model.registry import ModelError
+    from ctrader.model.scoring import FeatureMismatch
+    from ctrader.strategy.models import assign_models
+
+    if model is not None:
+        return params
+    try:
+        assign_models(source.load(params))
+    except FeatureMismatch:
+        return {**params, "model.name": "none"}
+    except ModelError:              # e.g. not in the registry: the sweep refuses the variant, saying so
+        return params
+    return params
+
+
 @strategies_app.command("rank")
 def rank_cmd(
     ctx: typer.Context,
@@ -60,6 +79,7 @@ def rank_cmd(
         variants = [parse_variant(v) for v in variant]
     except SweepError as exc:
         raise typer.BadParameter(str(exc))
+    source = ConfigSource(st.config_path, tuple(sorted((st.overrides or {}).items())))
     if all_strategies:
         # each alone (a configured strategy.names set aside), then all of them side by side
         variants += [(name, {"strategy.name": name, "strategy.names": ""}) for name in sorted(STRATEGIES)]
@@ -70,12 +90,15 @@ def rank_cmd(
         raise typer.BadParameter("two variants have the same name")
     if select and pathlib.Path(select).exists() and not force:
         raise typer.BadParameter(f"{select} exists; --force replaces it", param_hint="--select")
-    source = ConfigSource(st.config_path, tuple(sorted((st.overrides or {}).items())))
     for name, params in variants:
         try:
             source.load(params)
         except Exception as exc:
             raise typer.BadParameter(f"--variant {name}: {exc}")
+    if all_strategies:
+        alone = set(STRATEGIES)
+        variants = [(name, _unscored_unless_fits(source, params, model) if name in alone else params)
+                    for name, params in variants]
     store = open_store(cfg)
     try:
         lo, hi = replay_window(store, start, end, what="rank on")

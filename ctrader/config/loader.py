@@ -26,7 +26,8 @@ import pathlib
 import re
 import tomllib
 import typing
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ctrader.config.schema import Config
 from ctrader.config.toml_lines import key_lines
@@ -261,6 +262,9 @@ def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str,
         if meta.get("amounts"):
             _check_amount(raw, meta["amounts"], fail, meta.get("key") or "ASSET")
             return raw
+        if meta.get("named"):
+            _check_named(raw, meta["named"], fail, meta.get("key") or "KEY")
+            return raw
         value = raw
     else:  # pragma: no cover - a schema bug, not a user error
         raise TypeError(f"unsupported config type {tp!r} for {dotted}")
@@ -275,6 +279,15 @@ def _coerce(tp: Any, raw: Any, dotted: str, meta: Mapping, sources: Mapping[str,
 
 
 _DECIMAL = re.compile(r"\s*(\d+(\.\d*)?|\.\d+)\s*")
+
+
+def _check_named(item: str, keys: tuple, fail: Callable[[str], typing.NoReturn], key: str) -> None:
+    """A ``KEY=NAME`` item (``schema.opt(named=...)``): KEY one of ``keys``, NAME not empty."""
+    left, sep, name = item.partition("=")
+    if not sep or not name.strip():
+        fail(f"{key}=NAME (e.g. {keys[0]}=mymodel)")
+    if left.strip() not in keys:
+        fail(f"{key}=NAME with {key} one of " + ", ".join(keys))
 
 
 def _check_amount(item: str, kind: str, fail: Callable[[str], typing.NoReturn], key: str = "ASSET") -> None:

@@ -17,12 +17,14 @@ from ctrader.core.records import STRATEGY_IDS
 
 
 def opt(help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, pow2: bool = False, amounts: str | None = None, key: str = "ASSET") -> Any:
+        max: float | None = None, pow2: bool = False, amounts: str | None = None, key: str = "ASSET",
+        named: tuple | None = None) -> Any:
     """A required field with its validation rules (no default: defaults live in default.toml).
     ``amounts`` marks a list of ``KEY=AMOUNT`` strings (``key``: what the left side names, an
-    asset unless told) whose amounts must be finite and "positive" or "non-negative"."""
+    asset unless told) whose amounts must be finite and "positive" or "non-negative".
+    ``named`` marks a list of ``KEY=NAME`` strings whose KEY must be one of ``named``."""
     return field(metadata={"help": help, "choices": choices, "min": min, "max": max, "pow2": pow2,
-                           "amounts": amounts, "key": key})
+                           "amounts": amounts, "key": key, "named": named})
 
 
 # The registered strategies (``ctrader.strategy.registry``; a test checks the two agree).
@@ -292,6 +294,9 @@ class ModelConfig:
     dir: str = opt("model registry directory; {data_dir} is replaced by run.data_dir")
     name: str = opt("model to score with: a name in the registry, 'default' (packaged) or 'none'")
     threads: int = opt("onnxruntime intra-op threads (1: scoring stays on the strategy's core)", min=1, max=64)
+    per_strategy: list[str] = opt("a model of a strategy's own, STRATEGY=NAME (NAME 'none': unscored); a "
+                                  "strategy not named scores with [model] name if it was trained for it",
+                                  key="STRATEGY", named=STRATEGY_NAMES)
 
 
 @dataclass(frozen=True)

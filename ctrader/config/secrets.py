@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ctrader.config.loader import ConfigError
 from ctrader.config.schema import VenueConfig

@@ -15,16 +15,17 @@ import json
 import logging
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ctrader.market.universe import Universe, load_universe
-from ctrader.replay.driver import ReplayEngine, ReplayOptions, ReplayResult
 from ctrader.execution.latency import SampledLatency as LatencyModel
 from ctrader.execution.risk import RiskLimits
+from ctrader.market.universe import Universe, load_universe
+from ctrader.replay.driver import ReplayEngine, ReplayOptions, ReplayResult
 from ctrader.replay.results import ReplayResults, RunMeta, code_version, config_dict, config_hash, new_run_id
 from ctrader.store.store import to_ns
+from ctrader.strategy.models import describe_models, load_models
 from ctrader.strategy.registry import strategy_names
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,15 @@ def load_strategy_model(cfg, name: str | None = None):
     return load_model_for(cfg, name)
 
 
+def _models_label(model) -> str:
+    """A run's model(s) for its metadata: "name:version", one per scored strategy, or "none"."""
+    if model is None:
+        return "none"
+    if isinstance(model, Mapping):
+        return describe_models(model)
+    return f"{model.meta.name}:{model.meta.version}"
+
+
 def make_strategy(cfg, universe, model=None, run_tag: str = "", first_group: int = 1):
     """The configured strategy (or set of them), warmed up."""
     from ctrader.strategy.several import decision_source
@@ -121,12 +131,13 @@ def replay_store(cfg, store, start, end, *, symbols: list[str] | None = None, un
                  progress: Callable[[int, int], None] | None = None) -> ReplayRun:
     """Replay ``[start, end)`` of the store's market data; results saved under a new run id.
 
-    ``model``: "config" (``[model] name``), a registry name, "none", or an OnnxModel.
+    ``model``: "config" (``[model] name`` and ``[model] per_strategy``), a registry name (instead
+    of ``[model] name``), "none" (unscored), an OnnxModel, or {strategy: OnnxModel or None}.
     """
     start_ns, end_ns = to_ns(start), to_ns(end)
     universe = universe or resolve_universe(cfg, source_run=source_run)
-    if isinstance(model, str):
-        model = load_strategy_model(cfg, None if model == "config" else model)
+    if isinstance(model, str):          # each strategy's model ([model] name and per_strategy)
+        model = load_models(cfg, None if model == "config" else model)
     names = [s.name for s in universe.symbols if not symbols or s.name in symbols]
     ids = {s.name: s.id for s in universe.symbols}
     run_id = run_id or new_run_id(kind)
@@ -134,7 +145,7 @@ def replay_store(cfg, store, start, end, *, symbols: list[str] | None = None, un
     sink = results.sink(run_id, universe) if results else None
     meta = RunMeta(kind=kind, label=label, strategy="+".join(strategy_names(cfg)), config_hash=config_hash(cfg),
                    code_version=code_version(),
-                   model_version=(f"{model.meta.name}:{model.meta.version}" if model is not None else "none"),
+                   model_version=_models_label(model),
                    data_start_ns=start_ns, data_end_ns=end_ns, symbols=names, params=dict(params or {}),
                    config=config_dict(cfg))
     if session_timing and source_run:

@@ -136,7 +136,7 @@ class Job:
     md: MdSlice
     cfg: Any                       # the loaded configuration of this parameter set
     exchange_info: dict
-    model: ModelFiles | None       # None: no model
+    model: dict[str, ModelFiles | None] | None    # each strategy's model (None: no model at all)
 
 
 @dataclass
@@ -156,7 +156,7 @@ def run_job(job: Job) -> JobResult:
     """Replay one window with one parameter set (in a worker process or a Ray task)."""
     from ctrader.market.universe import load_universe
     from ctrader.replay.runner import options_from_config, replay_chunks
-    from ctrader.strategy.several import model_features
+    from ctrader.strategy.models import load_model_files
 
     t0 = time.perf_counter()
     try:
@@ -164,7 +164,7 @@ def run_job(job: Job) -> JobResult:
         uni = load_universe(cfg, job.exchange_info)
         model = None
         if job.model is not None:
-            model = job.model.load(model_features(cfg, job.model.meta.features), cfg.model.threads)
+            model = load_model_files(job.model, cfg.model.threads)
         opts = options_from_config(cfg)
         opts.keep_records = 0
         res = replay_chunks(cfg, uni, job.md.chunks(cfg.replay.chunk_rows), model=model, options=opts)
@@ -250,7 +250,6 @@ def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, 
 
     ``backend``: where the jobs run (default: ``open_backend`` of the configuration, closed after).
     """
-    from ctrader.model.scoring import ModelFiles
     from ctrader.replay.results import (
         ReplayResults,
         RunMeta,
@@ -260,6 +259,7 @@ def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, 
         new_run_id,
     )
     from ctrader.replay.runner import resolve_universe
+    from ctrader.strategy.models import read_model_files
 
     if not variants:
         raise SweepError("nothing to run: no parameter sets")
@@ -273,7 +273,7 @@ def run_variants(source: ConfigSource, variants: list[tuple[str, dict]], store, 
     for v, params in variants:            # a parameter set that cannot load fails alone
         try:
             configs[v] = source.load(params)
-            models[v] = ModelFiles.read(configs[v], model)
+            models[v] = read_model_files(configs[v], model)
         except Exception as exc:
             refused[v] = f"{type(exc).__name__}: {exc}"
     own_backend = backend is None

@@ -37,7 +37,8 @@ from ctrader.market.universe import load_universe
 from ctrader.model.registry import CURRENT, PromotionWatcher
 from ctrader.strategy.engine import StrategyEngine, group_base
 from ctrader.strategy.exec_arrivals import ExecArrivals
-from ctrader.strategy.several import StrategySet, decision_source, load_model_for, strategy_names
+from ctrader.strategy.models import describe_models, load_models, per_strategy_names
+from ctrader.strategy.several import StrategySet, decision_source, strategy_names
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +55,23 @@ def build_engine(cfg, run_tag: str = "", universe=None, first_group: int | None 
     warmed up."""
     universe = universe or load_universe(cfg)
     names = strategy_names(cfg)
-    model = load_model_for(cfg)
-    engine = decision_source(cfg, universe, model, run_tag=run_tag,
+    models = load_models(cfg)
+    engine = decision_source(cfg, universe, models, run_tag=run_tag,
                              first_group=group_base() if first_group is None else first_group)
     t0 = time.perf_counter()
     engine.warmup()
     log.info("strategy %s: %d symbols, %d keys, model %s, warm-up %.1f s", "+".join(names),
              len(universe.symbols), sum(int(m.strategy.n_keys) for m in engine.members),
-             f"{model.meta.name} v{model.version} ({_scored_by(engine, model)})" if model else "none",
-             time.perf_counter() - t0)
+             _scored_by(models), time.perf_counter() - t0)
     return engine
 
 
-def _scored_by(engine, model) -> str:
-    return ", ".join(m.strategy.name for m in engine.members if m.model is model) or "no strategy"
+def _scored_by(models: dict) -> str:
+    """Which model scores which strategy, for the log line."""
+    if len(models) == 1:
+        return describe_models(models)
+    return ", ".join(f"{s}: {m.meta.name} v{m.version}" if m is not None else f"{s}: none"
+                     for s, m in models.items())
 
 
 def run_strategy(ctx) -> None:
@@ -228,11 +232,15 @@ class StrategyLoop:
 
     def _promote(self) -> None:
         """The promoted model to the strategy it was trained for (one of several: the first whose
-        features it has); refused (raises) when it fits none."""
+        features it has, of those without a model of their own in ``[model] per_strategy``);
+        refused (raises) when it fits none."""
         from ctrader.model.scoring import FeatureMismatch, load_model
 
         errors = []
+        own = per_strategy_names(self.engine.members[0].cfg)
         for member in self.engine.members:
+            if member.strategy.name in own:
+                continue
             try:
                 model = load_model(member.cfg, member.strategy.features, name="current")
             except FeatureMismatch as exc:

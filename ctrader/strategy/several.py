@@ -26,7 +26,7 @@ that stopped there, not to the one ahead.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -42,6 +42,8 @@ def models_for(names: list[str], model) -> dict[str, object]:
     refused (``FeatureMismatch``), as a single strategy refuses the wrong model."""
     if model is None:
         return {n: None for n in names}
+    if len(names) == 1:          # the engine checks it (and refuses the wrong model)
+        return {names[0]: model}
     errors = []
     for name in names:
         try:
@@ -83,11 +85,15 @@ def load_model_for(cfg, name: str | None = None):
 
 def decision_source(cfg, universe, model=None, run_tag: str = "", first_group: int = 1) -> StrategyEngine | StrategySet:
     """The configured strategy's engine, or the set of them when ``[strategy] names`` lists
-    several; ``model`` scores the strategy it was trained for (``models_for``)."""
+    several. ``model``: each strategy's model ({strategy: model or None}, as
+    ``strategy.models.load_models`` gives it), or one model, which scores the strategy it was
+    trained for (``models_for``), or None."""
     names = strategy_names(cfg)
+    models = dict(model) if isinstance(model, Mapping) else models_for(names, model)
     if len(names) == 1:
-        return StrategyEngine(cfg, universe, model, run_tag=run_tag, first_group=first_group, name=names[0])
-    return StrategySet(cfg, universe, models_for(names, model), run_tag=run_tag, first_group=first_group, names=names)
+        return StrategyEngine(cfg, universe, models.get(names[0]), run_tag=run_tag, first_group=first_group,
+                              name=names[0])
+    return StrategySet(cfg, universe, models, run_tag=run_tag, first_group=first_group, names=names)
 
 
 class StrategySet:
