@@ -260,3 +260,69 @@ def test_a_position_below_the_pairs_filters_is_let_go(market):
     let_go = np.unique(closes["triangle_id"])
     assert strategy.dust_left == len(closes) == len(let_go)       # one close each, then nothing held
     assert (strategy.pos[let_go, X.P_QTY] == 0).all()
+
+
+# --- its model: will this entry's round trip earn --------------------------------------------------
+
+def test_a_round_trip_is_valued_in_the_pairs_quote_asset_fees_out():
+    from ctrader.replay.ml_loop import round_trip_value
+    from ctrader.replay.summary import FILL
+
+    fills = np.zeros(2, FILL)
+    BASE, QUOTE = 1, 2
+    # bought 1 at 100, the fee out of the base received; sold 0.999 at 110, the fee out of the quote
+    fills[0] = (0, 0, 1, 0, 0, 0, int(Side.BUY), 0, 100.0, 1.0, 100.0, 0.001, BASE, 100.0, 0, 0, 0, 0)
+    fills[1] = (0, 0, 2, 0, 0, 0, int(Side.SELL), 0, 110.0, 0.999, 109.89, 0.10989, QUOTE, 110.0, 0, 0, 0, 0)
+    assert round_trip_value(fills, BASE, QUOTE) == pytest.approx(-100.0 + 109.89 - 0.10989)
+    # a close that filled part of the position: what is left is valued at its last price
+    fills[1]["qty"], fills[1]["quote"], fills[1]["fee"] = 0.5, 55.0, 0.055
+    assert round_trip_value(fills, BASE, QUOTE) == pytest.approx(-100.0 + 55.0 - 0.055 + 0.499 * 110.0)
+    assert round_trip_value(fills[:0], BASE, QUOTE) == 0.0
+
+
+def test_its_model_learns_which_entries_earn_and_scores_it_alone(market):
+    """``model train --from-store`` with ``strategy.name = cross_rate_reversion``: each entry it
+    took in a replay of the history, labelled by whether its round trip (the entry and the
+    relation's next close) earned after fees; the model scores this strategy only."""
+    from ctrader.model.registry import ModelMeta
+    from ctrader.model.scoring import FeatureMismatch, OnnxModel
+    from ctrader.replay.ml_loop import TrainSpec, collect_labelled, fit_and_export, round_trip_value
+
+    cfg, uni, md = market
+    ds = collect_labelled(cfg, uni, [md], latency_ms=0)
+    assert ds.features == X.FEATURES and len(ds.y) >= 20 and 0 < ds.y.mean() < 1
+    assert (ds.X[:, X.FEATURES.index("closing")] == 0).all()          # entries only: closes are not scored
+    assert (np.diff(ds.t_ns) >= 0).all()
+    # the labels are the round trips' values as the replay (as configured) filled them
+    from ctrader.replay.runner import options_from_config, replay_chunks
+
+    result = replay_chunks(cfg, uni, [md], options=options_from_config(cfg))
+    c = result.candidates
+    taken = c[(c["decision"] == Decision.TAKEN)]
+    taken = taken[np.argsort(taken["group_id"])]
+    closing = taken["features"][:, X.FEATURES.index("closing")] > 0
+    earned = []
+    for j in np.flatnonzero(~closing):
+        entry = result.fills[result.fills["group_id"] == taken["group_id"][j]]
+        nxt = np.flatnonzero(closing & (taken["triangle_id"] == taken["triangle_id"][j])
+                             & (taken["group_id"] > taken["group_id"][j]))
+        if len(entry) and not len(nxt):
+            continue
+        close = result.fills[result.fills["group_id"] == taken["group_id"][nxt[0]]] if len(nxt) else entry[:0]
+        info = uni.symbols[int(taken["leg_symbol_id"][j][0])]
+        earned.append(int(round_trip_value(np.concatenate([entry, close]), info.base_id, info.quote_id) > 0))
+    assert earned == ds.y.tolist()
+    trained = fit_and_export(ds, TrainSpec(name="round-trips", test_fraction=0.2))
+    model = OnnxModel.from_bytes(ModelMeta("round-trips", "t", "cross_rate_reversion", trained.features),
+                                 trained.onnx, X.FEATURES)
+    # its entries are scored, and min_score holds back those it does not expect to earn (few
+    # earn on this market); its closes are held to no score
+    cands, _ = StrategyEngine(cfg, uni, model).on_md(md)
+    closes = cands["features"][:, X.FEATURES.index("closing")] > 0
+    scored = cands[~closes & np.isfinite(cands["score"])]
+    assert len(scored) and ((scored["score"] >= 0) & (scored["score"] <= 1)).all()
+    held = scored["score"] < cfg.strategy.min_score
+    assert (scored["decision"][held] == Decision.SKIP_SCORE).all() and held.any()
+    assert not (cands["decision"][closes] == Decision.SKIP_SCORE).any()
+    with pytest.raises(FeatureMismatch):
+        StrategyEngine(_cfg(**{"strategy.name": "triangular"}), uni, model)

@@ -241,9 +241,6 @@ def test_its_model_learns_which_rests_fill_and_scores_it_alone(market, tmp_path)
     assert len(taken) and np.isfinite(taken["score"]).all() and ((taken["score"] >= 0) & (taken["score"] <= 1)).all()
     with pytest.raises(FeatureMismatch):
         StrategyEngine(_cfg(**{"strategy.name": "triangular"}), uni, model)
-    # a strategy with no labels of its own gets none rather than another strategy's model
-    with pytest.raises(ValueError, match="no training labels for strategy cross_rate_reversion"):
-        collect_labelled(_cfg(**{"strategy.name": "cross_rate_reversion"}), uni, [md[:10]], latency_ms=0)
     # the offline-simulator trainer labels taker triangles: it says so instead of mislabelling
     from ctrader.replay.training import TrainOptions, train_from_sim
 

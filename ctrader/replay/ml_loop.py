@@ -198,13 +198,78 @@ def collect_rest_fills(cfg, universe, chunks, progress: Progress = no_progress,
                    placed["event_recv_ts_ns"].astype(np.int64), FEATURES, span)
 
 
+def round_trip_value(fills: np.ndarray, base_id: int, quote_id: int) -> float:
+    """What one pair's fills (an entry's and its close's) left, in the pair's quote asset: the
+    quote and base they moved, fees out of what each received, the base left over (steps round
+    the close) valued at the last fill's price."""
+    base = quote = 0.0
+    for f in fills:
+        buy = int(f["side"]) == BUY
+        base += f["qty"] if buy else -f["qty"]
+        quote += -f["quote"] if buy else f["quote"]
+        if int(f["fee_asset_id"]) == base_id:
+            base -= f["fee"]
+        elif int(f["fee_asset_id"]) == quote_id:
+            quote -= f["fee"]
+    return quote + base * float(fills["px"][-1]) if len(fills) else 0.0
+
+
+def collect_round_trips(cfg, universe, chunks, progress: Progress = no_progress,
+                        window: tuple[int, int] | None = None):
+    """``cross_rate_reversion``'s dataset: each entry the strategy takes in a replay of the
+    chunks (unscored; the replay's fill model, latencies and queue), with its features when it
+    was decided, labelled 1 when its round trip earned after fees: what the entry filled and
+    what the relation's next close filled, valued in the pair's quote asset
+    (``round_trip_value``). An entry that filled nothing is 0 (it earned nothing); one still
+    open when the history ends has no outcome and is left out. Closes are not samples: they are
+    held to no score (``Evaluation.closing``)."""
+    from ctrader.core.records import STRATEGY_IDS, Decision
+    from ctrader.replay.runner import options_from_config, replay_chunks
+    from ctrader.replay.training import Dataset
+    from ctrader.strategy.cross_rate import FEATURES
+
+    def seen(events: int, ts: int) -> None:
+        if window is not None:
+            progress("replaying history", (ts - window[0]) / 1e9, (window[1] - window[0]) / 1e9, f"{events:,} events")
+
+    res = replay_chunks(cfg, universe, chunks, model=None, options=options_from_config(cfg), progress=seen)
+    c = res.candidates
+    taken = c[(c["decision"] == Decision.TAKEN) & (c["strategy_id"] == STRATEGY_IDS["cross_rate_reversion"])]
+    taken = taken[np.argsort(taken["group_id"], kind="stable")]          # in the order decided
+    closing = taken["features"][:, FEATURES.index("closing")] > 0
+    fills_of = {int(g): res.fills[res.fills["group_id"] == g] for g in np.unique(res.fills["group_id"])} \
+        if len(res.fills) else {}
+    rows, labels = [], []
+    for j in np.flatnonzero(~closing):
+        entry = fills_of.get(int(taken["group_id"][j]))
+        if entry is None or not len(entry):
+            rows.append(j)
+            labels.append(0)
+            continue
+        later = np.flatnonzero(closing & (taken["triangle_id"] == taken["triangle_id"][j])
+                               & (taken["group_id"] > taken["group_id"][j]))
+        if not len(later):
+            continue                              # still open at the end: no outcome
+        close = fills_of.get(int(taken["group_id"][later[0]]), entry[:0])
+        info = universe.symbols[int(entry["symbol_id"][0])]
+        value = round_trip_value(np.concatenate([entry, close]), info.base_id, info.quote_id)
+        rows.append(j)
+        labels.append(int(value > 0.0))
+    picked = taken[np.array(rows, dtype=np.int64)]
+    span = {"start_ns": res.summary.get("first_ts_ns"), "end_ns": res.summary.get("last_ts_ns"),
+            "label": "entry's round trip earned after fees"}
+    return Dataset(picked["features"][:, :len(FEATURES)].astype(np.float32), np.array(labels, dtype=np.int8),
+                   picked["event_recv_ts_ns"].astype(np.int64), FEATURES, span)
+
+
 def collect_labelled(cfg, universe, chunks, latency_ms: float, sample_every_ms: float = 50.0,
                      progress: Progress = no_progress, window: tuple[int, int] | None = None):
     """The labelled dataset of the configured strategy (``[strategy] name``): triangular
-    candidates labelled by what their IOC legs would have done (``collect_from_md``), or the
+    candidates labelled by what their IOC legs would have done (``collect_from_md``), the
     resting orders of ``maker_triangular`` labelled by whether they filled
-    (``collect_rest_fills``). Other strategies have no labeller yet: ValueError, rather than a
-    model of another strategy's features."""
+    (``collect_rest_fills``), or the entries of ``cross_rate_reversion`` labelled by whether
+    their round trip earned (``collect_round_trips``). A strategy without a labeller: ValueError,
+    rather than a model of another strategy's features."""
     from ctrader.strategy.registry import strategy_names
 
     names = strategy_names(cfg)
@@ -214,6 +279,8 @@ def collect_labelled(cfg, universe, chunks, latency_ms: float, sample_every_ms: 
         return collect_from_md(cfg, universe, chunks, latency_ms, sample_every_ms, progress, window)
     if names[0] == "maker_triangular":
         return collect_rest_fills(cfg, universe, chunks, progress, window)
+    if names[0] == "cross_rate_reversion":
+        return collect_round_trips(cfg, universe, chunks, progress, window)
     raise ValueError(f"no training labels for strategy {names[0]} yet: it runs unscored (model.name = \"none\")")
 
 
