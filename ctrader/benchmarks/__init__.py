@@ -17,4 +17,8 @@ SUITES = {
     "e2e": "ctrader.benchmarks.e2e",
     "compute": "ctrader.benchmarks.compute",
     "race": "ctrader.benchmarks.race.suite",
+    "layout": "ctrader.benchmarks.layout",
 }
+# Suites that run only when named (``--suite layout``): long, and a measurement behind a design
+# choice rather than a figure to watch.
+ON_REQUEST = ("layout",)

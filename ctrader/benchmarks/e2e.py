@@ -77,7 +77,8 @@ def warm_up(data_dir: str) -> None:
 
 
 def run_e2e_session(duration_s: float, data_dir: str | None = None, overrides: dict | None = None,
-                    processes: bool = True, log_level: str = "WARNING", warm: bool = True) -> dict:
+                    processes: bool = True, log_level: str = "WARNING", warm: bool = True,
+                    run_id: str | None = None) -> dict:
     """One session of every component against the simulator; returns ``run_session``'s summary."""
     from ctrader.config import load_config
     from ctrader.runtime.session import run_session
@@ -90,7 +91,8 @@ def run_e2e_session(duration_s: float, data_dir: str | None = None, overrides: d
         cfg = load_config(overrides=merged, env={})
         if warm:
             warm_up(merged["run.data_dir"])
-        return run_session(cfg, COMPONENTS, duration_s=duration_s, processes=processes, log_level=log_level)
+        return run_session(cfg, COMPONENTS, duration_s=duration_s, processes=processes, log_level=log_level,
+                           run_id=run_id)
     finally:
         if tmp is not None:
             tmp.cleanup()

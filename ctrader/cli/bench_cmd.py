@@ -11,7 +11,7 @@ from typing import List, Optional
 import orjson
 import typer
 
-from ctrader.benchmarks import SUITES
+from ctrader.benchmarks import ON_REQUEST, SUITES
 
 
 def _machine() -> dict:
@@ -62,7 +62,7 @@ def bench(
         raise typer.BadParameter(f"unknown suite {sorted(unknown)[0]}; choose from {', '.join(SUITES)}")
     options = {k: v for k, v in (("rounds", rounds), ("dislocations", dislocations)) if v is not None}
     results, problems, tables = [], [], []
-    for name in suite or SUITES:
+    for name in suite or [s for s in SUITES if s not in ON_REQUEST]:
         module = importlib.import_module(SUITES[name])
         accepted = inspect.signature(module.run).parameters
         suite_results = module.run(quick=quick, **{k: v for k, v in options.items() if k in accepted})

@@ -10,12 +10,14 @@ model), all in the strategy process, writing to the one intents ring. Group ids 
 engine ``k`` of ``n`` takes ``first_group + k``, then every ``n``-th id, so client order ids never
 collide and an execution's group id says which strategy it belongs to.
 
-Why one process for all and not one process each: on the 2-core machine this runs on, the feed,
-the executor and the strategy already share two cores; a process per strategy adds a process
-that must be woken per market event and a second reader polling the md ring, where here the
-second strategy costs its own per-event evaluation only (``ctrader bench --suite strategy``
-measures each strategy's evaluation beside the set's). The executor keeps per-strategy budgets
-either way (``ctrader.execution.strategy_budgets``).
+Why one process for all and not one process each: the executor, the recorder and the rings take
+one intents ring and one journal ring from the strategy process. Measured (``ctrader bench --suite
+layout``, bench/BENCHMARKS.md): beside the cross-rate strategy in this process, the taker
+triangle's tick-to-intent was 1.5x (p50) and 8x (p99) its figure alone, against 1.04x and 2.7x
+with the cross-rate strategy in a second process (which slowed the feed instead, 1.5x and 2.4x).
+The triangle waits behind the other strategy's pass over each md batch. A process per strategy
+is the faster layout for the first strategy's latency and is not built yet. The executor keeps
+per-strategy budgets either way (``ctrader.execution.strategy_budgets``).
 
 Exactness (replay decides as the session did): ``on_md_until`` returns at the first record
 where any strategy produced intents. A strategy that ran past that record in the same call
