@@ -18,8 +18,8 @@ import pytest
 from ctrader.config import load_config
 from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind
 from ctrader.core.ring import wait_until
-from ctrader.runtime.resources import RunResources, consumer_id
 from ctrader.core.stats import read_stats
+from ctrader.runtime.resources import RunResources, consumer_id
 from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext, run_dir
 from ctrader.sim.offline import OfflineMarket, offline_sim_config
@@ -39,8 +39,10 @@ def setup(tmp_path):
     return cfg, market
 
 
-def test_run_strategy_on_rings(setup):
-    cfg, market = setup
+def _run_on_rings(cfg, market, seconds: float = 20.0):
+    """``run_strategy`` in a thread on a run's rings; this test plays the feed (offline md), the
+    executor (every intent FILLED) and the recorder (the journal). Returns the intents, the
+    journal's candidates, the md records written, and the strategy's final stats."""
     run_id = f"tst{int(time.time() * 1000) % 10**8}"
     with RunResources.create(cfg, run_id, ["strategy"]) as res:
         rings = res.rings
@@ -73,8 +75,11 @@ def test_run_strategy_on_rings(setup):
                 got = ibuf[:n].copy()
                 intents.append(got)
                 ex = np.zeros(n, EXEC_EVENT)
-                ex["group_id"], ex["leg"], ex["symbol_id"] = got["group_id"], got["leg"], got["symbol_id"]
+                for f in ("group_id", "leg", "symbol_id", "side", "client_order_id"):
+                    ex[f] = got[f]
                 ex["kind"] = ExecKind.FILL
+                ex["last_qty"] = ex["cum_qty"] = got["qty"]
+                ex["last_px"] = got["price"]
                 exec_out.write(ex)
             n = journal_in.read_batch(jbuf)
             if n:
@@ -82,7 +87,7 @@ def test_run_strategy_on_rings(setup):
 
         md_out.write(market.snapshots())
         written = 0
-        for batch in market.run(20.0):
+        for batch in market.run(seconds):
             md_out.write(batch)
             written += len(batch)
             drain()
@@ -96,14 +101,17 @@ def test_run_strategy_on_rings(setup):
         thread.join(30.0)
         assert not thread.is_alive() and not errors, errors
         drain()
+    stats = read_stats(run_dir(cfg, run_id))["strategy"]
+    return np.concatenate(intents), np.concatenate(cands), written, stats, run_dir(cfg, run_id)
 
-    intents = np.concatenate(intents)
-    cands = np.concatenate(cands)
+
+def test_run_strategy_on_rings(setup):
+    cfg, market = setup
+    intents, cands, written, stats, rdir = _run_on_rings(cfg, market)
     taken = cands[cands["decision"] == Decision.TAKEN]
     assert len(taken) > 0 and len(intents) == 3 * len(taken)
     assert set(intents["group_id"].tolist()) == set(taken["group_id"].tolist())
     assert intents["group_id"].min() >= 1 << 20         # live group ids start from the wall clock
-    stats = read_stats(run_dir(cfg, run_id))["strategy"]
     assert stats["taken"] == len(taken) and stats["candidates"] == len(cands)
     assert stats["candidate_rows"] == len(cands) + stats["skip_risk_unjournaled"]
     assert stats["first_md_seq"] >= 1
@@ -114,10 +122,31 @@ def test_run_strategy_on_rings(setup):
     # every FILL we sent back is logged with the md position the strategy had reached
     from ctrader.strategy.exec_arrivals import read_exec_arrivals
 
-    arrivals = read_exec_arrivals(run_dir(cfg, run_id))
+    arrivals = read_exec_arrivals(rdir)
     assert {(int(g), int(leg), int(ExecKind.FILL)) for g, leg in zip(intents["group_id"], intents["leg"])} \
         == set(arrivals)
     assert all(stats["first_md_seq"] <= seq for seq in arrivals.values())
+
+
+def test_two_strategies_on_rings_the_second_catches_up(setup):
+    """``schedule = lead_first``: the cross-rate strategy decides after the taker triangle, on the
+    same records; once the md stops it has decided on all of them, and its executions reached it."""
+    cfg, market = setup
+    cfg = load_config(overrides={"run.data_dir": cfg.run.data_dir, "market.exchange_info_file":
+                                 cfg.market.exchange_info_file, "strategy.names": "triangular,cross_rate_reversion",
+                                 "strategy.cross_rate_reversion.min_observations": "50",
+                                 "strategy.cross_rate_reversion.entry_z": "2.0"})
+    intents, cands, written, stats, _ = _run_on_rings(cfg, market)
+    assert stats["schedule"] == "lead_first" and stats["followers_behind"] == 0 < stats["followers_max_behind"]
+    assert stats["events"] == written + len(market.universe.symbols)
+    per = stats["by_strategy"]
+    for name, sid in (("triangular", 1), ("cross_rate_reversion", 2)):
+        mine = cands[cands["strategy_id"] == sid]
+        assert per[name]["events"] == stats["events"], name         # every record, the second one too
+        assert per[name]["candidates"] == len(mine) > 0, name
+        taken = mine[mine["decision"] == Decision.TAKEN]
+        assert per[name]["groups_done"] == len(taken) > 0, name       # each execution reached its strategy
+    assert stats["md_overruns"] == 0 and stats["journal_dropped"] == 0
 
 
 def test_the_process_refuses_a_model_with_other_features(setup, tmp_path):

@@ -166,14 +166,20 @@ def test_a_refused_groups_legs_are_refused_together(market):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_paper_session_runs_two_strategies_each_in_its_budget(tmp_path):
+    """Two strategies in one session, the taker triangle first (``schedule = lead_first``): the
+    one over its budget is refused with its reason while the other trades, and a replay of the
+    session (every strategy in step) decides as the session did."""
+    import json
 
+    from typer.testing import CliRunner
 
+    from ctrader.cli.main import app
 
     sets = {"strategy.names": BOTH, "risk.per_strategy.max_open_orders": "cross_rate_reversion=0",
             **{k: v for k, v in OVERRIDES.items() if k != "strategy.cross_rate_reversion.entry_z"}}
     live, argv = paper_session(tmp_path, sets, seconds=30)
     st = live["strategy"]
-    assert st["strategy"] == "triangular+cross_rate_reversion"
+    assert st["strategy"] == "triangular+cross_rate_reversion" and st["schedule"] == "lead_first"
     assert st["by_strategy"]["cross_rate_reversion"]["taken"] > 0 and st["by_strategy"]["triangular"]["taken"] > 0
     per = live["executor"]["by_strategy"]
     # the cross-rate strategy is over its budget: every group refused, with its reason
@@ -188,6 +194,13 @@ def test_a_paper_session_runs_two_strategies_each_in_its_budget(tmp_path):
     for name in ("triangular", "cross_rate_reversion"):
         for key in ("orders_sent", "fills", "refusals"):
             assert rep["by_strategy"].get(name, {}).get(key, 0) == per[name][key], (name, key)
+    # the cross-rate strategy decided later than the triangle, on the same records: a replay of
+    # the session, both in step, makes the same decisions
+    res = CliRunner().invoke(app, [*argv, "replay", "--run", live["run_id"], "--json", "--no-save"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    c = json.loads(res.stdout)["session_comparison"]
+    assert c["decisions_identical"], c["differences"][:10]
 
 
 def test_warm_up_compiles_the_generic_decision_path_before_the_first_candidate():

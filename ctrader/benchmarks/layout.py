@@ -4,8 +4,10 @@ Paper sessions of every component against the simulator (``run_e2e_session``), t
 and market, in turn:
 
 - ``alone``: ``[strategy] names = [triangular]``;
-- ``one process``: ``names = [triangular, cross_rate_reversion]`` in the one strategy process
-  (``StrategySet``: what ctrader runs);
+- ``one process, in step``: ``names = [triangular, cross_rate_reversion]`` in the one strategy
+  process, every strategy on each record in turn (``[strategy] schedule = "in_step"``);
+- ``one process, lead first``: the same, the taker triangle first on each batch and the other on
+  the same records when no md waits (``schedule = "lead_first"``, the default: ``LeadFirst``);
 - ``a process each``: triangular in the strategy process and cross_rate_reversion in a second
   strategy process (``run_second_strategy``: the same ``StrategyLoop`` and wait strategy, reading
   the same md ring), as a process per strategy would run it. Its intents and journal go to rings
@@ -15,7 +17,7 @@ and market, in turn:
 Figures, each beside ``alone`` measured in the same run: the taker triangle's own tick-to-intent
 (p50, p99), the executor's tick-to-order (every order: in one process the second strategy's
 orders are in it, in a process each they never reach the executor) and the feed's recv->ring. Which layout is faster is what the ratios
-say; the absolute times move with the machine's load. Not in the default suites (three sessions
+say; the absolute times move with the machine's load. Not in the default suites (four sessions
 take a while): ``ctrader bench --suite layout``.
 """
 from __future__ import annotations
@@ -112,7 +114,9 @@ def _session(duration_s: float, overrides: dict, warm: bool, second: bool) -> di
 
 
 LAYOUTS = (("alone", {"strategy.names": "triangular"}, False),
-           ("one process", {"strategy.names": f"triangular,{SECOND}"}, False),
+           ("one process, in step", {"strategy.names": f"triangular,{SECOND}", "strategy.schedule": "in_step"}, False),
+           ("one process, lead first", {"strategy.names": f"triangular,{SECOND}", "strategy.schedule": "lead_first"},
+            False),
            ("a process each", {"strategy.names": "triangular"}, True))
 
 

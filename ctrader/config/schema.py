@@ -265,6 +265,10 @@ class StrategyConfig:
     name: str = opt("strategy module to run", choices=STRATEGY_NAMES)
     names: list[str] = opt("strategies to run side by side on the same market data (empty: name alone); "
                            "each has its own keys, groups and budget (risk.per_strategy)", choices=STRATEGY_NAMES)
+    schedule: str = opt("several strategies in the strategy process: lead_first = the first of names decides on "
+                        "each md batch at once and the others on the same records when no md waits; in_step = "
+                        "every strategy on each record in turn (replay always runs them in step: the same "
+                        "decisions)", choices=("lead_first", "in_step"))
     min_edge_bps: float = opt("net edge after taker fees a triangle needs to become a candidate, bp",
                               min=-10000, max=10000)
     min_score: float = opt("model score an edge needs to be traded (0 = trade every edge)", min=0, max=1)

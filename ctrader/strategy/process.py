@@ -37,6 +37,7 @@ from ctrader.market.universe import load_universe
 from ctrader.model.registry import CURRENT, PromotionWatcher
 from ctrader.strategy.engine import StrategyEngine, group_base
 from ctrader.strategy.exec_arrivals import ExecArrivals
+from ctrader.strategy.lead_first import LeadFirst
 from ctrader.strategy.models import describe_models, load_models, per_strategy_names
 from ctrader.strategy.several import StrategySet, decision_source, strategy_names
 
@@ -48,6 +49,9 @@ COUNTERS = ("candidate_rows", "candidates", "events", "groups_done", "groups_tim
             "skip_risk_unjournaled", "skipped", "taken")
 MD_BATCH = 1024
 EXEC_BATCH = 256
+# records each follower decides on per catch-up round (``LeadFirst``): at ~3-6 µs a record, the
+# longest a new md record waits behind them
+CATCH_UP_RECORDS = 16
 
 
 def build_engine(cfg, run_tag: str = "", universe=None, first_group: int | None = None) -> StrategyEngine | StrategySet:
@@ -80,6 +84,8 @@ def run_strategy(ctx) -> None:
     # supervisor's heartbeat timeout: a side thread beats until the warm-up is over.
     with _beating(ctx.health):
         engine = build_engine(cfg, run_tag=ctx.run_id)
+    if isinstance(engine, StrategySet) and cfg.strategy.schedule == "lead_first":
+        engine = LeadFirst(engine)
     md = Ring.attach(ctx.ring_names["md"], MD_EVENT)
     ex = Ring.attach(ctx.ring_names["exec"], EXEC_EVENT)
     intents = Ring.attach(ctx.ring_names["intents"], ORDER_INTENT)
@@ -156,9 +162,13 @@ class StrategyLoop:
         self.gc_idle = gc_idle or IdleGC()    # inactive unless started: the process decides
 
     def step(self, timeout_s: float = 0.05) -> int:
-        """One round: exec events first (they free triangles), then a batch of md. Returns md read."""
+        """One round: exec events first (they free triangles), then a batch of md, then (several
+        strategies, ``LeadFirst``) the followers while no md waits. Returns md read."""
         self._poll_exec()
-        if self.keep_warm_ns:
+        lead_first = isinstance(self.engine, LeadFirst)
+        if lead_first and self.engine.behind:
+            timeout_s = 0.0
+        elif self.keep_warm_ns:
             timeout_s = min(timeout_s, self.keep_warm_ns / 1e9)
         n = self.md_in.read_batch(self.md_buf, timeout_s)
         read_ns = time.monotonic_ns()
@@ -177,6 +187,8 @@ class StrategyLoop:
                 self._journal(cands)
             if i < n:
                 self._poll_exec()
+        if lead_first:
+            self._catch_up()
         # garbage is collected between batches with nothing waiting, never inside one
         if self.gc_idle.active:
             if self.md_in.lag == 0:
@@ -185,6 +197,18 @@ class StrategyLoop:
         if self.keep_warm_ns:
             self._keep_warm()
         return n
+
+    def _catch_up(self) -> None:
+        """The followers on the records the lead decided on, ``CATCH_UP_RECORDS`` at a time while
+        no md waits, and whatever waits while one is too far behind (``LeadFirst.too_far_behind``)."""
+        engine = self.engine
+        while engine.behind and (self.md_in.lag == 0 or engine.too_far_behind(time.monotonic_ns())):
+            cands, intents = engine.catch_up(CATCH_UP_RECORDS, emit=self.intents_out.write,
+                                             announce=self.intents_out.announce)
+            self.intents_written += len(intents)
+            if len(cands):
+                self._journal(cands)
+            self._poll_exec()
 
     def _keep_warm(self) -> None:
         """Rehearse the order path when it sat idle ``keep_warm_ns`` (see ``StrategyEngine.rehearse``)."""

@@ -10,13 +10,12 @@ model), all in the strategy process, writing to the one intents ring. Group ids 
 engine ``k`` of ``n`` takes ``first_group + k``, then every ``n``-th id, so client order ids never
 collide and an execution's group id says which strategy it belongs to.
 
-Why one process for all and not one process each: the executor, the recorder and the rings take
-one intents ring and one journal ring from the strategy process. Measured (``ctrader bench --suite
-layout``, bench/BENCHMARKS.md): beside the cross-rate strategy in this process, the taker
-triangle's tick-to-intent was 1.5x (p50) and 8x (p99) its figure alone, against 1.04x and 2.7x
-with the cross-rate strategy in a second process (which slowed the feed instead, 1.5x and 2.4x).
-The triangle waits behind the other strategy's pass over each md batch. A process per strategy
-is the faster layout for the first strategy's latency and is not built yet. The executor keeps
+Why one process for all and not one process each (``ctrader bench --suite layout``,
+bench/BENCHMARKS.md): with every strategy in step, as here, the first strategy waits behind the
+others' pass over each md batch (the taker triangle's p99 tick-to-intent 1.4-8.4x its figure
+alone, beside the cross-rate strategy). A second process took that wait away (1.0-2.7x) but
+slowed the feed (p99 2.3-2.8x). The live loop runs a set "lead first" (``strategy.lead_first``:
+0.7-1.9x, the feed 1.1-1.2x); a replay runs it in step, which decides the same. The executor keeps
 per-strategy budgets either way (``ctrader.execution.strategy_budgets``).
 
 Exactness (replay decides as the session did): ``on_md_until`` returns at the first record
