@@ -3,12 +3,12 @@
     engines = LeadFirst(StrategySet(cfg, universe, models, ...))    # [strategy] schedule = "lead_first"
     i, cands, intents = engines.on_md_until(md, i, n, emit=...)      # the lead, at once
     while engines.behind and md_in.lag == 0:                         # nothing new waiting
-        cands, intents = engines.catch_up(32, emit=...)              # the others, on the same records
+        cands, intents = engines.catch_up(16, emit=...)              # the others, on the same records
 
 Why: in ``StrategySet`` every strategy decides on each record in turn, so the first strategy of
 ``[strategy] names`` waits behind the others' pass over each md batch. Beside the cross-rate
-strategy the taker triangle's tick-to-intent was 1.5x (p50) and 8x (p99) its figure alone
-(``ctrader bench --suite layout``). Here the lead decides on a batch as soon as it is read, the
+strategy the taker triangle's p99 tick-to-intent was 1.4-8.4x its figure alone, and 0.7-1.9x
+lead first (``ctrader bench --suite layout``, bench/BENCHMARKS.md). Here the lead decides on a batch as soon as it is read, the
 records are kept, and the others ("followers") decide on them when no md waits, a few records at
 a time, so new md never waits long behind them. A follower more than ``max_lag_ms`` behind (its
 next record received that long ago) catches up whatever waits: it must not trade on an old market.

@@ -31,7 +31,7 @@ def per_strategy_names(cfg) -> dict[str, str]:
     """``[model] per_strategy`` as {strategy: model name} (the config loader checked the form
     and the strategy names)."""
     out = {}
-    for item in getattr(cfg.model, "per_strategy", ()):
+    for item in cfg.model.per_strategy:
         strategy, _, name = item.partition("=")
         out[strategy.strip()] = name.strip()
     return out
