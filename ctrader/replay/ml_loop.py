@@ -172,6 +172,18 @@ def collect_from_md(cfg, universe, chunks, latency_ms: float, sample_every_ms: f
     return Dataset(X, y, t, tuple(strategy.features), window)
 
 
+def _replay_unscored(cfg, universe, chunks, progress: Progress, window: tuple[int, int] | None):
+    """The configured strategy, unscored, over the chunks (the replay's fill model, latencies
+    and queue): what a labeller reads its samples and outcomes from."""
+    from ctrader.replay.runner import options_from_config, replay_chunks
+
+    def seen(events: int, ts: int) -> None:
+        if window is not None:
+            progress("replaying history", (ts - window[0]) / 1e9, (window[1] - window[0]) / 1e9, f"{events:,} events")
+
+    return replay_chunks(cfg, universe, chunks, model=None, options=options_from_config(cfg), progress=seen)
+
+
 def collect_rest_fills(cfg, universe, chunks, progress: Progress = no_progress,
                        window: tuple[int, int] | None = None):
     """``maker_triangular``'s dataset: each resting order the strategy places in a replay of the
@@ -179,15 +191,10 @@ def collect_rest_fills(cfg, universe, chunks, progress: Progress = no_progress,
     was placed, labelled 1 when it filled as a maker before it expired or was canceled: will
     this rest fill before its edge goes."""
     from ctrader.core.records import STRATEGY_IDS, Decision
-    from ctrader.replay.runner import options_from_config, replay_chunks
     from ctrader.replay.training import Dataset
     from ctrader.strategy.maker_triangular import FEATURES
 
-    def seen(events: int, ts: int) -> None:
-        if window is not None:
-            progress("replaying history", (ts - window[0]) / 1e9, (window[1] - window[0]) / 1e9, f"{events:,} events")
-
-    res = replay_chunks(cfg, universe, chunks, model=None, options=options_from_config(cfg), progress=seen)
+    res = _replay_unscored(cfg, universe, chunks, progress, window)
     c = res.candidates
     placed = c[(c["decision"] == Decision.TAKEN) & (c["strategy_id"] == STRATEGY_IDS["maker_triangular"])]
     made = res.fills["group_id"][res.fills["is_maker"] != 0] if len(res.fills) else np.zeros(0, np.uint64)
@@ -224,15 +231,10 @@ def collect_round_trips(cfg, universe, chunks, progress: Progress = no_progress,
     open when the history ends has no outcome and is left out. Closes are not samples: they are
     held to no score (``Evaluation.closing``)."""
     from ctrader.core.records import STRATEGY_IDS, Decision
-    from ctrader.replay.runner import options_from_config, replay_chunks
     from ctrader.replay.training import Dataset
     from ctrader.strategy.cross_rate import FEATURES
 
-    def seen(events: int, ts: int) -> None:
-        if window is not None:
-            progress("replaying history", (ts - window[0]) / 1e9, (window[1] - window[0]) / 1e9, f"{events:,} events")
-
-    res = replay_chunks(cfg, universe, chunks, model=None, options=options_from_config(cfg), progress=seen)
+    res = _replay_unscored(cfg, universe, chunks, progress, window)
     c = res.candidates
     taken = c[(c["decision"] == Decision.TAKEN) & (c["strategy_id"] == STRATEGY_IDS["cross_rate_reversion"])]
     taken = taken[np.argsort(taken["group_id"], kind="stable")]          # in the order decided
