@@ -4,8 +4,9 @@ every strategy in step (what a replay runs), executions included, whenever they 
 import numpy as np
 import pytest
 
+from ctrader.benchmarks.strategy import InstantVenue
 from ctrader.config import load_config
-from ctrader.core.records import EXEC_EVENT, ExecKind, IntentAction, OrderType
+from ctrader.core.records import ORDER_INTENT, ExecKind
 from ctrader.replay.history import simulated_md
 from ctrader.replay.runner import make_strategy, resolve_universe
 from ctrader.strategy.lead_first import LeadFirst
@@ -17,49 +18,22 @@ OVERRIDES = {"model.name": "none", "strategy.min_edge_bps": "0", "sim.market.res
 
 
 class Venue:
-    """Answers orders in rounds: a taker order fills, a resting one fills with probability
-    ``fill_p`` each round, a cancel or re-price cancels its target if it still rests."""
+    """The strategy bench's ``InstantVenue`` answering in rounds, between the engines' calls: a
+    taker order fills, a resting one fills with probability 0.3 each round, a cancel or re-price
+    cancels its target if it still rests."""
 
-    def __init__(self, seed: int, fill_p: float = 0.3) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.fill_p = fill_p
+    def __init__(self, seed: int) -> None:
+        self.venue = InstantVenue(seed, fill_p=0.3)
         self.sent: list[np.ndarray] = []
-        self.resting: dict[bytes, np.void] = {}
 
     def send(self, intents: np.ndarray) -> None:
         if len(intents):
             self.sent.append(intents.copy())          # the engine's buffer is reused: as a ring write copies
 
     def answers(self) -> np.ndarray:
-        out = []
-        for it in (np.concatenate(self.sent) if self.sent else []):
-            action = int(it["action"])
-            if action != IntentAction.NEW:
-                target = self.resting.pop(bytes(it["target_client_order_id"]), None)
-                if target is not None:
-                    out.append(_exec(target, ExecKind.CANCELED, 0.0))
-                if action == IntentAction.CANCEL:
-                    continue
-            if int(it["order_type"]) == OrderType.LIMIT_MAKER:
-                self.resting[bytes(it["client_order_id"])] = it
-            else:
-                out.append(_exec(it, ExecKind.FILL, float(it["qty"])))
+        intents = np.concatenate(self.sent) if self.sent else np.zeros(0, ORDER_INTENT)
         self.sent.clear()
-        for coid in [c for c in self.resting if self.rng.random() < self.fill_p]:
-            it = self.resting.pop(coid)
-            out.append(_exec(it, ExecKind.FILL, float(it["qty"])))
-        return np.concatenate(out) if out else np.zeros(0, EXEC_EVENT)
-
-
-def _exec(intent, kind, qty: float) -> np.ndarray:
-    rec = np.zeros(1, EXEC_EVENT)
-    for f in ("group_id", "symbol_id", "side", "leg", "client_order_id", "cause_recv_mono_ns"):
-        rec[0][f] = intent[f]
-    rec[0]["kind"] = kind
-    rec[0]["last_px"] = intent["price"]
-    rec[0]["last_qty"] = rec[0]["cum_qty"] = qty
-    rec[0]["cum_quote"] = qty * float(intent["price"])
-    return rec
+        return self.venue.answers(intents)
 
 
 @pytest.fixture(scope="module")

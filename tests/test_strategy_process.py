@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from ctrader.config import load_config
+from ctrader.core.arrays import concat
 from ctrader.core.records import CANDIDATE, EXEC_EVENT, ORDER_INTENT, Decision, ExecKind
 from ctrader.core.ring import wait_until
 from ctrader.core.stats import read_stats
+from ctrader.execution.testing import exec_record
 from ctrader.runtime.resources import RunResources, consumer_id
 from ctrader.runtime.stopping import ThreadStop
 from ctrader.runtime.supervisor import ChildContext, run_dir
@@ -74,13 +76,7 @@ def _run_on_rings(cfg, market, seconds: float = 20.0):
             if n:
                 got = ibuf[:n].copy()
                 intents.append(got)
-                ex = np.zeros(n, EXEC_EVENT)
-                for f in ("group_id", "leg", "symbol_id", "side", "client_order_id"):
-                    ex[f] = got[f]
-                ex["kind"] = ExecKind.FILL
-                ex["last_qty"] = ex["cum_qty"] = got["qty"]
-                ex["last_px"] = got["price"]
-                exec_out.write(ex)
+                exec_out.write(concat([exec_record(it, ExecKind.FILL, float(it["qty"])) for it in got], EXEC_EVENT))
             n = journal_in.read_batch(jbuf)
             if n:
                 cands.append(jbuf[:n].copy())

@@ -22,7 +22,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ctrader.core.arrays import concat
 from ctrader.core.records import EXEC_EVENT, ExecKind, IntentAction, OrderType
+from ctrader.execution.testing import exec_record
 from ctrader.strategy import kernels as K
 
 QUOTES = ("USDT", "BTC", "ETH", "BNB")
@@ -287,39 +289,35 @@ class InstantVenue:
         self.execs = 0
 
     def answer(self, engine, intents: np.ndarray) -> None:
+        """Answer ``intents`` and hand the executions to ``engine``, round after round, until
+        nothing more comes back (a fill's hedges go out at once)."""
         while True:
-            out = []
-            for it in intents:
-                action = int(it["action"])
-                if action != IntentAction.NEW:
-                    target = self.resting.pop(bytes(it["target_client_order_id"]), None)
-                    if target is not None:
-                        out.append(self._exec(target, ExecKind.CANCELED, 0.0))
-                    if action == IntentAction.CANCEL:
-                        continue
-                if int(it["order_type"]) == OrderType.LIMIT_MAKER:
-                    self.resting[bytes(it["client_order_id"])] = it
-                else:
-                    out.append(self._exec(it, ExecKind.FILL, float(it["qty"])))
-            for coid in [c for c in self.resting if self.rng.random() < self.fill_p]:
-                it = self.resting.pop(coid)
-                out.append(self._exec(it, ExecKind.FILL, float(it["qty"])))
-            if not out:
+            records = self.answers(intents)
+            if not len(records):
                 return
-            records = np.concatenate(out)
             self.execs += len(records)
-            intents = engine.on_exec(records)       # a fill's hedges go out at once
+            intents = engine.on_exec(records)
 
-    @staticmethod
-    def _exec(intent, kind, qty: float) -> np.ndarray:
-        rec = np.zeros(1, EXEC_EVENT)
-        for f in ("group_id", "symbol_id", "side", "leg", "client_order_id", "cause_recv_mono_ns"):
-            rec[0][f] = intent[f]
-        rec[0]["kind"] = kind
-        rec[0]["last_px"] = intent["price"]
-        rec[0]["last_qty"] = rec[0]["cum_qty"] = qty
-        rec[0]["cum_quote"] = qty * float(intent["price"])
-        return rec
+    def answers(self, intents: np.ndarray) -> np.ndarray:
+        """One round: the EXEC_EVENT records answering ``intents``, and the resting orders that
+        filled meanwhile."""
+        out = []
+        for it in intents:
+            action = int(it["action"])
+            if action != IntentAction.NEW:
+                target = self.resting.pop(bytes(it["target_client_order_id"]), None)
+                if target is not None:
+                    out.append(exec_record(target, ExecKind.CANCELED, 0.0))
+                if action == IntentAction.CANCEL:
+                    continue
+            if int(it["order_type"]) == OrderType.LIMIT_MAKER:
+                self.resting[bytes(it["client_order_id"])] = it
+            else:
+                out.append(exec_record(it, ExecKind.FILL, float(it["qty"])))
+        for coid in [c for c in self.resting if self.rng.random() < self.fill_p]:
+            it = self.resting.pop(coid)
+            out.append(exec_record(it, ExecKind.FILL, float(it["qty"])))
+        return concat(out, EXEC_EVENT)          # the record layout kept (np.concatenate drops its padding)
 
 
 SIDE_BY_SIDE = "all side by side"

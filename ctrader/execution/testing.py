@@ -11,8 +11,10 @@ import numpy as np
 
 from ctrader.core.records import (
     BOOK_DEPTH,
+    EXEC_EVENT,
     MD_EVENT,
     ORDER_INTENT,
+    ExecKind,
     IntentAction,
     MdKind,
     OrderType,
@@ -67,4 +69,17 @@ def cancel_intent(target_client_order_id: str) -> np.ndarray:
     rec = np.zeros(1, ORDER_INTENT)
     rec[0]["action"] = int(IntentAction.CANCEL)
     rec[0]["target_client_order_id"] = target_client_order_id.encode()
+    return rec
+
+
+def exec_record(intent: np.void, kind: ExecKind, qty: float) -> np.ndarray:
+    """One EXEC_EVENT answering ``intent`` (an ORDER_INTENT record): ``kind`` for ``qty`` at its
+    limit price, in one go (a venue that fills or cancels whole; no fees)."""
+    rec = np.zeros(1, EXEC_EVENT)
+    for f in ("group_id", "symbol_id", "side", "leg", "client_order_id", "cause_recv_mono_ns"):
+        rec[0][f] = intent[f]
+    rec[0]["kind"] = kind
+    rec[0]["last_px"] = intent["price"]
+    rec[0]["last_qty"] = rec[0]["cum_qty"] = qty
+    rec[0]["cum_quote"] = qty * float(intent["price"])
     return rec
